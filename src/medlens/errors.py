@@ -1,0 +1,94 @@
+"""The one exception family of medlens.
+
+Every error a user can cause is a ``MedlensError`` whose message says what failed, why, and
+what to do. The CLI prints the message (``--debug`` adds the traceback); library users catch
+the family or one branch of it::
+
+    MedlensError
+    ├── StudyError                 a study cannot be read or shown
+    │   ├── UnsupportedFormatError     unknown extension / not an image, DICOM or NIfTI
+    │   ├── CorruptFileError           truncated or malformed file
+    │   ├── NoPixelDataError           DICOM without PixelData (SR, KO, ...)
+    │   └── ImageTooLargeError         pixel count above the cap (decompression bombs)
+    ├── ConfigError                a wrong flag, option or combination
+    │   └── UnknownNameError           a registry name that does not exist ("did you mean")
+    ├── MissingDependencyError     an optional extra is not installed (says the pip line)
+    ├── BackendError               a model could not be loaded or did not answer
+    ├── PrivacyError               PHI would leave the machine, or de-identification failed
+    ├── DataError                  a benchmark or predictions file is missing or malformed
+    └── CalibrationError           a calibration profile does not match the model/prompt/recipe
+"""
+
+from __future__ import annotations
+
+
+class MedlensError(Exception):
+    """Base of every error medlens raises on purpose."""
+
+
+class StudyError(MedlensError):
+    """A study could not be read or turned into images."""
+
+
+class UnsupportedFormatError(StudyError):
+    """The input is not a format medlens reads."""
+
+
+class CorruptFileError(StudyError):
+    """The file has the right kind but is truncated or malformed."""
+
+
+class NoPixelDataError(StudyError):
+    """A DICOM object that carries no image (structured report, key object, ...)."""
+
+
+class ImageTooLargeError(StudyError):
+    """More pixels than the configured cap; protects against decompression bombs."""
+
+
+class ConfigError(MedlensError):
+    """A wrong option, flag or combination of them."""
+
+
+class UnknownNameError(ConfigError, KeyError):
+    """A name that no registry entry carries."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""
+
+
+class MissingDependencyError(MedlensError, ImportError):
+    """An optional dependency is absent; the message carries the install line."""
+
+
+class BackendError(MedlensError):
+    """A model backend failed to load or to answer."""
+
+
+class PrivacyError(MedlensError):
+    """Protected health information would leave, or could not be removed."""
+
+
+class DataError(MedlensError):
+    """A benchmark, dataset folder or predictions file is missing or malformed."""
+
+
+class CalibrationError(MedlensError):
+    """A calibration profile cannot be used here (fingerprint mismatch, too little data)."""
+
+
+def require(module: str, extra: str, purpose: str) -> object:
+    """Import ``module`` or raise a ``MissingDependencyError`` naming the extra to install.
+
+    >>> require("json", "core", "tests")  # doctest: +ELLIPSIS
+    <module 'json' ...>
+    """
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        raise MissingDependencyError(
+            f"{purpose} needs the Python package '{module.split('.')[0]}', which is not "
+            f"installed. Install it with: pip install 'medlens[{extra}]'"
+        ) from exc
