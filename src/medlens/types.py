@@ -187,6 +187,9 @@ class GenerationOptions:
     logprobs: bool = True
     top_logprobs: int = 5
     stop: tuple[str, ...] = ()
+    score_candidates: bool = False
+    """Closed/multiple-choice only: return each candidate's log-likelihood from one forward
+    pass instead of (or, for backends that cannot, besides) generating text."""
 
 
 @dataclass(frozen=True, eq=False)

@@ -1,0 +1,74 @@
+"""The backend protocol and registry.
+
+A backend turns ``Request`` objects into ``Generation`` objects and nothing else: it does not
+parse answers (medlens.tasks does) nor load studies (medlens.study does). Implementations:
+
+- ``transformers``: an in-process Hugging Face model (``AutoModelForImageTextToText``);
+- ``openai``: any OpenAI-compatible HTTP server (vLLM, SGLang, Ollama, ``transformers serve``);
+- ``prior`` / ``no-image`` / ``random``: weightless baselines every honest evaluation reports;
+- ``scripted``: answers fixed in advance, shipped for users' own tests (as httpx ships a mock
+  transport).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any, ClassVar, Protocol, runtime_checkable
+
+from medlens.registry import Registry
+from medlens.types import Generation, Request
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """What every backend provides.
+
+    ``remote`` backends send data off this process: the pipeline refuses to give them a
+    request that is not de-identified. ``supports_scoring`` backends fill
+    ``Generation.candidate_logprobs`` when ``options.score_candidates`` is set.
+    """
+
+    name: ClassVar[str]
+    remote: ClassVar[bool]
+    supports_scoring: ClassVar[bool]
+    model_id: str
+
+    def generate(self, requests: Sequence[Request]) -> list[Generation]:
+        """One generation per request, in order. A request that fails alone yields a
+        ``Generation`` with ``finish_reason="error"`` and ``error`` set, so a batch is never
+        lost for one bad item; failures of the whole backend raise ``BackendError``."""
+        ...
+
+    def close(self) -> None:
+        """Release weights, connections and threads."""
+        ...
+
+
+BackendFactory = Callable[..., Backend]
+
+BACKENDS: Registry[BackendFactory] = Registry("backend")
+BACKENDS.register("transformers", "medlens.backends.transformers:TransformersBackend")
+BACKENDS.register("openai", "medlens.backends.openai:OpenAIBackend")
+BACKENDS.register("prior", "medlens.backends.baseline:PriorBackend")
+BACKENDS.register("no-image", "medlens.backends.baseline:NoImageBackend")
+BACKENDS.register("random", "medlens.backends.baseline:RandomBackend")
+BACKENDS.register("scripted", "medlens.backends.scripted:ScriptedBackend")
+
+BASELINES = ("prior", "no-image", "random")
+
+
+def infer_backend_name(model: str) -> str:
+    """``prior``/``no-image``/``random`` are baselines, ``http(s)://`` URLs are OpenAI-compatible
+    servers, anything else (a Hub id or a local path) is loaded in-process by transformers."""
+    if model.lower() in BASELINES:
+        return model.lower()
+    if model.startswith(("http://", "https://")):
+        return "openai"
+    return "transformers"
+
+
+def load_backend(model: str, backend: str | None = None, **options: Any) -> Backend:
+    """Build the backend that serves ``model``; ``backend`` overrides the inferred kind."""
+    name = backend or infer_backend_name(model)
+    factory = BACKENDS.get(name)
+    return factory(model, **options)
