@@ -72,12 +72,16 @@ class Benchmark:
     local_dirname: ClassVar[str] = ""
     """Folder name under ``MEDLENS_DATA`` / ``--data-dir`` holding the original release."""
 
-    def load(self, split: str | None = None, data_dir: str | os.PathLike[str] | None = None) -> list[Sample]:
+    def load(
+        self, split: str | None = None, data_dir: str | os.PathLike[str] | None = None
+    ) -> list[Sample]:
         """Samples of ``split``: from ``data_dir`` (or ``$MEDLENS_DATA/<local_dirname>``) when
         it holds the release, else from the Hugging Face Hub."""
         raise NotImplementedError
 
-    def quality(self, samples: Sequence[Sample], *, train: Sequence[Sample] = ()) -> list[QualityIssue]:
+    def quality(
+        self, samples: Sequence[Sample], *, train: Sequence[Sample] = ()
+    ) -> list[QualityIssue]:
         """Data-quality findings for ``samples`` (and leakage against ``train``)."""
         raise NotImplementedError
 
