@@ -1,0 +1,113 @@
+"""``medlens ask STUDY QUESTION --model M``: one question about one study."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from medlens.cli.common import (
+    add_model_options,
+    add_privacy_options,
+    backend_from_args,
+    generation_options,
+)
+
+COMMAND = "ask"
+ORDER = 10
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:  # type: ignore[type-arg]
+    parser = subparsers.add_parser(
+        COMMAND,
+        help="ask a model a question about a study",
+        description="Load a study (DICOM file or series folder, NIfTI, PNG/JPEG/TIFF), "
+        "de-identify it, show it to a model and print the parsed answer.",
+    )
+    parser.add_argument("study", help="path to a DICOM file or series folder, NIfTI, PNG/JPEG")
+    parser.add_argument("question")
+    add_model_options(parser)
+    add_privacy_options(parser)
+    parser.add_argument(
+        "--kind",
+        choices=["closed", "open", "choice", "report", "grounding"],
+        help="answer format (guessed from the question when omitted)",
+    )
+    parser.add_argument("--choices", help="multiple-choice options separated by '|'")
+    parser.add_argument("--prior", help="an earlier study of the same patient, for comparison")
+    parser.add_argument("--recipe", help="preprocessing recipe (default: the study's/model's)")
+    parser.add_argument("--calibration", help="calibration profile name or path")
+    parser.add_argument(
+        "--abstain-below", type=float, help="abstain when confidence is below this value"
+    )
+    parser.add_argument(
+        "--confidence",
+        default="auto",
+        help="confidence method: auto, candidates, sequence, consistency, verbalized",
+    )
+    parser.add_argument("--json", action="store_true", help="print a machine-readable record")
+    return parser
+
+
+def run(args: argparse.Namespace) -> int:
+    from medlens import pipeline
+    from medlens.study import load_pair, load_study
+
+    study = load_pair(args.prior, args.study) if args.prior else load_study(args.study)
+    calibration = None
+    if args.calibration:
+        from medlens.trust.calibration import CalibrationProfile
+
+        calibration = CalibrationProfile.load(args.calibration)
+    candidates = tuple(c.strip() for c in args.choices.split("|")) if args.choices else ()
+    kind = args.kind or ("choice" if candidates else None)
+    backend = backend_from_args(args)
+    try:
+        result = pipeline.ask(
+            study,
+            args.question,
+            backend=backend,
+            kind=kind,
+            candidates=candidates,
+            recipe=args.recipe,
+            deidentify=not args.no_deid,
+            options=generation_options(args, score_candidates=kind in ("closed", "choice")),
+            calibration=calibration,
+            confidence_method=args.confidence,
+            abstain_threshold=args.abstain_below,
+        )
+    finally:
+        backend.close()
+    if args.json:
+        print(json.dumps(result.to_json(), indent=2, default=str))
+    else:
+        print(format_result(result))
+    return 0
+
+
+def format_result(result: object) -> str:
+    """A short human-readable answer: the answer line, then rationale, boxes, confidence."""
+    from medlens.pipeline import Result
+
+    assert isinstance(result, Result)
+    answer = result.answer
+    lines = []
+    if answer.abstained:
+        lines.append(f"Answer: abstain ({answer.abstain_reason})")
+    elif not answer.parsed:
+        lines.append(f"Answer (unparsed): {answer.raw.strip()}")
+    else:
+        lines.append(f"Answer: {answer.text}")
+    if answer.rationale:
+        lines.append(f"Rationale: {answer.rationale}")
+    for name, text in answer.sections.items():
+        lines.append(f"{name.capitalize()}: {text}")
+    for box in answer.boxes:
+        lines.append(
+            f"Box: {box.label or 'finding'} ({box.x0:.0f}, {box.y0:.0f}) - ({box.x1:.0f}, {box.y1:.0f})"
+        )
+    if answer.confidence is not None:
+        c = answer.confidence
+        note = f", calibrated by {c.profile}" if c.calibrated else ""
+        lines.append(f"Confidence: {c.value:.2f} ({c.method}{note})")
+    lines.append(f"Model: {result.generation.model} [{result.generation.backend}]")
+    return "\n".join(lines)

@@ -1,0 +1,60 @@
+"""Options shared by several commands (model selection, de-identification, decoding)."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+
+def add_model_options(parser: argparse.ArgumentParser, *, required: bool = True) -> None:
+    group = parser.add_argument_group("model")
+    group.add_argument(
+        "--model",
+        required=required,
+        help="a Hugging Face id or local path (in-process), an http(s):// URL of an "
+        "OpenAI-compatible server, or a baseline: prior, no-image, random",
+    )
+    group.add_argument(
+        "--backend",
+        help="force a backend: transformers, openai, prior, no-image, random, scripted",
+    )
+    group.add_argument("--device", default="auto", help="transformers: cpu, cuda, cuda:1, auto")
+    group.add_argument("--dtype", default="auto", help="transformers: float32, bfloat16, auto")
+    group.add_argument("--served-model", help="openai: the model name the server expects")
+    group.add_argument("--max-new-tokens", type=int, default=256)
+    group.add_argument("--temperature", type=float, default=0.0, help="0 = greedy")
+    group.add_argument("--seed", type=int)
+
+
+def add_privacy_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--no-deid",
+        action="store_true",
+        help="do NOT de-identify studies and questions (only for data you may share as is)",
+    )
+
+
+def backend_from_args(args: argparse.Namespace) -> Any:
+    """Load the backend the flags name; transformers/openai options go where they apply."""
+    from medlens.backends.base import infer_backend_name, load_backend
+
+    name = args.backend or infer_backend_name(args.model)
+    options: dict[str, Any] = {}
+    if name == "transformers":
+        options = {"device": args.device, "dtype": args.dtype}
+    elif name == "openai":
+        if args.served_model:
+            options["served_model"] = args.served_model
+        options["allow_identified"] = bool(getattr(args, "no_deid", False))
+    return load_backend(args.model, backend=name, **options)
+
+
+def generation_options(args: argparse.Namespace, **overrides: Any) -> Any:
+    from medlens.types import GenerationOptions
+
+    return GenerationOptions(
+        max_new_tokens=args.max_new_tokens,
+        temperature=args.temperature,
+        seed=args.seed,
+        **overrides,
+    )

@@ -1,0 +1,52 @@
+"""``medlens doctor``: what works on this machine, and the exact install line for what does not."""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import shutil
+
+COMMAND = "doctor"
+ORDER = 90
+
+# extra -> (python modules it brings, what it enables)
+EXTRAS = {
+    "dicom": (("pydicom", "pylibjpeg", "openjpeg"), "DICOM files and series, compressed syntaxes"),
+    "nifti": (("nibabel",), "NIfTI volumes"),
+    "hf": (("torch", "transformers", "torchvision"), "in-process Hugging Face VLMs"),
+    "openai": (("httpx",), "OpenAI-compatible servers (vLLM, SGLang, Ollama)"),
+    "ocr": (("pytesseract",), "burned-in text redaction"),
+    "bench": (
+        ("sklearn", "matplotlib", "rouge_score", "nltk"),
+        "calibration, report metrics, plots",
+    ),
+    "serve": (("fastapi", "uvicorn", "multipart"), "the HTTP API and web page"),
+    "speech": (("pocketsphinx",), "spoken questions"),
+}
+PROGRAMS = {
+    "tesseract": ("ocr", "apt-get install tesseract-ocr"),
+    "chromium": ("web page test", "apt-get install chromium"),
+    "espeak-ng": ("speech test", "apt-get install espeak-ng"),
+}
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:  # type: ignore[type-arg]
+    return subparsers.add_parser(COMMAND, help="list what works here and how to install the rest")
+
+
+def run(args: argparse.Namespace) -> int:
+    print("Python extras:")
+    for extra, (modules, purpose) in EXTRAS.items():
+        missing = [m for m in modules if importlib.util.find_spec(m) is None]
+        status = (
+            "ok" if not missing else f"missing {', '.join(missing)}: pip install 'medlens[{extra}]'"
+        )
+        print(f"  {extra:<7} {purpose:<52} {status}")
+    print("Programs:")
+    for program, (purpose, install) in PROGRAMS.items():
+        status = "ok" if shutil.which(program) else f"missing: {install}"
+        print(f"  {program:<10} {purpose:<49} {status}")
+    from medlens.backends.base import BACKENDS
+
+    print(f"Backends: {', '.join(BACKENDS.names())}")
+    return 0
