@@ -1,0 +1,395 @@
+"""Tiny models of real VLM architectures, built offline for tests and smoke benchmarks.
+
+This machine has no Hub access, yet the in-process backend must load MedGemma (Gemma 3),
+Qwen2.5-VL / Lingshu, and LLaVA-Med (LLaVA) exactly as it would from a Hub id. So each family
+here is the *real* model class from a config shrunk to a few hundred thousand parameters with
+random weights, the *real* image processor and processor classes configured small, and a
+byte-level BPE tokenizer trained locally (``tokenizers``) on a built-in medical word list plus
+the family's own special and chat-template tokens. Everything is written with
+``save_pretrained``, so ``AutoProcessor.from_pretrained(path)`` and
+``AutoModelForImageTextToText.from_pretrained(path)`` take the same code path as for a Hub id.
+
+The answers are noise; what is real is the architecture, the preprocessing, the chat template
+and the special-token plumbing, which is where backends break.
+
+>>> from medlens.backends.tiny import build_tiny_model  # doctest: +SKIP
+>>> path = build_tiny_model("gemma3", "/tmp/tiny-gemma3")  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from medlens.errors import UnknownNameError, require
+
+# A small corpus so that the BPE merges are medical words, not noise; each line is also a
+# plausible answer so sampled text looks like words.
+_CORPUS = """
+yes no left right upper lower middle lobe lung lungs heart liver kidney spleen brain bone
+chest abdomen pelvis head neck spine rib ribs clavicle diaphragm trachea aorta colon bladder
+pneumonia effusion pleural pneumothorax consolidation atelectasis edema cardiomegaly nodule
+mass fracture hemorrhage infarct tumor lesion cyst calcification opacity normal abnormal
+x-ray ct mri ultrasound axial coronal sagittal contrast t1 t2 flair dwi scan image slice
+the a an of in on with without is are there any this what where which how many organ
+finding findings impression no acute cardiopulmonary process size enlarged small large
+benign malignant tissue cell cells pathology stain biopsy tumour gland vessel artery vein
+answer question patient study view frontal lateral pa ap supine upright bilateral unilateral
+mild moderate severe focal diffuse increased decreased density signal intensity shadow
+0 1 2 3 4 5 6 7 8 9 10 a b c d option correct
+""".split()
+
+
+@dataclass(frozen=True)
+class _Family:
+    """How to build one architecture: named special tokens, chat template, config, processor."""
+
+    bos: str
+    eos: str
+    pad: str
+    extra: dict[str, str]
+    """Named model-specific special tokens (``tokenizer.<name>`` in transformers 5)."""
+    other: tuple[str, ...]
+    """Further special tokens of the chat template."""
+    stop: tuple[str, ...]
+    """Tokens that end an assistant turn (generation_config.eos_token_id)."""
+    add_bos: bool
+    """Whether the tokenizer prepends BOS (Gemma and Llama do, Qwen does not)."""
+    chat_template: str
+    build: Callable[[Any, int], tuple[Any, Any]]
+    """(tokenizer, vocab size) -> (model config, processor)."""
+
+
+# --- Qwen2.5-VL (Qwen/Qwen2.5-VL-*-Instruct; also Lingshu, HuatuoGPT-Vision-Qwen) -------------
+
+_QWEN_TEMPLATE = (
+    "{% for message in messages %}"
+    "{% if loop.first and message['role'] != 'system' %}"
+    "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n{% endif %}"
+    "<|im_start|>{{ message['role'] }}\n"
+    "{% if message['content'] is string %}{{ message['content'] }}"
+    "{% else %}{% for content in message['content'] %}"
+    "{% if content['type'] == 'image' %}<|vision_start|><|image_pad|><|vision_end|>"
+    "{% elif content['type'] == 'text' %}{{ content['text'] }}{% endif %}"
+    "{% endfor %}{% endif %}<|im_end|>\n{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+
+
+def _build_qwen(tok: Any, vocab: int) -> tuple[Any, Any]:
+    from transformers import (
+        Qwen2_5_VLConfig,
+        Qwen2_5_VLProcessor,
+        Qwen2VLImageProcessor,
+        Qwen2VLVideoProcessor,
+    )
+
+    ids = tok.convert_tokens_to_ids
+    text = {
+        "vocab_size": vocab,
+        "initializer_range": _INIT,
+        "hidden_size": 64,
+        "intermediate_size": 128,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 4,
+        "num_key_value_heads": 2,
+        "max_position_embeddings": 2048,
+        "rope_parameters": {
+            "rope_type": "default",
+            "rope_theta": 10000.0,
+            "mrope_section": [2, 3, 3],
+        },
+        "bos_token_id": ids("<|endoftext|>"),
+        "eos_token_id": ids("<|im_end|>"),
+        "pad_token_id": ids("<|endoftext|>"),
+    }
+    vision = {
+        "depth": 2,
+        "hidden_size": 32,
+        "intermediate_size": 64,
+        "num_heads": 2,
+        "out_hidden_size": 64,
+        "patch_size": 14,
+        "spatial_merge_size": 2,
+        "temporal_patch_size": 2,
+        "window_size": 56,
+        "fullatt_block_indexes": [1],
+    }
+    config = Qwen2_5_VLConfig(
+        text_config=text,
+        vision_config=vision,
+        image_token_id=ids("<|image_pad|>"),
+        video_token_id=ids("<|video_pad|>"),
+        vision_start_token_id=ids("<|vision_start|>"),
+        vision_end_token_id=ids("<|vision_end|>"),
+    )
+    # 56x56..112x112 pixels: 4..16 patches of 28 px, i.e. 4..16 image tokens after the merge.
+    pixels = {"min_pixels": 56 * 56, "max_pixels": 112 * 112}
+    processor = Qwen2_5_VLProcessor(
+        image_processor=Qwen2VLImageProcessor(**pixels),
+        tokenizer=tok,
+        video_processor=Qwen2VLVideoProcessor(**pixels),
+        chat_template=_QWEN_TEMPLATE,
+    )
+    return config, processor
+
+
+# --- Gemma 3 (google/gemma-3-*-it, google/medgemma-4b-it) -------------------------------------
+
+_GEMMA_TEMPLATE = (
+    "{{ bos_token }}"
+    "{% if messages[0]['role'] == 'system' %}"
+    "{% set first = messages[0]['content'] if messages[0]['content'] is string "
+    "else messages[0]['content'][0]['text'] %}"
+    "{% set first = first + '\n\n' %}{% set loop_messages = messages[1:] %}"
+    "{% else %}{% set first = '' %}{% set loop_messages = messages %}{% endif %}"
+    "{% for message in loop_messages %}"
+    "{% set role = 'model' if message['role'] == 'assistant' else message['role'] %}"
+    "<start_of_turn>{{ role }}\n{{ first if loop.first else '' }}"
+    "{% if message['content'] is string %}{{ message['content'] | trim }}"
+    "{% else %}{% for item in message['content'] %}"
+    "{% if item['type'] == 'image' %}<start_of_image>"
+    "{% elif item['type'] == 'text' %}{{ item['text'] | trim }}{% endif %}"
+    "{% endfor %}{% endif %}<end_of_turn>\n{% endfor %}"
+    "{% if add_generation_prompt %}<start_of_turn>model\n{% endif %}"
+)
+
+
+def _build_gemma(tok: Any, vocab: int) -> tuple[Any, Any]:
+    from transformers import Gemma3Config, Gemma3ImageProcessor, Gemma3Processor
+
+    ids = tok.convert_tokens_to_ids
+    text = {
+        "vocab_size": vocab,
+        "initializer_range": _INIT,
+        "hidden_size": 64,
+        "intermediate_size": 128,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 4,
+        "num_key_value_heads": 2,
+        "head_dim": 16,
+        "query_pre_attn_scalar": 16,
+        "max_position_embeddings": 2048,
+        "sliding_window": 64,
+        "sliding_window_pattern": 2,
+        "bos_token_id": ids("<bos>"),
+        "eos_token_id": ids("<eos>"),
+        "pad_token_id": ids("<pad>"),
+    }
+    # SigLIP 32x32 px in 8 px patches = 4x4 patches, pooled 2x2 into 4 soft tokens per image.
+    vision = {
+        "model_type": "siglip_vision_model",
+        "hidden_size": 32,
+        "intermediate_size": 64,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 2,
+        "image_size": 32,
+        "patch_size": 8,
+    }
+    config = Gemma3Config(
+        text_config=text,
+        vision_config=vision,
+        mm_tokens_per_image=4,
+        boi_token_index=ids("<start_of_image>"),
+        eoi_token_index=ids("<end_of_image>"),
+        image_token_index=ids("<image_soft_token>"),
+    )
+    image_processor = Gemma3ImageProcessor(
+        size={"height": 32, "width": 32}, image_mean=[0.5] * 3, image_std=[0.5] * 3
+    )
+    processor = Gemma3Processor(
+        image_processor=image_processor,
+        tokenizer=tok,
+        chat_template=_GEMMA_TEMPLATE,
+        image_seq_length=4,
+    )
+    return config, processor
+
+
+# --- LLaVA 1.5 (llava-hf/llava-1.5-*; LLaVA-Med v1.5 is this architecture) ------------------
+
+_LLAVA_TEMPLATE = (
+    "{% for message in messages %}"
+    "{% if message['role'] == 'system' %}"
+    "{{ message['content'] if message['content'] is string else message['content'][0]['text'] }}"
+    "{{ ' ' }}{% else %}{{ message['role'].upper() + ': ' }}"
+    "{% if message['content'] is string %}{{ message['content'] + ' ' }}{% else %}"
+    "{% for content in message['content'] | selectattr('type', 'equalto', 'image') %}"
+    "{{ '<image>\n' }}{% endfor %}"
+    "{% for content in message['content'] | selectattr('type', 'equalto', 'text') %}"
+    "{{ content['text'] + ' ' }}{% endfor %}{% endif %}"
+    "{% if message['role'] == 'assistant' %}{{ eos_token }}{% endif %}{% endif %}"
+    "{% endfor %}{% if add_generation_prompt %}{{ 'ASSISTANT:' }}{% endif %}"
+)
+
+
+def _build_llava(tok: Any, vocab: int) -> tuple[Any, Any]:
+    from transformers import CLIPImageProcessor, LlavaConfig, LlavaProcessor
+
+    ids = tok.convert_tokens_to_ids
+    text = {
+        "model_type": "llama",
+        "vocab_size": vocab,
+        "initializer_range": _INIT,
+        "hidden_size": 64,
+        "intermediate_size": 128,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 4,
+        "num_key_value_heads": 2,
+        "max_position_embeddings": 2048,
+        "bos_token_id": ids("<s>"),
+        "eos_token_id": ids("</s>"),
+        "pad_token_id": ids("<pad>"),
+    }
+    # CLIP 32x32 px in 8 px patches = 16 patch tokens (+ CLS, dropped by "default").
+    vision = {
+        "model_type": "clip_vision_model",
+        "hidden_size": 32,
+        "intermediate_size": 64,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 2,
+        "image_size": 32,
+        "patch_size": 8,
+        "projection_dim": 32,
+    }
+    config = LlavaConfig(
+        text_config=text,
+        vision_config=vision,
+        image_token_index=ids("<image>"),
+        vision_feature_select_strategy="default",
+        vision_feature_layer=-2,
+    )
+    image_processor = CLIPImageProcessor(
+        size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}
+    )
+    processor = LlavaProcessor(
+        image_processor=image_processor,
+        tokenizer=tok,
+        chat_template=_LLAVA_TEMPLATE,
+        patch_size=8,
+        vision_feature_select_strategy="default",
+        num_additional_image_tokens=1,
+    )
+    return config, processor
+
+
+_FAMILIES: dict[str, _Family] = {
+    "qwen2_5_vl": _Family(
+        bos="<|endoftext|>",
+        eos="<|im_end|>",
+        pad="<|endoftext|>",
+        extra={
+            "image_token": "<|image_pad|>",
+            "video_token": "<|video_pad|>",
+            "vision_bos_token": "<|vision_start|>",
+            "vision_eos_token": "<|vision_end|>",
+        },
+        other=("<|im_start|>",),
+        stop=("<|im_end|>", "<|endoftext|>"),
+        add_bos=False,
+        chat_template=_QWEN_TEMPLATE,
+        build=_build_qwen,
+    ),
+    "gemma3": _Family(
+        bos="<bos>",
+        eos="<eos>",
+        pad="<pad>",
+        extra={
+            "boi_token": "<start_of_image>",
+            "eoi_token": "<end_of_image>",
+            "image_token": "<image_soft_token>",
+        },
+        other=("<start_of_turn>", "<end_of_turn>"),
+        stop=("<eos>", "<end_of_turn>"),
+        add_bos=True,
+        chat_template=_GEMMA_TEMPLATE,
+        build=_build_gemma,
+    ),
+    "llava": _Family(
+        bos="<s>",
+        eos="</s>",
+        pad="<pad>",
+        extra={"image_token": "<image>"},
+        other=(),
+        stop=("</s>",),
+        add_bos=True,
+        chat_template=_LLAVA_TEMPLATE,
+        build=_build_llava,
+    ),
+}
+
+FAMILIES: tuple[str, ...] = tuple(_FAMILIES)
+"""Architectures ``build_tiny_model`` knows: Qwen2.5-VL, Gemma 3 (MedGemma), LLaVA (LLaVA-Med)."""
+
+_VOCAB = 768
+_INIT = 0.2
+"""Weight std: ten times the usual, so that random logits have clear winners and greedy
+decoding is not decided by float rounding (batch-size invariance tests rely on it)."""
+
+
+def _train_tokenizer(family: _Family) -> Any:
+    """A byte-level BPE (GPT-2 style, as Qwen and LLaVA-Llama-3 use) trained on ``_CORPUS``."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    specials = list(
+        dict.fromkeys([family.pad, family.bos, family.eos, *family.other, *family.extra.values()])
+    )
+    bpe = Tokenizer(models.BPE())
+    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    bpe.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=_VOCAB,
+        special_tokens=specials,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    lines = [" ".join(_CORPUS[i : i + 12]) for i in range(0, len(_CORPUS), 12)]
+    bpe.train_from_iterator(lines * 4, trainer=trainer)
+    if family.add_bos:
+        bos = (family.bos, bpe.token_to_id(family.bos))
+        bpe.post_processor = processors.TemplateProcessing(
+            single=f"{family.bos} $A", pair=f"{family.bos} $A {family.bos} $B", special_tokens=[bos]
+        )
+    return PreTrainedTokenizerFast(
+        tokenizer_object=bpe,
+        bos_token=family.bos,
+        eos_token=family.eos,
+        pad_token=family.pad,
+        extra_special_tokens=family.extra,
+        padding_side="left",
+    )
+
+
+def build_tiny_model(family: str, path: str | Path, *, seed: int = 0) -> Path:
+    """Write a tiny random-weight model of ``family`` (one of ``FAMILIES``) to ``path``.
+
+    The folder holds config, safetensors weights, generation config, tokenizer, image
+    processor and chat template, as a Hub snapshot does. ``seed`` fixes the weights.
+    """
+    if family not in _FAMILIES:
+        raise UnknownNameError(
+            f"unknown tiny model family {family!r}; available: {', '.join(FAMILIES)}"
+        )
+    require("transformers", "hf", "Building tiny models")
+    import torch
+    from transformers import AutoModelForImageTextToText, GenerationConfig
+
+    spec = _FAMILIES[family]
+    tok = _train_tokenizer(spec)
+    config, processor = spec.build(tok, len(tok))
+    torch.manual_seed(seed)
+    model = AutoModelForImageTextToText.from_config(config)
+    stop = [tok.convert_tokens_to_ids(t) for t in spec.stop]
+    model.generation_config = GenerationConfig(
+        bos_token_id=tok.bos_token_id,
+        eos_token_id=stop if len(stop) > 1 else stop[0],
+        pad_token_id=tok.pad_token_id,
+    )
+    out = Path(path)
+    out.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out)
+    processor.save_pretrained(out)
+    return out
