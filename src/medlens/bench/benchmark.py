@@ -8,12 +8,14 @@ return plain ``Sample`` objects; images stay as paths (or bytes) until the pipel
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
+from medlens.errors import ConfigError, DataError, require
 from medlens.registry import Registry
 from medlens.types import AnswerKind
 
@@ -72,19 +74,95 @@ class Benchmark:
     local_dirname: ClassVar[str] = ""
     """Folder name under ``MEDLENS_DATA`` / ``--data-dir`` holding the original release."""
 
+    hf_config: ClassVar[str | None] = None
+    """Configuration (subset) passed to ``datasets.load_dataset`` when the dataset has them."""
+    hf_splits: ClassVar[Mapping[str, str]] = {}
+    """medlens split name → Hub split name where they differ (e.g. "val" → "validation")."""
+    local_marker: ClassVar[str] = ""
+    """A path, relative to the release folder, whose presence identifies the release."""
+
     def load(
-        self, split: str | None = None, data_dir: str | os.PathLike[str] | None = None
+        self,
+        split: str | None = None,
+        data_dir: str | os.PathLike[str] | None = None,
+        *,
+        revision: str | None = None,
     ) -> list[Sample]:
         """Samples of ``split``: from ``data_dir`` (or ``$MEDLENS_DATA/<local_dirname>``) when
-        it holds the release, else from the Hugging Face Hub."""
+        it holds the release, else from the Hugging Face Hub at the pinned revision
+        (``revision`` overrides the pin)."""
+        split = split or self.default_split
+        if split not in self.splits:
+            raise ConfigError(
+                f"{self.name} has no split '{split}'. Available: {', '.join(self.splits)}."
+            )
+        root = self.local_root(data_dir)
+        if root is not None:
+            return self.load_local(root, split)
+        if data_dir is not None:
+            raise DataError(
+                f"{Path(data_dir)} does not hold the {self.name} release (looked for "
+                f"'{self.local_marker}' there and under '{self.local_dirname}/'). Point "
+                f"--data-dir at the folder of the original release, or leave it out to load "
+                f"{self.hf_id or 'the dataset'} from the Hugging Face Hub."
+            )
+        return self.load_hub(split, revision=revision)
+
+    def local_root(self, data_dir: str | os.PathLike[str] | None = None) -> Path | None:
+        """The release folder under ``data_dir``/``$MEDLENS_DATA`` (that folder itself or its
+        ``local_dirname`` child), or None."""
+        base = data_root(data_dir)
+        if base is None or not self.local_marker:
+            return None
+        for candidate in (base, base / self.local_dirname):
+            if (candidate / self.local_marker).exists():
+                return candidate
+        return None
+
+    def load_local(self, root: Path, split: str) -> list[Sample]:
+        """Samples of ``split`` from the original release layout under ``root``."""
+        raise DataError(f"{self.name} cannot be loaded from a local folder.")
+
+    def load_hub(self, split: str, *, revision: str | None = None) -> list[Sample]:
+        """Samples of ``split`` from ``hf_id`` at ``revision`` (default: the pinned
+        ``hf_revision``) through ``datasets.load_dataset``. Rows are mapped by
+        ``from_hub_row``, which tests exercise on rows built like the Hub's."""
+        if not self.hf_id:
+            raise DataError(
+                f"{self.name} has no Hugging Face dataset; pass --data-dir with the release."
+            )
+        datasets = require("datasets", "bench", f"Loading {self.name} from the Hugging Face Hub")
+        pinned = revision or self.hf_revision
+        if pinned is None:
+            logger.warning(
+                "%s: no pinned revision of %s; loading the newest one, so numbers may not be "
+                "reproducible (pass revision=... to pin one)",
+                self.name,
+                self.hf_id,
+            )
+        rows = datasets.load_dataset(  # type: ignore[attr-defined]
+            self.hf_id, self.hf_config, split=self.hf_splits.get(split, split), revision=pinned
+        )
+        samples: list[Sample] = []
+        for index, row in enumerate(rows):
+            samples.extend(self.from_hub_row(row, split, index))
+        return samples
+
+    def from_hub_row(self, row: Mapping[str, Any], split: str, index: int) -> list[Sample]:
+        """Samples made from one Hub row (usually one; none for rows the benchmark skips)."""
         raise NotImplementedError
 
     def quality(
         self, samples: Sequence[Sample], *, train: Sequence[Sample] = ()
     ) -> list[QualityIssue]:
-        """Data-quality findings for ``samples`` (and leakage against ``train``)."""
-        raise NotImplementedError
+        """Data-quality findings for ``samples`` (and leakage against ``train``): missing
+        images, duplicated questions, conflicting answers, empty answers, image leakage."""
+        from medlens.bench.quality import check_samples
 
+        return check_samples(samples, train=train)
+
+
+logger = logging.getLogger(__name__)
 
 BENCHMARKS: Registry[type[Benchmark]] = Registry("benchmark")
 
