@@ -8,12 +8,12 @@ import pytest
 
 pytest.importorskip("transformers")
 
-import torch  # noqa: E402
-from PIL import Image  # noqa: E402
-from transformers import AutoModelForImageTextToText, AutoProcessor  # noqa: E402
+import torch
+from PIL import Image
+from transformers import AutoModelForImageTextToText, AutoProcessor
 
-from medlens.backends.tiny import FAMILIES, build_tiny_model  # noqa: E402
-from medlens.errors import UnknownNameError  # noqa: E402
+from medlens.backends.tiny import FAMILIES, build_tiny_model
+from medlens.errors import UnknownNameError
 
 CLASSES = {
     "qwen2_5_vl": ("Qwen2_5_VLForConditionalGeneration", "Qwen2_5_VLProcessor"),

@@ -27,7 +27,7 @@ from medlens.errors import UnknownNameError, require
 
 # A small corpus so that the BPE merges are medical words, not noise; each line is also a
 # plausible answer so sampled text looks like words.
-_CORPUS = """
+_CORPUS_TEXT = """
 yes no left right upper lower middle lobe lung lungs heart liver kidney spleen brain bone
 chest abdomen pelvis head neck spine rib ribs clavicle diaphragm trachea aorta colon bladder
 pneumonia effusion pleural pneumothorax consolidation atelectasis edema cardiomegaly nodule
@@ -39,7 +39,8 @@ benign malignant tissue cell cells pathology stain biopsy tumour gland vessel ar
 answer question patient study view frontal lateral pa ap supine upright bilateral unilateral
 mild moderate severe focal diffuse increased decreased density signal intensity shadow
 0 1 2 3 4 5 6 7 8 9 10 a b c d option correct
-""".split()
+"""
+_CORPUS = _CORPUS_TEXT.split()
 
 
 @dataclass(frozen=True)
