@@ -1,0 +1,519 @@
+"""Evaluation runs: benchmark samples → ``pipeline.run`` → scores → the run store.
+
+The runner holds no pipeline logic of its own: it turns each ``Sample`` into a
+``pipeline.Item``, streams the items through ``medlens.pipeline.run`` with the run store as
+generation cache, scores every ``Result`` under each requested protocol and commits the batch.
+
+- **Resumable.** Results are committed one batch at a time; ``resume`` skips the sample ids a
+  run already holds, so a run killed at any point (``kill -9``) finishes without losing or
+  duplicating a sample.
+- **Baselines beside the model.** ``prior`` (most frequent answer per question type and
+  category, fitted on the benchmark's *train* split), ``no-image`` and ``random`` run in the
+  same evaluation as sibling runs sharing a group id, so every report shows them next to the
+  model (the "blind" and "prior" baselines of Goyal et al., 2017, VQA v2, and of MedVQA audits).
+- **Batch-size invariant.** Nothing here depends on how samples fall into batches: the
+  same samples in the same order get the same request ids, keys and scores.
+- **``limit``** keeps the first N samples in the release's own order (the loader's order), the
+  same subset as lmms-eval's ``--limit``; it is deterministic and part of the run's identity.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections import deque
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from medlens.bench.benchmark import QualityIssue, Sample
+from medlens.bench.store import RunInfo, RunStore, StoredResult, sample_from_json, sample_to_json
+from medlens.errors import ConfigError
+from medlens.types import Generation, GenerationOptions, TextPart
+
+if TYPE_CHECKING:
+    from medlens.backends.base import Backend
+    from medlens.bench.benchmark import Benchmark
+    from medlens.pipeline import Item, Result
+
+CATEGORY_KEY = "category"
+"""The ``Sample.metadata`` key loaders fill with the question category (VQA-RAD
+``question_type``, SLAKE ``content_type``); the prior baseline and per-category tables use it."""
+
+
+@dataclass(frozen=True)
+class EvalSpec:
+    """What ``medlens eval`` was asked to do."""
+
+    benchmarks: tuple[str, ...]
+    model: str
+    backend: str | None = None
+    """None: inferred from ``model`` (``backends.base.infer_backend_name``)."""
+    split: str = "test"
+    limit: int | None = None
+    batch_size: int = 8
+    data_dir: str | None = None
+    protocols: tuple[str, ...] = ()
+    """Empty: every protocol registered."""
+    baselines: bool = True
+    deidentify: bool = True
+    options: GenerationOptions | None = None
+    """Decoding options; None lets each task choose its defaults."""
+    backend_options: Mapping[str, Any] = field(default_factory=dict)
+    seed: int = 0
+    """Seed of the random baseline."""
+
+    def __post_init__(self) -> None:
+        if not self.benchmarks:
+            raise ConfigError("Name at least one benchmark, e.g. 'medlens eval vqa-rad ...'.")
+        if self.batch_size < 1:
+            raise ConfigError(f"--batch-size must be 1 or more, not {self.batch_size}.")
+        if self.limit is not None and self.limit < 1:
+            raise ConfigError(f"--limit must be 1 or more, not {self.limit}.")
+
+    @property
+    def backend_name(self) -> str:
+        from medlens.backends.base import infer_backend_name
+
+        return self.backend or infer_backend_name(self.model)
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    """What one (benchmark, model) run did in this session."""
+
+    run: RunInfo
+    n_total: int
+    n_new: int
+    n_cached: int
+    elapsed_s: float
+
+
+# --------------------------------------------------------------------------------------------
+# Scoring
+# --------------------------------------------------------------------------------------------
+
+
+def resolve_protocols(names: Sequence[str] = ()) -> dict[str, Any]:
+    """Protocol objects by name; every registered protocol when ``names`` is empty."""
+    from medlens.bench.protocols import PROTOCOLS
+
+    return {name: PROTOCOLS.get(name) for name in (names or PROTOCOLS.names())}
+
+
+def score_answer(
+    protocols: Mapping[str, Any], sample: Sample, answer: Mapping[str, Any]
+) -> dict[str, dict[str, Any]]:
+    """Score one stored answer (``answer_record``) under each protocol."""
+    scores = {}
+    for name, protocol in protocols.items():
+        result = protocol.score(
+            sample,
+            answer.get("raw", ""),
+            parsed=answer.get("text"),
+            parsed_ok=bool(answer.get("parsed", False)),
+            abstained=bool(answer.get("abstained", False)),
+        )
+        scores[name] = {
+            "outcome": result.outcome,
+            "score": float(result.score),
+            "metrics": dict(result.metrics),
+            "extracted": result.extracted,
+        }
+    return scores
+
+
+def answer_record(result: Result) -> dict[str, Any]:
+    """``Result.to_json()`` plus the parsed text even when the answer abstained, so that a
+    stored answer can be re-scored under any protocol."""
+    return {**result.to_json(), "text": result.answer.text}
+
+
+def rescore(store: RunStore, run_id: str, protocols: Sequence[str]) -> RunInfo:
+    """Score a stored run's generations under ``protocols`` without running a model."""
+    resolved = resolve_protocols(protocols)
+    run = store.get_run(run_id)
+    stored = store.results(run.id)
+    for name, protocol in resolved.items():
+        scores = {
+            r.sample_id: score_answer({name: protocol}, sample_from_json(r.sample), r.answer)[name]
+            for r in stored
+        }
+        store.set_scores(run.id, name, scores)
+    versions = {**run.config.get("protocol_versions", {})}
+    versions.update({n: p.version for n, p in resolved.items()})
+    merged = list(dict.fromkeys([*run.protocols, *resolved]))
+    store.update_run(run.id, protocols=merged, config={"protocol_versions": versions})
+    return store.get_run(run.id)
+
+
+# --------------------------------------------------------------------------------------------
+# One run
+# --------------------------------------------------------------------------------------------
+
+
+class _KeyedCache:
+    """Wraps the run store's cache to learn each request's key, which ``pipeline.run``
+    computes but does not return. ``run`` looks up every request of a batch in order, then
+    yields their results in the same order, so keys come out first-in, first-out.
+    ``persist=False`` records keys without caching (baselines: recomputing is cheaper and
+    their answers depend on a fitted table the key does not see)."""
+
+    def __init__(self, store: RunStore, *, persist: bool) -> None:
+        self.store = store
+        self.persist = persist
+        self.keys: deque[str] = deque()
+
+    def get(self, key: str) -> Generation | None:
+        self.keys.append(key)
+        return self.store.get(key) if self.persist else None
+
+    def put(self, key: str, generation: Generation) -> None:
+        if self.persist:
+            self.store.put(key, generation)
+
+
+def item_of(sample: Sample) -> Item:
+    """The pipeline item for a sample: its images, question, kind, options and category."""
+    from medlens.pipeline import Item
+
+    metadata = {k: v for k, v in sample.metadata.items() if k != "boxes"}
+    metadata.setdefault("benchmark", sample.benchmark)
+    return Item(
+        id=sample.id,
+        sources=tuple(sample.images),
+        question=sample.question,
+        kind=sample.kind,
+        candidates=tuple(sample.candidates),
+        metadata=metadata,
+    )
+
+
+def _prompt_text(result: Result) -> str:
+    return "\n\n".join(
+        f"[{m.role}] " + "\n".join(p.text for p in m.content if isinstance(p, TextPart))
+        for m in result.request.messages
+    )
+
+
+def run_samples(
+    store: RunStore,
+    run: RunInfo,
+    samples: Sequence[Sample],
+    backend: Backend,
+    protocols: Mapping[str, Any],
+    *,
+    batch_size: int = 8,
+    cache: bool = True,
+    deidentify: bool = True,
+    options: GenerationOptions | None = None,
+    progress: bool = True,
+) -> RunOutcome:
+    """Run the samples ``run`` does not hold yet and store each batch as it completes."""
+    from tqdm import tqdm
+
+    from medlens import pipeline
+
+    done = store.done_ids(run.id)
+    position = {s.id: i for i, s in enumerate(samples)}
+    by_id = {s.id: s for s in samples}
+    todo = [s for s in samples if s.id not in done]
+    keyed = _KeyedCache(store, persist=cache)
+    pending: list[StoredResult] = []
+    n_new = n_cached = 0
+    recipes: set[str] = set()
+    tasks: set[str] = set()
+
+    def stored(sample: Sample, answer: Mapping[str, Any], key: str, cached: bool) -> None:
+        pending.append(
+            StoredResult(
+                sample_id=sample.id,
+                position=position[sample.id],
+                request_key=key,
+                sample=sample_to_json(sample),
+                prompt=answer.pop("_prompt", ""),
+                raw=answer.get("raw", ""),
+                answer=answer,
+                scores=score_answer(protocols, sample, answer),
+                timings=answer.get("timings", {}),
+                cached=cached,
+                error=answer.get("error"),
+            )
+        )
+        bar.update(1)
+        if len(pending) >= batch_size:
+            flush()
+
+    def flush() -> None:
+        store.add_results(run.id, pending)
+        pending.clear()
+
+    def on_error(item: Item, exc: Exception) -> None:
+        # The sample stays in the denominator as a failure; the class name only, since
+        # messages of study readers may quote file names.
+        error = f"study could not be loaded ({type(exc).__name__})"
+        stored(by_id[item.id], {"raw": "", "parsed": False, "error": error}, "", False)
+
+    prepare_options: dict[str, Any] = {"deidentify": deidentify}
+    if options is not None:
+        prepare_options["options"] = options
+    started = time.perf_counter()
+    status = "failed"
+    bar = tqdm(
+        total=len(samples),
+        initial=len(samples) - len(todo),
+        desc=f"{run.benchmark} · {run.label}",
+        unit="q",
+        file=sys.stderr,
+        disable=not progress,
+        dynamic_ncols=True,
+    )
+    try:
+        results = pipeline.run(
+            (item_of(s) for s in todo),
+            backend,
+            batch_size=batch_size,
+            cache=keyed,
+            on_error=on_error,
+            **prepare_options,
+        )
+        for result in results:
+            answer = answer_record(result)
+            answer["_prompt"] = _prompt_text(result)
+            recipes.add(result.prepared.recipe)
+            tasks.add(result.prepared.task_version)
+            n_new += 1
+            n_cached += int(result.cached)
+            stored(by_id[result.request.id], answer, keyed.keys.popleft(), result.cached)
+        flush()
+        status = "complete" if store.count(run.id) >= len(samples) else "running"
+    finally:
+        bar.close()
+        if pending:  # an exception or Ctrl-C: keep what finished
+            flush()
+        elapsed = time.perf_counter() - started
+        observed = {
+            "recipes": sorted({*run.config.get("recipes", []), *recipes}),
+            "task_versions": sorted({*run.config.get("task_versions", []), *tasks}),
+        }
+        store.update_run(run.id, status=status, add_elapsed_s=elapsed, config=observed)
+    return RunOutcome(store.get_run(run.id), len(samples), n_new, n_cached, elapsed)
+
+
+# --------------------------------------------------------------------------------------------
+# A whole evaluation
+# --------------------------------------------------------------------------------------------
+
+
+def load_samples(
+    bench: Benchmark, split: str, data_dir: str | None, limit: int | None
+) -> list[Sample]:
+    """The split's samples in release order, the first ``limit`` of them when given."""
+    samples = bench.load(split, data_dir)
+    return samples[:limit] if limit is not None else samples
+
+
+def prior_training_rows(bench: Benchmark, train: Sequence[Sample]) -> list[Sample]:
+    """Train samples the ``prior`` baseline may learn from. A benchmark whose train split
+    leaks into test offers ``prior_train(samples)`` to drop those rows (VQA-RAD)."""
+    if not train:
+        raise ConfigError(
+            f"{bench.name} has no train split, so the 'prior' baseline cannot be fitted. "
+            "Run with --no-baselines, or evaluate a benchmark with a train split."
+        )
+    clean = getattr(bench, "prior_train", None)
+    return list(clean(train)) if callable(clean) else list(train)
+
+
+def fit_prior(train: Sequence[Sample]) -> Any:
+    """The prior baseline's table: most frequent answer per (kind, category)."""
+    from medlens.backends.baseline import PriorTable
+
+    return PriorTable.fit((s.kind, s.metadata.get(CATEGORY_KEY), s.answer) for s in train)
+
+
+def _fingerprint(spec: EvalSpec, bench: Benchmark, protocols: Mapping[str, Any]) -> dict[str, Any]:
+    import platform
+
+    import medlens
+
+    return {
+        "medlens_version": medlens.__version__,
+        "python": platform.python_version(),
+        "limit": spec.limit,
+        "batch_size": spec.batch_size,
+        "deidentify": spec.deidentify,
+        "options": None if spec.options is None else vars(spec.options),
+        "benchmark_version": bench.version,
+        "benchmark_revision": bench.hf_revision,
+        "benchmark_source": "local" if bench.local_root(spec.data_dir) else "hub",
+        "scoring_rule": bench.scoring_rule,
+        "protocol_versions": {n: p.version for n, p in protocols.items()},
+        "seed": spec.seed,
+    }
+
+
+def _resume_group(store: RunStore, spec: EvalSpec, resume: str | bool) -> str | None:
+    """The group whose runs this evaluation continues, or None for a fresh evaluation."""
+    if resume is False:
+        return None
+    if isinstance(resume, str):
+        run = store.get_run(resume)
+        if run.split != spec.split or run.config.get("limit") != spec.limit:
+            raise ConfigError(
+                f"Run {run.id} was made on split '{run.split}' with --limit "
+                f"{run.config.get('limit')}; resume it with the same --split and --limit, "
+                "or start a new run without --resume."
+            )
+        return run.group_id
+    for run in store.runs(
+        benchmark=spec.benchmarks[0], split=spec.split, model=spec.model, backend=spec.backend_name
+    ):
+        if run.role == "model" and run.config.get("limit") == spec.limit:
+            return run.group_id
+    raise ConfigError(
+        f"No run of {spec.model} on {spec.benchmarks[0]} ({spec.split}, limit {spec.limit}) "
+        f"in {store.path} to resume. Start one without --resume, or name a run: "
+        "--resume RUN_ID."
+    )
+
+
+def evaluate(
+    spec: EvalSpec,
+    store: RunStore,
+    *,
+    resume: str | bool = False,
+    progress: bool = True,
+    backend: Backend | None = None,
+) -> list[RunOutcome]:
+    """Run ``spec.model`` (and the baselines) on every benchmark; return one outcome per run.
+
+    ``resume``: False starts new runs; a run id continues that run's group; True continues
+    the newest group that ran this model on the first benchmark with the same split and limit.
+    ``backend`` replaces loading ``spec.model`` (a ready backend, e.g. ``scripted`` in tests).
+    """
+    from medlens.backends.base import BASELINES, load_backend
+    from medlens.bench.benchmarks import get_benchmark
+
+    protocols = resolve_protocols(spec.protocols)
+    benches = [get_benchmark(name) for name in spec.benchmarks]
+    group_id = _resume_group(store, spec, resume)
+    model_backend = backend
+    outcomes: list[RunOutcome] = []
+    try:
+        for bench in benches:
+            samples = load_samples(bench, spec.split, spec.data_dir, spec.limit)
+            if not samples:
+                raise ConfigError(f"{bench.name} has no samples in split '{spec.split}'.")
+            wanted = [(spec.model, spec.backend_name, "model")]
+            if spec.baselines:
+                wanted += [(b, b, "baseline") for b in BASELINES if b != spec.backend_name]
+            train = bench.load("train", spec.data_dir) if "train" in bench.splits else []
+            quality = bench.quality(samples, train=train if spec.split != "train" else ())
+            config = _fingerprint(spec, bench, protocols)
+            for model, backend_name, role in wanted:
+                run = _find_or_create(
+                    store,
+                    group_id,
+                    bench,
+                    spec,
+                    model,
+                    backend_name,
+                    role,
+                    protocols,
+                    config,
+                    len(samples),
+                    quality,
+                )
+                group_id = run.group_id
+                run_protocols = resolve_protocols(run.protocols) if run.protocols else protocols
+                if store.count(run.id) >= len(samples):
+                    outcomes.append(RunOutcome(run, len(samples), 0, 0, 0.0))
+                    continue
+                if role == "model" and backend_name not in BASELINES:
+                    if model_backend is None:
+                        model_backend = load_backend(
+                            spec.model, backend=spec.backend, **spec.backend_options
+                        )
+                    this = model_backend
+                else:
+                    this = _baseline_backend(bench, backend_name, train, spec.seed)
+                try:
+                    outcomes.append(
+                        run_samples(
+                            store,
+                            run,
+                            samples,
+                            this,
+                            run_protocols,
+                            batch_size=spec.batch_size,
+                            cache=backend_name not in BASELINES,
+                            deidentify=spec.deidentify,
+                            options=spec.options,
+                            progress=progress,
+                        )
+                    )
+                finally:
+                    if this is not model_backend:
+                        this.close()
+    finally:
+        if model_backend is not None and backend is None:
+            model_backend.close()
+    return outcomes
+
+
+def _baseline_backend(bench: Benchmark, name: str, train: Sequence[Sample], seed: int) -> Backend:
+    from medlens.backends.base import load_backend
+
+    if name == "prior":
+        return load_backend("prior", prior=fit_prior(prior_training_rows(bench, train)))
+    if name == "random":
+        return load_backend("random", seed=seed)
+    return load_backend(name)
+
+
+def _find_or_create(
+    store: RunStore,
+    group_id: str | None,
+    bench: Benchmark,
+    spec: EvalSpec,
+    model: str,
+    backend_name: str,
+    role: str,
+    protocols: Mapping[str, Any],
+    config: Mapping[str, Any],
+    n_planned: int,
+    quality: Sequence[QualityIssue],
+) -> RunInfo:
+    if group_id is not None:
+        found = store.runs(
+            group_id=group_id, benchmark=bench.name, model=model, backend=backend_name
+        )
+        if found:
+            return found[0]
+    return store.create_run(
+        benchmark=bench.name,
+        split=spec.split,
+        model=model,
+        backend=backend_name,
+        protocols=list(protocols),
+        config=config,
+        role=role,
+        group_id=group_id,
+        n_planned=n_planned,
+        quality=quality,
+    )
+
+
+__all__ = [
+    "CATEGORY_KEY",
+    "EvalSpec",
+    "RunOutcome",
+    "answer_record",
+    "evaluate",
+    "fit_prior",
+    "item_of",
+    "rescore",
+    "run_samples",
+    "score_answer",
+]

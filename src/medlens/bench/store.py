@@ -1,0 +1,520 @@
+"""The run store: one SQLite file holding runs, every scored sample, and a generation cache.
+
+Why SQLite: it is in the standard library, a single file a user can copy, and in WAL mode a
+committed transaction survives ``kill -9`` (https://www.sqlite.org/wal.html). The runner commits
+each batch of results as it completes, so an interrupted run loses at most the batch in flight,
+and ``(run_id, sample_id)`` is the primary key of ``results``, so a resumed run can neither
+lose nor duplicate a sample.
+
+Three tables:
+
+- ``runs``: one row per (benchmark, model) run, with the configuration and fingerprint it ran
+  under (medlens version, recipe, task versions, benchmark version/revision, protocols), its
+  data-quality findings, status and accumulated wall time. Runs started by one ``medlens eval``
+  (a model and its baselines) share a ``group_id``.
+- ``results``: per sample, the prompt text (text parts only, never images), raw output, parsed
+  answer, scores under each protocol, timings, whether the generation came from the cache, and
+  the sample itself without images, so that stored runs can be re-scored and reported without
+  the dataset.
+- ``generations``: request key → generation JSON; ``RunStore`` implements
+  ``medlens.pipeline.GenerationCache`` over it, so identical requests are served once.
+
+>>> store = RunStore(":memory:")
+>>> run = store.create_run(benchmark="vqa-rad", split="test", model="prior", backend="prior",
+...                        protocols=["exact"], config={})
+>>> store.get_run(run.id).status
+'running'
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+import uuid
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from medlens.bench.benchmark import QualityIssue, Sample
+from medlens.errors import DataError, UnknownNameError
+from medlens.types import Generation, Timings, TokenLogprob
+
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS runs (
+    id TEXT PRIMARY KEY,
+    group_id TEXT NOT NULL,
+    created REAL NOT NULL,
+    updated REAL NOT NULL,
+    benchmark TEXT NOT NULL,
+    split TEXT NOT NULL,
+    model TEXT NOT NULL,
+    backend TEXT NOT NULL,
+    role TEXT NOT NULL,
+    protocols TEXT NOT NULL,
+    config TEXT NOT NULL,
+    quality TEXT NOT NULL DEFAULT '[]',
+    status TEXT NOT NULL,
+    n_planned INTEGER,
+    elapsed_s REAL NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS runs_group ON runs (group_id);
+CREATE TABLE IF NOT EXISTS results (
+    run_id TEXT NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+    sample_id TEXT NOT NULL,
+    position INTEGER NOT NULL,
+    request_key TEXT NOT NULL,
+    sample TEXT NOT NULL,
+    prompt TEXT NOT NULL,
+    raw TEXT NOT NULL,
+    answer TEXT NOT NULL,
+    scores TEXT NOT NULL,
+    timings TEXT NOT NULL,
+    cached INTEGER NOT NULL,
+    error TEXT,
+    created REAL NOT NULL,
+    PRIMARY KEY (run_id, sample_id)
+);
+CREATE TABLE IF NOT EXISTS generations (
+    key TEXT PRIMARY KEY,
+    generation TEXT NOT NULL,
+    created REAL NOT NULL
+);
+"""
+
+
+# --------------------------------------------------------------------------------------------
+# JSON forms of the types the store keeps
+# --------------------------------------------------------------------------------------------
+
+
+def generation_to_json(generation: Generation) -> dict[str, Any]:
+    """A lossless JSON form of a ``Generation`` (tuples become lists)."""
+    data = asdict(generation)
+    data["candidate_logprobs"] = dict(generation.candidate_logprobs)
+    return data
+
+
+def generation_from_json(data: Mapping[str, Any]) -> Generation:
+    """Inverse of ``generation_to_json``."""
+    tokens = tuple(
+        TokenLogprob(
+            token=t["token"],
+            logprob=float(t["logprob"]),
+            top=tuple((str(a), float(b)) for a, b in t.get("top", ())),
+        )
+        for t in data.get("tokens", ())
+    )
+    return Generation(
+        request_id=data["request_id"],
+        text=data["text"],
+        model=data["model"],
+        backend=data["backend"],
+        tokens=tokens,
+        candidate_logprobs={
+            str(k): float(v) for k, v in data.get("candidate_logprobs", {}).items()
+        },
+        samples=tuple(data.get("samples", ())),
+        finish_reason=data.get("finish_reason", "stop"),
+        timings=Timings(**data.get("timings", {})),
+        error=data.get("error"),
+    )
+
+
+def sample_to_json(sample: Sample) -> dict[str, Any]:
+    """A sample without its images: enough to score and group it again."""
+    return {
+        "id": sample.id,
+        "benchmark": sample.benchmark,
+        "split": sample.split,
+        "question": sample.question,
+        "answers": list(sample.answers),
+        "kind": sample.kind,
+        "candidates": list(sample.candidates),
+        "metadata": json.loads(json.dumps(dict(sample.metadata), default=str)),
+    }
+
+
+def sample_from_json(data: Mapping[str, Any]) -> Sample:
+    """Inverse of ``sample_to_json``; ``images`` is empty (scorers never read pixels)."""
+    return Sample(
+        id=data["id"],
+        benchmark=data["benchmark"],
+        split=data["split"],
+        question=data["question"],
+        answers=tuple(data["answers"]),
+        kind=data["kind"],
+        images=(),
+        candidates=tuple(data.get("candidates", ())),
+        metadata=dict(data.get("metadata", {})),
+    )
+
+
+def quality_to_json(issue: QualityIssue) -> dict[str, Any]:
+    return {
+        "kind": issue.kind,
+        "count": issue.count,
+        "detail": issue.detail,
+        "examples": list(issue.examples),
+    }
+
+
+# --------------------------------------------------------------------------------------------
+# Records
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """One row of ``runs``."""
+
+    id: str
+    group_id: str
+    created: float
+    updated: float
+    benchmark: str
+    split: str
+    model: str
+    backend: str
+    role: str
+    """"model" for the model under test, "baseline" for prior/no-image/random beside it."""
+    protocols: tuple[str, ...]
+    config: Mapping[str, Any]
+    quality: tuple[Mapping[str, Any], ...]
+    status: str
+    """"running" (also: killed while running), "complete" or "failed"."""
+    n_planned: int | None
+    elapsed_s: float
+
+    @property
+    def label(self) -> str:
+        """How reports name the run: the model, or the baseline's name."""
+        return self.model if self.role == "model" else f"{self.model} (baseline)"
+
+
+@dataclass(frozen=True)
+class StoredResult:
+    """One scored sample of a run, as the store keeps it."""
+
+    sample_id: str
+    position: int
+    request_key: str
+    sample: Mapping[str, Any]
+    prompt: str
+    raw: str
+    answer: Mapping[str, Any]
+    """``pipeline.Result.to_json()``: parsed text, confidence, finish reason, timings, ..."""
+    scores: Mapping[str, Mapping[str, Any]]
+    """Protocol name → ``{"outcome", "score", "metrics", "extracted"}``."""
+    timings: Mapping[str, Any]
+    cached: bool
+    error: str | None = None
+    created: float = field(default=0.0)
+
+
+# --------------------------------------------------------------------------------------------
+# The store
+# --------------------------------------------------------------------------------------------
+
+
+def default_store_path() -> Path:
+    """``$MEDLENS_HOME/runs.sqlite`` (``~/.medlens/runs.sqlite`` by default)."""
+    from medlens.pipeline import home_dir
+
+    return home_dir() / "runs.sqlite"
+
+
+class RunStore:
+    """Runs, results and cached generations in one SQLite file (see the module docstring).
+
+    Also a ``medlens.pipeline.GenerationCache``: ``get(key)`` / ``put(key, generation)``.
+    """
+
+    def __init__(self, path: str | Path | None = None) -> None:
+        target = default_store_path() if path is None else path
+        self.path = str(target)
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
+            self._db.row_factory = sqlite3.Row
+            self._db.execute("PRAGMA journal_mode=WAL")
+            # NORMAL in WAL mode: a committed transaction survives a killed process (only a
+            # power loss may roll back the last ones), at a fraction of FULL's fsync cost.
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.execute("PRAGMA foreign_keys=ON")
+            self._db.executescript(_SCHEMA)
+            self._check_schema()
+        except sqlite3.DatabaseError as exc:
+            raise DataError(
+                f"The run store {self.path} cannot be opened ({exc}). Point --store at another "
+                "file, or move this one aside if it is not a medlens run store."
+            ) from exc
+
+    def _check_schema(self) -> None:
+        row = self._db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
+        if row is None:
+            self._db.execute(
+                "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema', ?)",
+                (str(SCHEMA_VERSION),),
+            )
+        elif int(row["value"]) != SCHEMA_VERSION:
+            raise DataError(
+                f"The run store {self.path} has schema version {row['value']}; this medlens "
+                f"reads version {SCHEMA_VERSION}. Use a store made by this version (--store)."
+            )
+
+    def close(self) -> None:
+        self._db.close()
+
+    # ---------------------------------------------------------------- generation cache
+
+    def get(self, key: str) -> Generation | None:
+        row = self._db.execute(
+            "SELECT generation FROM generations WHERE key = ?", (key,)
+        ).fetchone()
+        return None if row is None else generation_from_json(json.loads(row["generation"]))
+
+    def put(self, key: str, generation: Generation) -> None:
+        self._db.execute(
+            "INSERT OR REPLACE INTO generations (key, generation, created) VALUES (?, ?, ?)",
+            (key, json.dumps(generation_to_json(generation)), time.time()),
+        )
+
+    # ---------------------------------------------------------------- runs
+
+    def create_run(
+        self,
+        *,
+        benchmark: str,
+        split: str,
+        model: str,
+        backend: str,
+        protocols: Sequence[str],
+        config: Mapping[str, Any],
+        role: str = "model",
+        group_id: str | None = None,
+        n_planned: int | None = None,
+        quality: Iterable[QualityIssue] = (),
+    ) -> RunInfo:
+        """Start a run (status "running") and return it."""
+        run_id = uuid.uuid4().hex[:10]
+        now = time.time()
+        self._db.execute(
+            "INSERT INTO runs (id, group_id, created, updated, benchmark, split, model, backend,"
+            " role, protocols, config, quality, status, n_planned, elapsed_s)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'running', ?, 0)",
+            (
+                run_id,
+                group_id or run_id,
+                now,
+                now,
+                benchmark,
+                split,
+                model,
+                backend,
+                role,
+                json.dumps(list(protocols)),
+                json.dumps(dict(config), default=str),
+                json.dumps([quality_to_json(q) for q in quality]),
+                n_planned,
+            ),
+        )
+        return self.get_run(run_id)
+
+    def update_run(
+        self,
+        run_id: str,
+        *,
+        status: str | None = None,
+        add_elapsed_s: float = 0.0,
+        config: Mapping[str, Any] | None = None,
+        protocols: Sequence[str] | None = None,
+    ) -> None:
+        """Change a run's status, add wall time, merge keys into its config, set protocols."""
+        run = self.get_run(run_id)
+        merged = {**run.config, **(config or {})}
+        self._db.execute(
+            "UPDATE runs SET status = ?, elapsed_s = elapsed_s + ?, config = ?, protocols = ?,"
+            " updated = ? WHERE id = ?",
+            (
+                status or run.status,
+                add_elapsed_s,
+                json.dumps(merged, default=str),
+                json.dumps(list(protocols if protocols is not None else run.protocols)),
+                time.time(),
+                run.id,
+            ),
+        )
+
+    def get_run(self, run_id: str) -> RunInfo:
+        """The run with this id, or the only one whose id starts with it."""
+        rows = self._db.execute(
+            "SELECT * FROM runs WHERE id = ? OR id LIKE ? ORDER BY id = ? DESC",
+            (run_id, run_id.replace("%", "").replace("_", "") + "%", run_id),
+        ).fetchall()
+        if rows and (rows[0]["id"] == run_id or len(rows) == 1):
+            return self._run(rows[0])
+        recent = ", ".join(r.id for r in self.runs()[:5]) or "none"
+        why = "matches several runs" if rows else "is not"
+        raise UnknownNameError(
+            f"Run '{run_id}' {why} in the store {self.path}. Recent runs: {recent}. "
+            "List them with 'medlens report --list'."
+        )
+
+    def runs(
+        self,
+        *,
+        benchmark: str | None = None,
+        split: str | None = None,
+        model: str | None = None,
+        backend: str | None = None,
+        group_id: str | None = None,
+    ) -> list[RunInfo]:
+        """Runs matching every given field, newest first."""
+        clauses, values = [], []
+        for column, value in (
+            ("benchmark", benchmark),
+            ("split", split),
+            ("model", model),
+            ("backend", backend),
+            ("group_id", group_id),
+        ):
+            if value is not None:
+                clauses.append(f"{column} = ?")
+                values.append(value)
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        rows = self._db.execute(
+            f"SELECT * FROM runs {where} ORDER BY created DESC, rowid DESC", values
+        ).fetchall()
+        return [self._run(r) for r in rows]
+
+    def group(self, run_id: str) -> list[RunInfo]:
+        """The runs started together with ``run_id`` (a model and its baselines), in order."""
+        run = self.get_run(run_id)
+        return sorted(self.runs(group_id=run.group_id), key=lambda r: (r.created, r.id))
+
+    @staticmethod
+    def _run(row: sqlite3.Row) -> RunInfo:
+        return RunInfo(
+            id=row["id"],
+            group_id=row["group_id"],
+            created=row["created"],
+            updated=row["updated"],
+            benchmark=row["benchmark"],
+            split=row["split"],
+            model=row["model"],
+            backend=row["backend"],
+            role=row["role"],
+            protocols=tuple(json.loads(row["protocols"])),
+            config=json.loads(row["config"]),
+            quality=tuple(json.loads(row["quality"])),
+            status=row["status"],
+            n_planned=row["n_planned"],
+            elapsed_s=row["elapsed_s"],
+        )
+
+    # ---------------------------------------------------------------- results
+
+    def add_results(self, run_id: str, results: Sequence[StoredResult]) -> None:
+        """Commit ``results`` in one transaction (a batch). A sample already stored for this
+        run is a programming error (the runner skips done samples) and raises."""
+        if not results:
+            return
+        now = time.time()
+        rows = [
+            (
+                run_id,
+                r.sample_id,
+                r.position,
+                r.request_key,
+                json.dumps(dict(r.sample)),
+                r.prompt,
+                r.raw,
+                json.dumps(dict(r.answer), default=str),
+                json.dumps({k: dict(v) for k, v in r.scores.items()}, default=str),
+                json.dumps(dict(r.timings), default=str),
+                int(r.cached),
+                r.error,
+                now,
+            )
+            for r in results
+        ]
+        try:
+            with self._transaction():
+                self._db.executemany(
+                    "INSERT INTO results (run_id, sample_id, position, request_key, sample,"
+                    " prompt, raw, answer, scores, timings, cached, error, created)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    rows,
+                )
+                self._db.execute("UPDATE runs SET updated = ? WHERE id = ?", (now, run_id))
+        except sqlite3.IntegrityError as exc:
+            raise DataError(f"Run {run_id} already holds one of these samples ({exc}).") from exc
+
+    def done_ids(self, run_id: str) -> set[str]:
+        """Sample ids already stored for ``run_id`` (what a resumed run skips)."""
+        rows = self._db.execute("SELECT sample_id FROM results WHERE run_id = ?", (run_id,))
+        return {r["sample_id"] for r in rows}
+
+    def count(self, run_id: str) -> int:
+        row = self._db.execute("SELECT COUNT(*) AS n FROM results WHERE run_id = ?", (run_id,))
+        return int(row.fetchone()["n"])
+
+    def results(self, run_id: str) -> list[StoredResult]:
+        """Every stored sample of a run, in benchmark order."""
+        rows = self._db.execute(
+            "SELECT * FROM results WHERE run_id = ? ORDER BY position, sample_id", (run_id,)
+        ).fetchall()
+        return [
+            StoredResult(
+                sample_id=r["sample_id"],
+                position=r["position"],
+                request_key=r["request_key"],
+                sample=json.loads(r["sample"]),
+                prompt=r["prompt"],
+                raw=r["raw"],
+                answer=json.loads(r["answer"]),
+                scores=json.loads(r["scores"]),
+                timings=json.loads(r["timings"]),
+                cached=bool(r["cached"]),
+                error=r["error"],
+                created=r["created"],
+            )
+            for r in rows
+        ]
+
+    def set_scores(
+        self, run_id: str, protocol: str, scores: Mapping[str, Mapping[str, Any]]
+    ) -> None:
+        """Store (or replace) every sample's score under ``protocol`` in one transaction:
+        re-scoring stored generations needs no model."""
+        current = {
+            r["sample_id"]: json.loads(r["scores"])
+            for r in self._db.execute(
+                "SELECT sample_id, scores FROM results WHERE run_id = ?", (run_id,)
+            )
+        }
+        with self._transaction():
+            for sample_id, score in scores.items():
+                merged = {**current.get(sample_id, {}), protocol: dict(score)}
+                self._db.execute(
+                    "UPDATE results SET scores = ? WHERE run_id = ? AND sample_id = ?",
+                    (json.dumps(merged, default=str), run_id, sample_id),
+                )
+
+    @contextmanager
+    def _transaction(self) -> Iterator[None]:
+        """All or nothing: a batch is either fully stored or not at all."""
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
