@@ -1,0 +1,85 @@
+"""MediConfusion (Sepehri et al., ICLR 2025, arXiv 2409.15477): 176 pairs of ROCO radiology
+images that share a question and two options but have opposite answers. MIT (code and
+annotations); images come from ROCO under their sources' terms.
+
+Each pair becomes two samples with ``metadata["pair_id"]``; the paper's headline is *set
+accuracy* (both questions of a pair right) and *confusion* (same option for both images),
+which ``pair_scores`` computes from per-sample results.
+
+Layout read here: ``dataset.json``, a list of pairs with ``id, question, option_A, option_B,
+im_1, im_2, answer_1, answer_2`` (answers are option letters) and an ``images/`` folder, as the
+release's download script produces. The field names are this loader's documented contract;
+check them against the release you have.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from medlens.bench.benchmark import BENCHMARKS, Benchmark, Sample
+from medlens.bench.benchmarks._common import read_json
+
+
+@BENCHMARKS.register("mediconfusion")
+class MediConfusion(Benchmark):
+    name = "mediconfusion"
+    hf_id = "shahab7899/MediConfusion"
+    license = "MIT (annotations); images from ROCO keep their sources' terms"
+    citation = "Sepehri MS, Fabian Z, Soltanolkotabi M, Soltanolkotabi M. MediConfusion. ICLR 2025."
+    homepage = "https://github.com/MShahabSepehri/MediConfusion"
+    scoring_rule = "Set accuracy (both images of a pair right) and confusion (same option twice)."
+    local_dirname = "MediConfusion"
+    local_marker = "dataset.json"
+
+    def load_local(self, root: Path, split: str) -> list[Sample]:
+        return [
+            s
+            for pair in read_json(root / "dataset.json")
+            for s in self.from_pair(pair, split, root / "images")
+        ]
+
+    def from_pair(self, pair: Mapping[str, Any], split: str, image_dir: Path) -> list[Sample]:
+        options = (str(pair["option_A"]), str(pair["option_B"]))
+        samples = []
+        for side in (1, 2):
+            letter = str(pair[f"answer_{side}"]).strip().upper()
+            samples.append(
+                Sample(
+                    id=f"{pair['id']}-{side}",
+                    benchmark=self.name,
+                    split=split,
+                    question=str(pair["question"]),
+                    answers=(options["AB".index(letter)],),
+                    kind="choice",
+                    images=(str(image_dir / str(pair[f"im_{side}"])),),
+                    candidates=options,
+                    metadata={
+                        "pair_id": str(pair["id"]),
+                        "image_id": pair[f"im_{side}"],
+                        "side": side,
+                    },
+                )
+            )
+        return samples
+
+
+def pair_scores(
+    samples: Sequence[Sample], chosen: Sequence[str | None], correct: Sequence[bool]
+) -> dict[str, float]:
+    """Set accuracy and confusion over complete pairs: ``chosen`` is the option each sample's
+    answer picked (None when unparseable), ``correct`` whether it was right."""
+    pairs: dict[str, list[int]] = {}
+    for i, sample in enumerate(samples):
+        pairs.setdefault(str(sample.metadata["pair_id"]), []).append(i)
+    complete = [ix for ix in pairs.values() if len(ix) == 2]
+    if not complete:
+        return {"set_accuracy": float("nan"), "confusion": float("nan"), "pairs": 0.0}
+    both = sum(correct[a] and correct[b] for a, b in complete)
+    same = sum(chosen[a] is not None and chosen[a] == chosen[b] for a, b in complete)
+    return {
+        "set_accuracy": both / len(complete),
+        "confusion": same / len(complete),
+        "pairs": float(len(complete)),
+    }
