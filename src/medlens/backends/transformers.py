@@ -595,7 +595,7 @@ def _token_logprobs(logits: Sequence[torch.Tensor], new: torch.Tensor, k: int) -
         lp = step.float().log_softmax(-1)
         tok = new[:, s].to(lp.device).unsqueeze(1)
         chosen.append(lp.gather(1, tok).squeeze(1))
-        values, ids = lp.topk(max(1, k), dim=-1)
+        values, ids = lp.topk(max(1, min(k, lp.shape[-1])), dim=-1)
         top_lp.append(values[:, :k])
         top_ids.append(ids[:, :k])
     return (
