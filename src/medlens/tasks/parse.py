@@ -184,13 +184,16 @@ def match_choice(text: str, options: Sequence[str]) -> tuple[int | None, str | N
             found = ord(m.group(1).upper()) - ord("A")
             break
     if found is None:
+        # A leading "B." or a lone "(B)" counts only when no other letter is marked: "(A) or
+        # (B)" names two options.
+        marked = {p.group(1) for p in _LETTER_PAREN.finditer(text)}
         leading = _LETTER_LEADING.match(text)
         if leading is not None:
-            found = ord(leading.group(1).upper()) - ord("A")
-    if found is None:
-        parens = {p.group(1) for p in _LETTER_PAREN.finditer(text)}
-        if len(parens) == 1:
-            found = ord(parens.pop()) - ord("A")
+            marked.add(leading.group(1).upper())
+        if len(marked) > 1:
+            return None, f"several options are named: {', '.join(sorted(marked))}"
+        if marked:
+            found = ord(marked.pop()) - ord("A")
     if found is not None:
         if 0 <= found < len(options):
             return found, None

@@ -8,7 +8,7 @@ Instruction Tuning", table 7): "Answer the question using a single word or phras
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from medlens.errors import ConfigError
@@ -22,6 +22,20 @@ YES_NO = ("yes", "no")
 def _or_list(items: Sequence[str]) -> str:
     """``("yes", "no")`` → ``"yes or no"``; ``("a", "b", "c")`` → ``"a, b or c"``."""
     return f"{', '.join(items[:-1])} or {items[-1]}"
+
+
+Matcher = Callable[[str, Sequence[str]], tuple[int | None, str | None]]
+
+
+def _in_answer_or_text(
+    match: Matcher, answer: str, text: str, candidates: Sequence[str]
+) -> tuple[int | None, str | None]:
+    """Match in the answer section; when it names nothing (the split cut at "because" too
+    early, say), in the whole text, which is held to the same strict rules."""
+    index, error = match(answer, candidates)
+    if index is None and answer != text and (error or "").startswith("none of"):
+        return match(text, candidates)
+    return index, error
 
 
 class ClosedTask(Task):
@@ -44,7 +58,7 @@ class ClosedTask(Task):
     def parse_text(self, text: str, request: Request) -> Answer:
         cands = request.candidates or YES_NO
         sections = split_answer(text)
-        index, error = match_candidates(sections.answer, cands)
+        index, error = _in_answer_or_text(match_candidates, sections.answer, text, cands)
         if index is None:
             return Answer(self.kind, text, parsed=False, parse_error=error)
         return Answer(self.kind, text, parsed=True, text=cands[index], rationale=sections.rationale)
@@ -75,7 +89,7 @@ class ChoiceTask(Task):
 
     def parse_text(self, text: str, request: Request) -> Answer:
         sections = split_answer(text)
-        index, error = match_choice(sections.answer, request.candidates)
+        index, error = _in_answer_or_text(match_choice, sections.answer, text, request.candidates)
         if index is None:
             return Answer(self.kind, text, parsed=False, parse_error=error)
         answer = self.candidate_answer(index, text, request)
