@@ -18,7 +18,7 @@ and the special-token plumbing, which is where backends break.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -43,6 +43,12 @@ mild moderate severe focal diffuse increased decreased density signal intensity 
 _CORPUS = _CORPUS_TEXT.split()
 
 
+Overrides = Mapping[str, Mapping[str, Any]]
+"""Sizes that replace the tiny ones: ``{"text": {...}, "vision": {...}, "config": {...},
+"image_processor": {...}}`` (keys of the family's text/vision config, top-level config and
+image processor), e.g. a published config.json for full-size throughput measurements."""
+
+
 @dataclass(frozen=True)
 class _Family:
     """How to build one architecture: named special tokens, chat template, config, processor."""
@@ -59,8 +65,8 @@ class _Family:
     add_bos: bool
     """Whether the tokenizer prepends BOS (Gemma and Llama do, Qwen does not)."""
     chat_template: str
-    build: Callable[[Any, int], tuple[Any, Any]]
-    """(tokenizer, vocab size) -> (model config, processor)."""
+    build: Callable[[Any, int, Overrides], tuple[Any, Any]]
+    """(tokenizer, vocab size, overrides) -> (model config, processor)."""
 
 
 # --- Qwen2.5-VL (Qwen/Qwen2.5-VL-*-Instruct; also Lingshu, HuatuoGPT-Vision-Qwen) -------------
@@ -79,7 +85,7 @@ _QWEN_TEMPLATE = (
 )
 
 
-def _build_qwen(tok: Any, vocab: int) -> tuple[Any, Any]:
+def _build_qwen(tok: Any, vocab: int, over: Overrides) -> tuple[Any, Any]:
     from transformers import (
         Qwen2_5_VLConfig,
         Qwen2_5_VLProcessor,
@@ -118,6 +124,7 @@ def _build_qwen(tok: Any, vocab: int) -> tuple[Any, Any]:
         "window_size": 56,
         "fullatt_block_indexes": [1],
     }
+    text, vision = {**text, **over.get("text", {})}, {**vision, **over.get("vision", {})}
     config = Qwen2_5_VLConfig(
         text_config=text,
         vision_config=vision,
@@ -127,7 +134,7 @@ def _build_qwen(tok: Any, vocab: int) -> tuple[Any, Any]:
         vision_end_token_id=ids("<|vision_end|>"),
     )
     # 56x56..112x112 pixels: 4..16 patches of 28 px, i.e. 4..16 image tokens after the merge.
-    pixels = {"min_pixels": 56 * 56, "max_pixels": 112 * 112}
+    pixels = {"min_pixels": 56 * 56, "max_pixels": 112 * 112, **over.get("image_processor", {})}
     processor = Qwen2_5_VLProcessor(
         image_processor=Qwen2VLImageProcessor(**pixels),
         tokenizer=tok,
@@ -158,7 +165,7 @@ _GEMMA_TEMPLATE = (
 )
 
 
-def _build_gemma(tok: Any, vocab: int) -> tuple[Any, Any]:
+def _build_gemma(tok: Any, vocab: int, over: Overrides) -> tuple[Any, Any]:
     from transformers import Gemma3Config, Gemma3ImageProcessor, Gemma3Processor
 
     ids = tok.convert_tokens_to_ids
@@ -189,22 +196,24 @@ def _build_gemma(tok: Any, vocab: int) -> tuple[Any, Any]:
         "image_size": 32,
         "patch_size": 8,
     }
+    text, vision = {**text, **over.get("text", {})}, {**vision, **over.get("vision", {})}
     config = Gemma3Config(
         text_config=text,
         vision_config=vision,
-        mm_tokens_per_image=4,
+        mm_tokens_per_image=over.get("config", {}).get("mm_tokens_per_image", 4),
         boi_token_index=ids("<start_of_image>"),
         eoi_token_index=ids("<end_of_image>"),
         image_token_index=ids("<image_soft_token>"),
     )
+    side = vision["image_size"]
     image_processor = Gemma3ImageProcessor(
-        size={"height": 32, "width": 32}, image_mean=[0.5] * 3, image_std=[0.5] * 3
+        size={"height": side, "width": side}, image_mean=[0.5] * 3, image_std=[0.5] * 3
     )
     processor = Gemma3Processor(
         image_processor=image_processor,
         tokenizer=tok,
         chat_template=_GEMMA_TEMPLATE,
-        image_seq_length=4,
+        image_seq_length=config.mm_tokens_per_image,
     )
     return config, processor
 
@@ -226,7 +235,7 @@ _LLAVA_TEMPLATE = (
 )
 
 
-def _build_llava(tok: Any, vocab: int) -> tuple[Any, Any]:
+def _build_llava(tok: Any, vocab: int, over: Overrides) -> tuple[Any, Any]:
     from transformers import CLIPImageProcessor, LlavaConfig, LlavaProcessor
 
     ids = tok.convert_tokens_to_ids
@@ -255,6 +264,7 @@ def _build_llava(tok: Any, vocab: int) -> tuple[Any, Any]:
         "patch_size": 8,
         "projection_dim": 32,
     }
+    text, vision = {**text, **over.get("text", {})}, {**vision, **over.get("vision", {})}
     config = LlavaConfig(
         text_config=text,
         vision_config=vision,
@@ -262,14 +272,15 @@ def _build_llava(tok: Any, vocab: int) -> tuple[Any, Any]:
         vision_feature_select_strategy="default",
         vision_feature_layer=-2,
     )
+    side = vision["image_size"]
     image_processor = CLIPImageProcessor(
-        size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}
+        size={"shortest_edge": side}, crop_size={"height": side, "width": side}
     )
     processor = LlavaProcessor(
         image_processor=image_processor,
         tokenizer=tok,
         chat_template=_LLAVA_TEMPLATE,
-        patch_size=8,
+        patch_size=vision["patch_size"],
         vision_feature_select_strategy="default",
         num_additional_image_tokens=1,
     )
@@ -364,11 +375,13 @@ def _train_tokenizer(family: _Family) -> Any:
     )
 
 
-def build_tiny_model(family: str, path: str | Path, *, seed: int = 0) -> Path:
-    """Write a tiny random-weight model of ``family`` (one of ``FAMILIES``) to ``path``.
+def build_model(
+    family: str, *, overrides: Overrides | None = None, seed: int = 0, dtype: Any = None
+) -> tuple[Any, Any]:
+    """``(model, processor)`` of ``family`` in memory, random weights fixed by ``seed``.
 
-    The folder holds config, safetensors weights, generation config, tokenizer, image
-    processor and chat template, as a Hub snapshot does. ``seed`` fixes the weights.
+    Tiny by default; ``overrides`` gives real sizes (the tokenizer stays the small local one,
+    the embedding keeps the configured vocabulary size).
     """
     if family not in _FAMILIES:
         raise UnknownNameError(
@@ -380,15 +393,25 @@ def build_tiny_model(family: str, path: str | Path, *, seed: int = 0) -> Path:
 
     spec = _FAMILIES[family]
     tok = _train_tokenizer(spec)
-    config, processor = spec.build(tok, len(tok))
+    config, processor = spec.build(tok, len(tok), overrides or {})
     torch.manual_seed(seed)
-    model = AutoModelForImageTextToText.from_config(config)
+    model = AutoModelForImageTextToText.from_config(config, dtype=dtype)
     stop = [tok.convert_tokens_to_ids(t) for t in spec.stop]
     model.generation_config = GenerationConfig(
         bos_token_id=tok.bos_token_id,
         eos_token_id=stop if len(stop) > 1 else stop[0],
         pad_token_id=tok.pad_token_id,
     )
+    return model.eval(), processor
+
+
+def build_tiny_model(family: str, path: str | Path, *, seed: int = 0) -> Path:
+    """Write a tiny random-weight model of ``family`` (one of ``FAMILIES``) to ``path``.
+
+    The folder holds config, safetensors weights, generation config, tokenizer, image
+    processor and chat template, as a Hub snapshot does. ``seed`` fixes the weights.
+    """
+    model, processor = build_model(family, seed=seed)
     out = Path(path)
     out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out)

@@ -126,23 +126,79 @@ class TransformersBackend:
         require("transformers", "hf", "The transformers backend")
         import torch
 
-        if batch_size < 1:
-            raise ConfigError(f"batch_size must be at least 1, got {batch_size}")
         if dtype not in _DTYPES:
             raise ConfigError(f"unknown dtype {dtype!r}; choose one of {', '.join(_DTYPES)}")
-        self.model_id = model
-        self.batch_size = batch_size
-        self.max_image_side = max_image_side
-        self.ignore_eos = ignore_eos
         self.device = torch.device(_pick_device(device))
         self.dtype = _pick_dtype(dtype, self.device)
         self.attn_implementation = attn_implementation or _pick_attention(self.device, self.dtype)
+        processor, weights = self._load(model, revision, trust_remote_code)
+        self._attach(
+            model,
+            processor,
+            weights,
+            batch_size,
+            max_image_side,
+            compile_decode,
+            ignore_eos,
+            prefetch,
+        )
+
+    @classmethod
+    def from_model(
+        cls,
+        model: Any,
+        processor: Any,
+        *,
+        model_id: str,
+        batch_size: int = 8,
+        max_image_side: int | None = None,
+        compile_decode: bool = False,
+        ignore_eos: bool = False,
+        prefetch: bool = True,
+    ) -> TransformersBackend:
+        """Serve a model already in memory (a notebook, a fine-tuned or PEFT-wrapped model, a
+        random-weight benchmark model) on the device and dtype it already has."""
+        require("transformers", "hf", "The transformers backend")
+        self = cls.__new__(cls)
+        weight = next(model.parameters())
+        self.device, self.dtype = weight.device, weight.dtype
+        self.attn_implementation = str(getattr(model.config, "_attn_implementation", "sdpa"))
+        self._attach(
+            model_id,
+            processor,
+            model.eval(),
+            batch_size,
+            max_image_side,
+            compile_decode,
+            ignore_eos,
+            prefetch,
+        )
+        return self
+
+    def _attach(
+        self,
+        model_id: str,
+        processor: Any,
+        model: Any,
+        batch_size: int,
+        max_image_side: int | None,
+        compile_decode: bool,
+        ignore_eos: bool,
+        prefetch: bool,
+    ) -> None:
+        if batch_size < 1:
+            raise ConfigError(f"batch_size must be at least 1, got {batch_size}")
+        self.model_id = model_id
+        self.batch_size = batch_size
+        self.max_image_side = max_image_side
+        self.ignore_eos = ignore_eos
         self.compile_decode = compile_decode and self.device.type == "cuda"
         if compile_decode and not self.compile_decode:
             log.info("compile_decode needs CUDA; decoding eagerly on %s", self.device.type)
-        self.processor, self.model = self._load(model, revision, trust_remote_code)
-        self.tokenizer = self.processor.tokenizer
-        self._eos = _eos_ids(self.model.generation_config, self.tokenizer)
+        self.processor, self.model = processor, model
+        self.tokenizer = processor.tokenizer
+        self.tokenizer.padding_side = "left"
+        self._eos = _eos_ids(model.generation_config, self.tokenizer)
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="medlens-pre") if prefetch else None
 
     # ---------------------------------------------------------------------------- loading
@@ -163,9 +219,7 @@ class TransformersBackend:
                 f"{model!r} has no image processor, so it is not a vision-language model; "
                 "medlens needs an image-text-to-text model (e.g. Qwen2.5-VL, MedGemma, LLaVA)."
             )
-        weights = self._load_weights(model, kwargs)
-        processor.tokenizer.padding_side = "left"
-        return processor, weights
+        return processor, self._load_weights(model, kwargs)
 
     def _load_weights(self, model: str, kwargs: dict[str, Any]) -> Any:
         from transformers import AutoModelForImageTextToText
