@@ -1,0 +1,115 @@
+"""``load_study``: one entry point for every format medlens reads.
+
+The reader is chosen by the caller (``format=``), else by content (magic bytes: DICOM's
+``DICM`` at offset 128, PNG/JPEG/TIFF signatures, gzip, the NIfTI ``sizeof_hdr``), else by
+extension; never by trusting an extension over the bytes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+from typing import Any
+
+from medlens.errors import ConfigError, StudyError, UnsupportedFormatError
+from medlens.study.readers import ORDER, READERS, Reader, Source
+from medlens.types import Study
+
+DEFAULT_MAX_PIXELS = 300_000_000
+"""Default cap on the pixels of one study (all slices and frames together): about a
+17,000² whole image or a 512² × 1,100-slice CT, well above clinical studies and far below
+what a decompression bomb claims. Override per call or with ``MEDLENS_MAX_PIXELS``."""
+
+
+def resolve_max_pixels(max_pixels: int | None) -> int:
+    """The explicit cap, else ``MEDLENS_MAX_PIXELS``, else ``DEFAULT_MAX_PIXELS``."""
+    if max_pixels is not None:
+        return int(max_pixels)
+    env = os.environ.get("MEDLENS_MAX_PIXELS", "").strip().replace("_", "")
+    if not env:
+        return DEFAULT_MAX_PIXELS
+    if not env.isdigit():
+        raise ConfigError(
+            f"MEDLENS_MAX_PIXELS={env!r} is not a whole number of pixels; set it to e.g. "
+            f"{DEFAULT_MAX_PIXELS} or unset it."
+        )
+    return int(env)
+
+
+def _reader_for(source: Source, format: str | None) -> Reader:
+    if format is not None:
+        wanted = format.lower().lstrip(".")
+        for name in ORDER:
+            reader = READERS.get(name)
+            if wanted == name or wanted in reader.formats:
+                return reader
+        known = sorted({f for n in ORDER for f in (n, *READERS.get(n).formats)})
+        raise UnsupportedFormatError(
+            f"Unknown format {format!r}. Known formats: {', '.join(known)}."
+        )
+    for name in ORDER:
+        reader = READERS.get(name)
+        if reader.can_read(source):
+            return reader
+    what = "these bytes" if isinstance(source, bytes) else f"'{Path(source).name}'"
+    raise UnsupportedFormatError(
+        f"Cannot tell the format of {what}: it is not DICOM (no 'DICM' marker), NIfTI, PNG, "
+        "JPEG or TIFF. Convert it to one of those, or pass format='dicom' for a DICOM file "
+        "written without its 128-byte preamble."
+    )
+
+
+def load_study(
+    source: str | os.PathLike[str] | bytes,
+    *,
+    max_pixels: int | None = None,
+    format: str | None = None,
+    modality: str | None = None,
+    **options: Any,
+) -> Study:
+    """Read an image, a DICOM file, a DICOM series folder or a NIfTI volume into a ``Study``.
+
+    ``source`` is a path (file or folder) or the bytes of one file. ``max_pixels`` caps the
+    pixels of the whole study, checked from the header before decoding (``None``: the
+    ``MEDLENS_MAX_PIXELS`` variable, else ``DEFAULT_MAX_PIXELS``). ``format`` forces a reader
+    ("dicom", "nifti", "image", "png", "jpeg", "tiff"). ``modality`` sets the DICOM modality
+    code where the file cannot carry it (a CT NIfTI: "CT"; an X-ray PNG: "DX"). Reader options: ``series_uid`` (pick
+    one series of a folder holding several) and ``volume`` (which time point of a 4D DICOM
+    series or NIfTI, default 0).
+
+    >>> from medlens.study.synthetic import write_ct_series
+    >>> study = load_study(write_ct_series(tmp / "ct"))  # doctest: +SKIP
+    >>> study.pixels.shape, study.modality  # doctest: +SKIP
+    ((24, 128, 128), 'CT')
+    """
+    cap = resolve_max_pixels(max_pixels)
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        data: Source = bytes(source)
+        if not data:
+            raise StudyError("The study is empty (0 bytes). Upload or pass the whole file.")
+    else:
+        path = Path(os.fspath(source)).expanduser()
+        if not path.exists():
+            raise StudyError(
+                f"No file or folder at '{path}'. Check the path (relative paths start from "
+                f"'{Path.cwd()}')."
+            )
+        data = path
+    study = _reader_for(data, format).read(data, max_pixels=cap, **options)
+    if modality is not None:
+        study = dataclasses.replace(study, modality=modality.upper())
+    return study
+
+
+def load_pair(
+    prior: str | os.PathLike[str] | bytes | Study,
+    current: str | os.PathLike[str] | bytes | Study,
+    **options: Any,
+) -> Study:
+    """Load a prior and a current study of the same patient for comparison: returns the
+    current ``Study`` with ``prior`` set. Either may already be a ``Study``; ``options``
+    go to both ``load_study`` calls."""
+    prior_study = prior if isinstance(prior, Study) else load_study(prior, **options)
+    current_study = current if isinstance(current, Study) else load_study(current, **options)
+    return dataclasses.replace(current_study, prior=prior_study)
