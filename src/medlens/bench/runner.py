@@ -22,8 +22,8 @@ from __future__ import annotations
 import sys
 import time
 from collections import deque
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from medlens.bench.benchmark import QualityIssue, Sample
@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     from medlens.bench.benchmark import Benchmark
     from medlens.pipeline import Item, Result
 
-CATEGORY_KEY = "category"
+CATEGORY_KEY = "question_type"
 """The ``Sample.metadata`` key loaders fill with the question category (VQA-RAD
 ``question_type``, SLAKE ``content_type``); the prior baseline and per-category tables use it."""
 
@@ -59,7 +59,6 @@ class EvalSpec:
     deidentify: bool = True
     options: GenerationOptions | None = None
     """Decoding options; None lets each task choose its defaults."""
-    backend_options: Mapping[str, Any] = field(default_factory=dict)
     seed: int = 0
     """Seed of the random baseline."""
 
@@ -305,24 +304,24 @@ def run_samples(
 # --------------------------------------------------------------------------------------------
 
 
-def load_samples(
-    bench: Benchmark, split: str, data_dir: str | None, limit: int | None
+def prior_training_rows(
+    bench: Benchmark, train: Sequence[Sample], test: Sequence[Sample]
 ) -> list[Sample]:
-    """The split's samples in release order, the first ``limit`` of them when given."""
-    samples = bench.load(split, data_dir)
-    return samples[:limit] if limit is not None else samples
+    """Train samples the ``prior`` baseline may learn from.
 
-
-def prior_training_rows(bench: Benchmark, train: Sequence[Sample]) -> list[Sample]:
-    """Train samples the ``prior`` baseline may learn from. A benchmark whose train split
-    leaks into test offers ``prior_train(samples)`` to drop those rows (VQA-RAD)."""
+    A benchmark file whose train split leaks into test defines
+    ``exclude_test_leakage(train, test, mode=...)`` (VQA-RAD); it is applied with
+    ``mode="questions"``: the prior never sees an image, so shared images do not leak into
+    it, but verbatim and templated copies of test questions would.
+    """
     if not train:
         raise ConfigError(
             f"{bench.name} has no train split, so the 'prior' baseline cannot be fitted. "
             "Run with --no-baselines, or evaluate a benchmark with a train split."
         )
-    clean = getattr(bench, "prior_train", None)
-    return list(clean(train)) if callable(clean) else list(train)
+    module = sys.modules[type(bench).__module__]
+    exclude = getattr(module, "exclude_test_leakage", None)
+    return list(exclude(train, test, mode="questions")) if callable(exclude) else list(train)
 
 
 def fit_prior(train: Sequence[Sample]) -> Any:
@@ -384,13 +383,14 @@ def evaluate(
     *,
     resume: str | bool = False,
     progress: bool = True,
-    backend: Backend | None = None,
+    backend_factory: Callable[[], Backend] | None = None,
 ) -> list[RunOutcome]:
     """Run ``spec.model`` (and the baselines) on every benchmark; return one outcome per run.
 
     ``resume``: False starts new runs; a run id continues that run's group; True continues
     the newest group that ran this model on the first benchmark with the same split and limit.
-    ``backend`` replaces loading ``spec.model`` (a ready backend, e.g. ``scripted`` in tests).
+    ``backend_factory`` builds the model's backend (default: ``load_backend(spec.model,
+    spec.backend)``); it is called only when a sample needs the model, and closed at the end.
     """
     from medlens.backends.base import BASELINES, load_backend
     from medlens.bench.benchmarks import get_benchmark
@@ -398,11 +398,13 @@ def evaluate(
     protocols = resolve_protocols(spec.protocols)
     benches = [get_benchmark(name) for name in spec.benchmarks]
     group_id = _resume_group(store, spec, resume)
-    model_backend = backend
+    model_backend: Backend | None = None
     outcomes: list[RunOutcome] = []
     try:
         for bench in benches:
-            samples = load_samples(bench, spec.split, spec.data_dir, spec.limit)
+            # --limit: the first N in release order (deterministic; part of the run identity).
+            split_samples = bench.load(spec.split, spec.data_dir)
+            samples = split_samples[: spec.limit] if spec.limit else split_samples
             if not samples:
                 raise ConfigError(f"{bench.name} has no samples in split '{spec.split}'.")
             wanted = [(spec.model, spec.backend_name, "model")]
@@ -432,12 +434,14 @@ def evaluate(
                     continue
                 if role == "model" and backend_name not in BASELINES:
                     if model_backend is None:
-                        model_backend = load_backend(
-                            spec.model, backend=spec.backend, **spec.backend_options
+                        model_backend = (
+                            backend_factory()
+                            if backend_factory is not None
+                            else load_backend(spec.model, backend=spec.backend)
                         )
                     this = model_backend
                 else:
-                    this = _baseline_backend(bench, backend_name, train, spec.seed)
+                    this = _baseline_backend(bench, backend_name, train, split_samples, spec.seed)
                 try:
                     outcomes.append(
                         run_samples(
@@ -457,16 +461,18 @@ def evaluate(
                     if this is not model_backend:
                         this.close()
     finally:
-        if model_backend is not None and backend is None:
+        if model_backend is not None:
             model_backend.close()
     return outcomes
 
 
-def _baseline_backend(bench: Benchmark, name: str, train: Sequence[Sample], seed: int) -> Backend:
+def _baseline_backend(
+    bench: Benchmark, name: str, train: Sequence[Sample], test: Sequence[Sample], seed: int
+) -> Backend:
     from medlens.backends.base import load_backend
 
     if name == "prior":
-        return load_backend("prior", prior=fit_prior(prior_training_rows(bench, train)))
+        return load_backend("prior", prior=fit_prior(prior_training_rows(bench, train, test)))
     if name == "random":
         return load_backend("random", seed=seed)
     return load_backend(name)

@@ -1,0 +1,487 @@
+"""Reports of stored runs: HTML for people, JSON and CSV for programs.
+
+``write_report(store, ["a1b2c3"])`` reads the runs (and, beside each model run, the baselines
+that ran with it on the same benchmark), aggregates every protocol's scores with bootstrap
+intervals, and writes ``report.html``, ``report.json`` and ``report.csv``. Several run ids
+compare models side by side. Nothing is re-run; ``protocols`` re-scores stored generations
+under protocols the runs were not scored with.
+
+Extension point: a *section builder* ``(ReportData, RunStore) -> ReportSection | None`` adds a
+section (reliability diagrams, risk-coverage curves, image reliance ...), either registered
+once with ``@register_section`` or passed per call as ``extra_sections``.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from html import escape
+from pathlib import Path
+from typing import Any
+
+from medlens.bench.report import html
+from medlens.bench.runner import CATEGORY_KEY, rescore, resolve_protocols
+from medlens.bench.store import RunInfo, RunStore, sample_from_json
+from medlens.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """One run's numbers: per protocol, the headline estimates (``closed_accuracy``,
+    ``open_f1`` or ``open_recall``, ``overall``, ...; each ``{"value", "low", "high", "n"}``,
+    fractions) and per-category estimates, plus the protocol's own summary dict."""
+
+    run: RunInfo
+    n_results: int
+    n_cached: int
+    n_errors: int
+    headline: Mapping[str, Mapping[str, Mapping[str, Any]]]
+    """protocol → headline metric → estimate."""
+    categories: Mapping[str, Mapping[str, Mapping[str, Any]]]
+    """protocol → question category → estimate."""
+    details: Mapping[str, Mapping[str, Any]]
+    """protocol → ``ProtocolSummary.to_dict()``."""
+
+    @property
+    def seconds_per_sample(self) -> float:
+        return self.run.elapsed_s / self.n_results if self.n_results else float("nan")
+
+
+@dataclass(frozen=True)
+class ReportData:
+    """Everything a report shows; section builders read it."""
+
+    runs: tuple[RunSummary, ...]
+    protocols: Mapping[str, Mapping[str, str]]
+    """name → {"version", "description"}."""
+    benchmarks: Mapping[str, Mapping[str, Any]]
+    """name → {"scoring_rule", "citation", "license", "quality"}."""
+    generated: float = field(default_factory=time.time)
+
+    def runs_of(self, benchmark: str) -> list[RunSummary]:
+        return [r for r in self.runs if r.run.benchmark == benchmark]
+
+
+@dataclass(frozen=True)
+class ReportSection:
+    """A section of the report: a title, an HTML fragment (escaped by its builder) and data
+    that goes into ``report.json`` under ``sections``."""
+
+    title: str
+    html: str
+    data: Mapping[str, Any] = field(default_factory=dict)
+
+
+SectionBuilder = Callable[[ReportData, RunStore], "ReportSection | None"]
+SECTIONS: list[SectionBuilder] = []
+
+
+def register_section(builder: SectionBuilder) -> SectionBuilder:
+    """Add a section to every report from now on (decorator)."""
+    if builder not in SECTIONS:
+        SECTIONS.append(builder)
+    return builder
+
+
+@dataclass(frozen=True)
+class ReportFiles:
+    html: Path
+    json: Path
+    csv: Path
+
+
+# --------------------------------------------------------------------------------------------
+# Collecting
+# --------------------------------------------------------------------------------------------
+
+
+def select_runs(
+    store: RunStore, run_ids: Sequence[str], *, baselines: bool = True
+) -> list[RunInfo]:
+    """The named runs, each followed by the baselines that ran beside it on the same
+    benchmark (when ``baselines``), each run once, grouped by benchmark."""
+    if not run_ids:
+        raise ConfigError("Name at least one run id (see 'medlens report --list').")
+    chosen: list[RunInfo] = []
+    for run_id in run_ids:
+        run = store.get_run(run_id)
+        siblings = [
+            r
+            for r in store.group(run.id)
+            if baselines and r.benchmark == run.benchmark and r.role == "baseline"
+        ]
+        for candidate in (run, *siblings):
+            if candidate.id not in {c.id for c in chosen}:
+                chosen.append(candidate)
+    order = list(dict.fromkeys(r.benchmark for r in chosen))
+    # Models first, then baselines, within each benchmark (stable otherwise).
+    return sorted(chosen, key=lambda r: (order.index(r.benchmark), r.role != "model"))
+
+
+def summarize(
+    store: RunStore,
+    run: RunInfo,
+    protocol_names: Sequence[str],
+    *,
+    n_boot: int = 1000,
+    seed: int = 0,
+) -> RunSummary:
+    """Aggregate a stored run under each protocol (bootstrap 95 % intervals)."""
+    from medlens.bench.protocols import SampleScore
+
+    stored = store.results(run.id)
+    protocols = resolve_protocols(protocol_names)
+    samples = [sample_from_json(r.sample) for r in stored]
+    headline: dict[str, dict[str, Any]] = {}
+    categories: dict[str, dict[str, Any]] = {}
+    details: dict[str, dict[str, Any]] = {}
+    for name, protocol in protocols.items():
+        scores = [SampleScore(**r.scores[name]) for r in stored]
+        summary = protocol.aggregate(
+            samples, scores, group_by=("kind", CATEGORY_KEY), n_boot=n_boot, seed=seed
+        ).to_dict()
+        details[name] = summary
+        headline[name] = summary["headline"]
+        categories[name] = {
+            value: metrics["score"]
+            for value, metrics in summary["groups"].get(CATEGORY_KEY, {}).items()
+        }
+    return RunSummary(
+        run=run,
+        n_results=len(stored),
+        n_cached=sum(r.cached for r in stored),
+        n_errors=sum(r.error is not None for r in stored),
+        headline=headline,
+        categories=categories,
+        details=details,
+    )
+
+
+def collect(
+    store: RunStore,
+    run_ids: Sequence[str],
+    *,
+    protocols: Sequence[str] = (),
+    baselines: bool = True,
+    n_boot: int = 1000,
+    seed: int = 0,
+) -> ReportData:
+    """Summaries of the chosen runs; ``protocols`` (default: those each run was scored with)
+    are scored from stored generations first where a run lacks them."""
+    runs = select_runs(store, run_ids, baselines=baselines)
+    wanted = list(protocols)
+    summaries = []
+    for run in runs:
+        missing = [p for p in wanted if p not in run.protocols]
+        if missing:
+            run = rescore(store, run.id, missing)
+        summaries.append(
+            summarize(store, run, wanted or list(run.protocols), n_boot=n_boot, seed=seed)
+        )
+    names = list(dict.fromkeys(p for s in summaries for p in s.headline))
+    resolved = resolve_protocols(names)
+    from medlens.bench.benchmarks import get_benchmark
+
+    benchmarks: dict[str, dict[str, Any]] = {}
+    for summary in summaries:
+        run = summary.run
+        if run.benchmark in benchmarks:
+            continue
+        bench = get_benchmark(run.benchmark)
+        benchmarks[run.benchmark] = {
+            "split": run.split,
+            "scoring_rule": bench.scoring_rule,
+            "citation": bench.citation,
+            "license": bench.license,
+            "homepage": bench.homepage,
+            "quality": list(run.quality),
+        }
+    return ReportData(
+        runs=tuple(summaries),
+        protocols={
+            n: {"version": str(p.version), "description": str(p.description)}
+            for n, p in resolved.items()
+        },
+        benchmarks=benchmarks,
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Rendering
+# --------------------------------------------------------------------------------------------
+
+
+def _label(summary: RunSummary) -> str:
+    run = summary.run
+    return f"{run.model} [{run.id}]" if run.role == "model" else run.model
+
+
+def results_section(data: ReportData, benchmark: str) -> str:
+    """The headline tables: per protocol, one row per run (model, then its baselines), one
+    column per headline metric (closed accuracy, open F1/recall, overall), with CIs."""
+    runs = data.runs_of(benchmark)
+    parts = []
+    for name, info in data.protocols.items():
+        metrics = list(dict.fromkeys(m for r in runs for m in r.headline.get(name, {})))
+        if not metrics:
+            continue
+        rows = []
+        for summary in runs:
+            est = summary.headline.get(name, {})
+            cells = [html.text_cell(_label(summary), left=True)]
+            cells += [html.estimate_cell(est.get(m)) for m in metrics]
+            rows.append(("baseline" if summary.run.role == "baseline" else "model", cells))
+        parts.append(
+            f"<h3>Protocol <code>{escape(name)}</code> v{escape(info['version'])}</h3>"
+            + html.table(["run", *metrics], rows)
+        )
+    return "".join(parts)
+
+
+def category_section(data: ReportData, benchmark: str) -> str:
+    """Per-category bars (first protocol), baselines in grey beside the model."""
+    runs = data.runs_of(benchmark)
+    if not runs or not data.protocols:
+        return ""
+    name = next((p for p in data.protocols if any(p in r.categories for r in runs)), None)
+    if name is None:
+        return ""
+    categories = sorted({c for r in runs for c in r.categories.get(name, {})})
+    if not categories or categories == [""]:
+        return ""
+    series = []
+    for index, summary in enumerate(runs):
+        fill = html.colour(index, summary.run.backend, summary.run.role)
+        series.append((_label(summary), fill, summary.categories.get(name, {})))
+    return (
+        f"<h3>Per question category (<code>{escape(name)}</code>, 95 % CI whiskers)</h3>"
+        + html.legend([(label, fill) for label, fill, _ in series])
+        + html.grouped_bars(categories, series)
+    )
+
+
+def quality_section(info: Mapping[str, Any]) -> str:
+    issues = info.get("quality", [])
+    if not issues:
+        return "<p class='muted'>No data-quality findings.</p>"
+    items = "".join(
+        f"<li><b>{escape(i['kind'])}</b> ({int(i['count'])}): {escape(i['detail'])}"
+        + (
+            f" <span class='muted'>e.g. {escape(', '.join(i['examples']))}</span>"
+            if i.get("examples")
+            else ""
+        )
+        + "</li>"
+        for i in issues
+    )
+    return f"<h3>Data quality</h3><ul class='quality'>{items}</ul>"
+
+
+def timing_section(runs: Sequence[RunSummary]) -> str:
+    rows = []
+    for s in runs:
+        r = s.run
+        rows.append(
+            (
+                "baseline" if r.role == "baseline" else "model",
+                [
+                    html.text_cell(_label(s), left=True),
+                    html.text_cell(r.backend),
+                    html.text_cell(r.status),
+                    html.text_cell(f"{s.n_results}/{r.n_planned or s.n_results}"),
+                    html.text_cell(s.n_cached),
+                    html.text_cell(s.n_errors),
+                    html.text_cell(f"{r.elapsed_s:.1f}"),
+                    html.text_cell(
+                        "–"
+                        if math.isnan(s.seconds_per_sample)
+                        else f"{1000 * s.seconds_per_sample:.1f}"
+                    ),
+                ],
+            )
+        )
+    return "<h3>Runs and times</h3>" + html.table(
+        ["run", "backend", "status", "samples", "cached", "errors", "wall s", "ms/sample"], rows
+    )
+
+
+def config_section(runs: Sequence[RunSummary]) -> str:
+    blocks = "".join(
+        f"<details><summary>{escape(_label(s))}: configuration and fingerprint</summary>"
+        + html.pre_json(
+            {
+                "id": s.run.id,
+                "group": s.run.group_id,
+                "created": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(s.run.created)),
+                "split": s.run.split,
+                "model": s.run.model,
+                "backend": s.run.backend,
+                "protocols": list(s.run.protocols),
+                **dict(s.run.config),
+            }
+        )
+        + "</details>"
+        for s in runs
+    )
+    return f"<h3>Configuration</h3>{blocks}"
+
+
+def rules_section(data: ReportData, benchmark: str) -> str:
+    info = data.benchmarks.get(benchmark, {})
+    protocol_items = "".join(
+        f"<li><code>{escape(n)}</code> v{escape(p['version'])}: {escape(p['description'])}</li>"
+        for n, p in data.protocols.items()
+    )
+    return (
+        "<h3>Scoring</h3>"
+        f"<p><b>The dataset's rule:</b> {escape(str(info.get('scoring_rule') or '–'))}</p>"
+        f"<ul>{protocol_items}</ul>"
+        f"<p class='muted'>Source: {escape(str(info.get('citation') or ''))} "
+        f"Licence: {escape(str(info.get('license') or '–'))}.</p>"
+    )
+
+
+def render(data: ReportData, sections: Sequence[ReportSection] = ()) -> str:
+    """The report page."""
+    import medlens
+
+    body = []
+    for benchmark, info in data.benchmarks.items():
+        runs = data.runs_of(benchmark)
+        body.append(f"<h2>{escape(benchmark)} · {escape(str(info.get('split', '')))}</h2>")
+        body.append(
+            "<p class='muted'>Accuracy-type scores in percent with percentile-bootstrap 95 % "
+            "intervals over questions; baselines (prior from the train split, no-image, "
+            "random) ran on the same samples.</p>"
+        )
+        body.append(results_section(data, benchmark))
+        body.append(category_section(data, benchmark))
+        body.append(quality_section(info))
+        body.append(rules_section(data, benchmark))
+        body.append(timing_section(runs))
+        body.append(config_section(runs))
+    for section in sections:
+        body.append(f"<h2>{escape(section.title)}</h2>{section.html}")
+    models = sorted({s.run.model for s in data.runs if s.run.role == "model"})
+    title = "medlens report: " + ", ".join(models or [s.run.model for s in data.runs][:1])
+    subtitle = (
+        f"{', '.join(data.benchmarks)} · runs {', '.join(s.run.id for s in data.runs)} · "
+        f"generated {time.strftime('%Y-%m-%d %H:%M', time.localtime(data.generated))}"
+    )
+    return html.page(title, subtitle, "".join(body), medlens.__version__)
+
+
+def to_json(data: ReportData, sections: Sequence[ReportSection] = ()) -> dict[str, Any]:
+    return {
+        "generated": data.generated,
+        "protocols": data.protocols,
+        "benchmarks": data.benchmarks,
+        "runs": [
+            {
+                "id": s.run.id,
+                "group": s.run.group_id,
+                "benchmark": s.run.benchmark,
+                "split": s.run.split,
+                "model": s.run.model,
+                "backend": s.run.backend,
+                "role": s.run.role,
+                "status": s.run.status,
+                "n_results": s.n_results,
+                "n_planned": s.run.n_planned,
+                "n_cached": s.n_cached,
+                "n_errors": s.n_errors,
+                "elapsed_s": s.run.elapsed_s,
+                "config": s.run.config,
+                "results": s.headline,
+                "categories": s.categories,
+                "protocol_summaries": s.details,
+            }
+            for s in data.runs
+        ],
+        "sections": {s.title: dict(s.data) for s in sections},
+    }
+
+
+def csv_rows(data: ReportData) -> Iterable[dict[str, Any]]:
+    """One row per (run, protocol, group): the long format spreadsheets and pandas read."""
+    for s in data.runs:
+        for protocol, headline in s.headline.items():
+            tables = [("", headline), (f"{CATEGORY_KEY}:", s.categories.get(protocol, {}))]
+            for prefix, estimates in tables:
+                for group, est in estimates.items():
+                    yield {
+                        "benchmark": s.run.benchmark,
+                        "split": s.run.split,
+                        "run_id": s.run.id,
+                        "model": s.run.model,
+                        "backend": s.run.backend,
+                        "role": s.run.role,
+                        "protocol": protocol,
+                        "metric": prefix + group,
+                        "n": est.get("n"),
+                        "value": est.get("value"),
+                        "ci_low": est.get("low"),
+                        "ci_high": est.get("high"),
+                    }
+
+
+def write_report(
+    store: RunStore,
+    run_ids: Sequence[str],
+    out_dir: str | Path,
+    *,
+    protocols: Sequence[str] = (),
+    baselines: bool = True,
+    extra_sections: Sequence[SectionBuilder] = (),
+    n_boot: int = 1000,
+    seed: int = 0,
+) -> ReportFiles:
+    """Write ``report.html``, ``report.json`` and ``report.csv`` for ``run_ids`` into ``out_dir``."""
+    data = collect(
+        store, run_ids, protocols=protocols, baselines=baselines, n_boot=n_boot, seed=seed
+    )
+    sections = [s for b in (*SECTIONS, *extra_sections) if (s := b(data, store)) is not None]
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    files = ReportFiles(out / "report.html", out / "report.json", out / "report.csv")
+    files.html.write_text(render(data, sections), encoding="utf-8")
+    files.json.write_text(
+        json.dumps(_finite(to_json(data, sections)), indent=2, allow_nan=False, default=str),
+        encoding="utf-8",
+    )
+    with open(files.csv, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(
+            handle,
+            fieldnames=[
+                "benchmark",
+                "split",
+                "run_id",
+                "model",
+                "backend",
+                "role",
+                "protocol",
+                "metric",
+                "n",
+                "value",
+                "ci_low",
+                "ci_high",
+            ],
+        )
+        writer.writeheader()
+        writer.writerows(csv_rows(data))
+    return files
+
+
+def _finite(value: Any) -> Any:
+    """NaN (an empty group) as JSON null: ``json`` would write the non-standard ``NaN``."""
+    if isinstance(value, float):
+        return None if math.isnan(value) or math.isinf(value) else value
+    if isinstance(value, Mapping):
+        return {str(k): _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value

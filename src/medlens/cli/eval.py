@@ -1,0 +1,155 @@
+"""``medlens eval BENCHMARK[,BENCHMARK...] --model M``: score a model, beside the baselines.
+
+Every generation is committed to the SQLite run store as its batch completes, so a run killed
+at any point continues with ``--resume`` (the newest matching run) or ``--resume RUN_ID``,
+without losing or repeating a sample. Identical requests are served from the store's cache.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from medlens.cli.common import add_model_options, add_privacy_options
+
+COMMAND = "eval"
+ORDER = 20
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:  # type: ignore[type-arg]
+    parser = subparsers.add_parser(
+        COMMAND,
+        help="evaluate a model on benchmarks (resumable, with baselines)",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("benchmarks", help="benchmark name(s), comma-separated: vqa-rad,slake")
+    add_model_options(parser)
+    # None: each task's own decoding defaults (short answers for closed/open questions).
+    parser.set_defaults(max_new_tokens=None, temperature=None)
+    add_privacy_options(parser)
+    group = parser.add_argument_group("run")
+    group.add_argument("--split", default="test", help="benchmark split (default: %(default)s)")
+    group.add_argument("--limit", type=int, help="only the first N samples, in the release's order")
+    group.add_argument("--batch-size", type=int, default=8, help="default: %(default)s")
+    group.add_argument(
+        "--data-dir",
+        help="folder holding the original releases (else $MEDLENS_DATA, else the Hub)",
+    )
+    group.add_argument(
+        "--protocol",
+        help="scoring protocol(s), comma-separated (default: every registered protocol)",
+    )
+    group.add_argument(
+        "--no-baselines",
+        action="store_true",
+        help="do not run the prior / no-image / random baselines beside the model",
+    )
+    group.add_argument(
+        "--resume",
+        nargs="?",
+        const=True,
+        default=False,
+        metavar="RUN_ID",
+        help="continue a killed run: RUN_ID, or the newest run of this model and benchmark",
+    )
+    group.add_argument("--store", help="run store file (default: $MEDLENS_HOME/runs.sqlite)")
+    group.add_argument("--out", help="also write the report (HTML, JSON, CSV) into this folder")
+    group.add_argument("--no-progress", action="store_true", help="no progress bar")
+    return parser
+
+
+def _names(value: str | None) -> tuple[str, ...]:
+    return tuple(n.strip() for n in (value or "").split(",") if n.strip())
+
+
+def run(args: argparse.Namespace) -> int:
+    from medlens.backends.base import BASELINES
+    from medlens.bench.benchmarks import get_benchmark
+    from medlens.bench.runner import EvalSpec, evaluate, resolve_protocols
+    from medlens.bench.store import RunStore
+    from medlens.cli.common import backend_from_args
+    from medlens.types import GenerationOptions
+
+    benchmarks = _names(args.benchmarks)
+    for name in benchmarks:  # unknown names fail before any model loads
+        get_benchmark(name)
+    protocols = _names(args.protocol)
+    resolve_protocols(protocols)
+    options = None
+    if args.max_new_tokens is not None or args.temperature is not None or args.seed is not None:
+        options = GenerationOptions(
+            max_new_tokens=args.max_new_tokens or GenerationOptions.max_new_tokens,
+            temperature=args.temperature or 0.0,
+            seed=args.seed,
+        )
+    spec = EvalSpec(
+        benchmarks=benchmarks,
+        model=args.model,
+        backend=args.backend,
+        split=args.split,
+        limit=args.limit,
+        batch_size=args.batch_size,
+        data_dir=args.data_dir,
+        protocols=protocols,
+        baselines=not args.no_baselines,
+        deidentify=not args.no_deid,
+        options=options,
+        seed=args.seed or 0,
+    )
+    is_baseline = spec.backend_name in BASELINES
+    store = RunStore(args.store)
+    try:
+        outcomes = evaluate(
+            spec,
+            store,
+            resume=args.resume,
+            progress=not args.no_progress,
+            backend_factory=None if is_baseline else (lambda: backend_from_args(args)),
+        )
+        print(summary_table(store, outcomes))
+        if args.out:
+            from medlens.bench.report import write_report
+
+            model_runs = [o.run.id for o in outcomes if o.run.role == "model"]
+            files = write_report(store, model_runs, args.out, protocols=protocols)
+            print(f"report: {files.html}")
+    finally:
+        store.close()
+    return 0
+
+
+def _pct(est: dict[str, Any] | None) -> str:
+    return "–" if not est or not est.get("n") else f"{100 * est['value']:.1f}"
+
+
+def summary_table(store: Any, outcomes: list[Any]) -> str:
+    """Closed accuracy, the protocol's open metric and overall per run and protocol (overall
+    with its 95 % interval), and the wall time of each run."""
+    from medlens.bench.report import summarize
+    from medlens.bench.runner import resolve_protocols
+
+    header = (
+        f"{'benchmark':<12} {'run':<10} {'model':<28} {'protocol':<18} "
+        f"{'closed':>6} {'open':>6} {'overall':>7} {'95% CI':>13} {'n':>5} {'time s':>7}"
+    )
+    lines = [header]
+    for outcome in outcomes:
+        run = outcome.run
+        summary = summarize(store, run, run.protocols)
+        protocols = resolve_protocols(run.protocols)
+        for protocol, headline in summary.headline.items():
+            overall = headline.get("overall") or {}
+            open_est = headline.get(protocols[protocol].open_metric)
+            ci = (
+                f"[{100 * overall['low']:.1f}, {100 * overall['high']:.1f}]"
+                if overall.get("n")
+                else "–"
+            )
+            lines.append(
+                f"{run.benchmark:<12} {run.id:<10} {run.label[:28]:<28} {protocol[:18]:<18} "
+                f"{_pct(headline.get('closed_accuracy')):>6} {_pct(open_est):>6} "
+                f"{_pct(overall):>7} {ci:>13} {summary.n_results:>5} {run.elapsed_s:>7.1f}"
+            )
+    lines.append(f"store: {store.path}  (report: medlens report RUN_ID)")
+    return "\n".join(lines)
