@@ -100,6 +100,26 @@ class ProtocolSummary:
             "notes": list(self.notes),
         }
 
+    def format(self) -> str:
+        """A plain-text table: headline values with 95 % intervals, groups, outcome counts."""
+        lines = [f"protocol {self.protocol} (version {self.version}) — {self.n} questions"]
+        for metric, estimate in self.headline.items():
+            lines.append(f"  {metric:<22} {estimate}")
+        for key, values in self.groups.items():
+            if key == "kind":
+                continue
+            lines.append(f"  by {key}:")
+            for value, metrics in values.items():
+                lines.append(f"    {value:<20} {metrics['score']}")
+        for metric, value in self.corpus.items():
+            lines.append(f"  {metric:<22} {value:.4f}")
+        counts = ", ".join(f"{k} {v}" for k, v in self.outcomes.items() if v)
+        lines.append(f"  outcomes: {counts}")
+        if self.excluded:
+            lines.append(f"  left out of denominators by the source rule: {self.excluded}")
+        lines.extend(f"  note: {note}" for note in self.notes)
+        return "\n".join(lines)
+
 
 class ScoringProtocol:
     """Base of every protocol: ``score`` one answer, ``aggregate`` many."""

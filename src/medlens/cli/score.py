@@ -1,0 +1,120 @@
+"""``medlens score PREDICTIONS --benchmark B``: score another tool's predictions file.
+
+Reads JSONL/CSV rows (question id or question text, optional image name, raw model answer),
+matches them to the benchmark's questions, says which rows did not match and why, and prints
+one table per protocol with bootstrap 95 % intervals. ``--judge MODEL`` adds an LLM judge's
+accuracy on open answers, reported beside the rule-based scores.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+COMMAND = "score"
+ORDER = 35
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:  # type: ignore[type-arg]
+    parser = subparsers.add_parser(
+        COMMAND,
+        help="score a predictions file written by another tool",
+        description="Match a JSONL/CSV predictions file to a benchmark and score it under one "
+        "or more scoring protocols (medlens, medevalkit, llava-med, lmms-eval, medgemma-card, "
+        "and the -fixed variants), without running a model.",
+    )
+    parser.add_argument("predictions", help="JSONL, JSON list, CSV or TSV file")
+    parser.add_argument("--benchmark", required=True, help="benchmark name, e.g. vqa-rad")
+    parser.add_argument("--split", help="split (default: the benchmark's test split)")
+    parser.add_argument(
+        "--protocol", default="medlens", help="protocol name(s), comma-separated (default: medlens)"
+    )
+    parser.add_argument("--data-dir", help="folder with the original release (or $MEDLENS_DATA)")
+    parser.add_argument("--judge", metavar="MODEL", help="grade open answers with this LLM too")
+    parser.add_argument("--judge-backend", help="backend for the judge model (default: inferred)")
+    parser.add_argument("--json", metavar="OUT", help="write all summaries as JSON here")
+    parser.add_argument(
+        "--group-by",
+        default="kind,question_type,modality,organ",
+        help="metadata keys for breakdowns, comma-separated",
+    )
+    parser.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--id-column")
+    parser.add_argument("--question-column")
+    parser.add_argument("--image-column")
+    parser.add_argument("--answer-column")
+    return parser
+
+
+def run(args: argparse.Namespace) -> int:
+    import json
+    from pathlib import Path
+
+    from medlens.bench.benchmarks import get_benchmark
+    from medlens.bench.metrics.predictions import detect_columns, match_predictions, read_rows
+    from medlens.bench.protocols import get_protocol
+    from medlens.bench.quality import format_issues
+    from medlens.errors import DataError
+
+    benchmark = get_benchmark(args.benchmark)
+    protocols = [get_protocol(p.strip()) for p in args.protocol.split(",") if p.strip()]
+    samples = benchmark.load(args.split, args.data_dir)
+    print(
+        f"{benchmark.name} {samples[0].split if samples else args.split}: {len(samples)} questions"
+    )
+    print(format_issues(benchmark.quality(samples)))
+    rows = read_rows(args.predictions)
+    columns = detect_columns(
+        rows,
+        id_column=args.id_column,
+        question_column=args.question_column,
+        image_column=args.image_column,
+        answer_column=args.answer_column,
+    )
+    print(
+        f"columns: id={columns.id} question={columns.question} image={columns.image} "
+        f"answer={columns.answer}"
+    )
+    report = match_predictions(rows, samples, columns)
+    print(report.summary())
+    if not report.matched:
+        raise DataError(
+            f"no row of {args.predictions} matched a question of {benchmark.name}; check "
+            "--benchmark/--split and the column flags"
+        )
+    matched = [s for s, _ in report.matched]
+    raw = [p for _, p in report.matched]
+    group_by = [g.strip() for g in args.group_by.split(",") if g.strip()]
+    output: dict[str, object] = {
+        "benchmark": benchmark.name,
+        "rows": len(rows),
+        "matched": len(report.matched),
+        "unmatched": [{"row": n, "reason": r} for n, r in report.unmatched],
+        "duplicates": report.duplicates,
+        "missing": len(report.missing),
+        "protocols": {},
+    }
+    for protocol in protocols:
+        scores = [protocol.score(s, p) for s, p in zip(matched, raw)]
+        summary = protocol.aggregate(
+            matched, scores, group_by=group_by, n_boot=args.bootstrap, seed=args.seed
+        )
+        print()
+        print(summary.format())
+        output["protocols"][protocol.name] = summary.to_dict()  # type: ignore[index]
+    if args.judge:
+        from medlens.bench.metrics.judge import LLMJudge
+
+        judge = LLMJudge.from_model(args.judge, args.judge_backend)
+        open_pairs = [(s, p) for s, p in report.matched if s.kind == "open"]
+        verdicts = judge.grade([s for s, _ in open_pairs], [p for _, p in open_pairs])
+        judged = judge.summarize(verdicts, n_boot=args.bootstrap, seed=args.seed)
+        print()
+        print(
+            f"LLM judge {judged.model} on open answers (separate from the rule-based scores): "
+            f"{judged.accuracy}; unreadable verdicts: {judged.unreadable}"
+        )
+        output["judge"] = judged.to_dict()
+    if args.json:
+        Path(args.json).write_text(json.dumps(output, indent=2), encoding="utf-8")
+    return 0
