@@ -22,6 +22,8 @@ _MARKED = re.compile(
     re.IGNORECASE,
 )
 _LEADING = re.compile(r"^\s*[\(\[]?([A-Z])(?:[\)\]\.:,]|\s*$|\s+[-–]?\s*)")
+_BRACKETED = re.compile(r"^\s*(?:[\(\[]([a-zA-Z])[\)\]]|([a-zA-Z])\s*[.)]?\s*$)")
+_STANDALONE = re.compile(r"(?<![\w'])([A-Z])(?![\w'])")
 
 
 def option_letter(index: int) -> str:
@@ -47,9 +49,14 @@ def extract_choice(text: str, candidates: Sequence[str]) -> str | None:
     marked = {m.upper() for m in _MARKED.findall(stripped)} & set(valid)
     if len(marked) == 1:
         return marked.pop()
+    bracketed = _BRACKETED.match(stripped)
+    if bracketed:
+        letter = (bracketed.group(1) or bracketed.group(2)).upper()
+        return letter if letter in valid else None
     leading = _LEADING.match(stripped)
     if leading and leading.group(1) in valid:
-        return leading.group(1)
+        others = set(_STANDALONE.findall(stripped)) & set(valid) - {leading.group(1)}
+        return None if others else leading.group(1)
     norm = normalize(stripped)
     exact = [LETTERS[i] for i, c in enumerate(candidates) if normalize(c) == norm]
     if len(exact) == 1:
