@@ -152,24 +152,24 @@ def rescore(store: RunStore, run_id: str, protocols: Sequence[str]) -> RunInfo:
 
 
 class _KeyedCache:
-    """Wraps the run store's cache to learn each request's key, which ``pipeline.run``
-    computes but does not return. ``run`` looks up every request of a batch in order, then
-    yields their results in the same order, so keys come out first-in, first-out.
-    ``persist=False`` records keys without caching (baselines: recomputing is cheaper and
-    their answers depend on a fitted table the key does not see)."""
+    """The run store as ``pipeline.run``'s cache, remembering each request's key, which
+    ``run`` computes but does not return. ``run`` looks up every request of a batch in
+    order, then yields their results in the same order, so keys come out first-in,
+    first-out."""
 
-    def __init__(self, store: RunStore, *, persist: bool) -> None:
+    def __init__(self, store: RunStore) -> None:
         self.store = store
-        self.persist = persist
         self.keys: deque[str] = deque()
 
     def get(self, key: str) -> Generation | None:
         self.keys.append(key)
-        return self.store.get(key) if self.persist else None
+        return self.store.get(key)
 
     def put(self, key: str, generation: Generation) -> None:
-        if self.persist:
-            self.store.put(key, generation)
+        self.store.put(key, generation)
+
+    def next_key(self) -> str:
+        return self.keys.popleft()
 
 
 def item_of(sample: Sample) -> Item:
@@ -208,7 +208,11 @@ def run_samples(
     options: GenerationOptions | None = None,
     progress: bool = True,
 ) -> RunOutcome:
-    """Run the samples ``run`` does not hold yet and store each batch as it completes."""
+    """Run the samples ``run`` does not hold yet and store each batch as it completes.
+
+    ``cache``: look generations up in (and add them to) the store's cache by request key.
+    Without it no key is computed (stored as ""): hashing a request encodes its images.
+    """
     from tqdm import tqdm
 
     from medlens import pipeline
@@ -217,7 +221,7 @@ def run_samples(
     position = {s.id: i for i, s in enumerate(samples)}
     by_id = {s.id: s for s in samples}
     todo = [s for s in samples if s.id not in done]
-    keyed = _KeyedCache(store, persist=cache)
+    keyed = _KeyedCache(store) if cache else None
     pending: list[StoredResult] = []
     n_new = n_cached = 0
     recipes: set[str] = set()
@@ -283,7 +287,8 @@ def run_samples(
             tasks.add(result.prepared.task_version)
             n_new += 1
             n_cached += int(result.cached)
-            stored(by_id[result.request.id], answer, keyed.keys.popleft(), result.cached)
+            key = keyed.next_key() if keyed is not None else ""
+            stored(by_id[result.request.id], answer, key, result.cached)
         flush()
         status = "complete" if store.count(run.id) >= len(samples) else "running"
     finally:
@@ -392,13 +397,13 @@ def evaluate(
     ``backend_factory`` builds the model's backend (default: ``load_backend(spec.model,
     spec.backend)``); it is called only when a sample needs the model, and closed at the end.
     """
-    from medlens.backends.base import BASELINES, load_backend
+    from medlens.backends.base import BASELINES
     from medlens.bench.benchmarks import get_benchmark
 
     protocols = resolve_protocols(spec.protocols)
     benches = [get_benchmark(name) for name in spec.benchmarks]
     group_id = _resume_group(store, spec, resume)
-    model_backend: Backend | None = None
+    backends = _Backends(spec, backend_factory)
     outcomes: list[RunOutcome] = []
     try:
         for bench in benches:
@@ -432,50 +437,80 @@ def evaluate(
                 if store.count(run.id) >= len(samples):
                     outcomes.append(RunOutcome(run, len(samples), 0, 0, 0.0))
                     continue
-                if role == "model" and backend_name not in BASELINES:
-                    if model_backend is None:
-                        model_backend = (
-                            backend_factory()
-                            if backend_factory is not None
-                            else load_backend(spec.model, backend=spec.backend)
-                        )
-                    this = model_backend
-                else:
-                    this = _baseline_backend(bench, backend_name, train, split_samples, spec.seed)
+                backend, cache = backends.for_run(bench, backend_name, train, split_samples)
                 try:
                     outcomes.append(
                         run_samples(
                             store,
                             run,
                             samples,
-                            this,
+                            backend,
                             run_protocols,
                             batch_size=spec.batch_size,
-                            cache=backend_name not in BASELINES,
+                            cache=cache,
                             deidentify=spec.deidentify,
                             options=spec.options,
                             progress=progress,
                         )
                     )
                 finally:
-                    if this is not model_backend:
-                        this.close()
+                    backends.release(backend)
     finally:
-        if model_backend is not None:
-            model_backend.close()
+        backends.close()
     return outcomes
 
 
-def _baseline_backend(
-    bench: Benchmark, name: str, train: Sequence[Sample], test: Sequence[Sample], seed: int
-) -> Backend:
-    from medlens.backends.base import load_backend
+class _Backends:
+    """The backends of one evaluation, built when first needed. The model's backend is
+    loaded once and shared by the ``no-image`` baseline (the model with its images removed:
+    the ablation that shows how much of its score needs the image); without a model (the
+    model under test is itself a baseline) ``no-image`` answers from the train prior."""
 
-    if name == "prior":
-        return load_backend("prior", prior=fit_prior(prior_training_rows(bench, train, test)))
-    if name == "random":
-        return load_backend("random", seed=seed)
-    return load_backend(name)
+    def __init__(self, spec: EvalSpec, factory: Callable[[], Backend] | None) -> None:
+        self.spec = spec
+        self.factory = factory
+        self.model: Backend | None = None
+
+    def model_backend(self) -> Backend:
+        from medlens.backends.base import load_backend
+
+        if self.model is None:
+            spec = self.spec
+            self.model = (
+                self.factory()
+                if self.factory is not None
+                else load_backend(spec.model, backend=spec.backend)
+            )
+        return self.model
+
+    def for_run(
+        self, bench: Benchmark, name: str, train: Sequence[Sample], test: Sequence[Sample]
+    ) -> tuple[Backend, bool]:
+        """The backend for a run and whether its generations go to the cache: yes when
+        they come from the model's weights; baselines are cheaper to recompute than to
+        look up, and their answers depend on a fitted table the request key does not see."""
+        from medlens.backends.base import BASELINES, load_backend
+
+        has_model = self.spec.backend_name not in BASELINES
+        if name not in BASELINES:
+            return self.model_backend(), True
+        if name == "random":
+            return load_backend("random", seed=self.spec.seed), False
+        if name == "no-image" and has_model:
+            return load_backend("no-image", backend=self.model_backend()), True
+        prior = fit_prior(prior_training_rows(bench, train, test))
+        return load_backend(name, prior=prior), False
+
+    def release(self, backend: Backend) -> None:
+        """Close a baseline's backend; the model's (and no-image's, which wraps it) stay
+        open for the next benchmark."""
+        model = self.model
+        if model is None or (backend is not model and getattr(backend, "inner", None) is not model):
+            backend.close()
+
+    def close(self) -> None:
+        if self.model is not None:
+            self.model.close()
 
 
 def _find_or_create(

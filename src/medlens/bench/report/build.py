@@ -236,7 +236,8 @@ def results_section(data: ReportData, benchmark: str) -> str:
             cells += [html.estimate_cell(est.get(m)) for m in metrics]
             rows.append(("baseline" if summary.run.role == "baseline" else "model", cells))
         parts.append(
-            f"<h3>Protocol <code>{escape(name)}</code> v{escape(info['version'])}</h3>"
+            f"<h3>Protocol <code>{escape(name)}</code> "
+            f"<span class='muted'>version {escape(info['version'])}</span></h3>"
             + html.table(["run", *metrics], rows)
         )
     return "".join(parts)
@@ -333,7 +334,8 @@ def config_section(runs: Sequence[RunSummary]) -> str:
 def rules_section(data: ReportData, benchmark: str) -> str:
     info = data.benchmarks.get(benchmark, {})
     protocol_items = "".join(
-        f"<li><code>{escape(n)}</code> v{escape(p['version'])}: {escape(p['description'])}</li>"
+        f"<li><code>{escape(n)}</code> (version {escape(p['version'])}): "
+        f"{escape(p['description'])}</li>"
         for n, p in data.protocols.items()
     )
     return (
@@ -440,7 +442,7 @@ def write_report(
     n_boot: int = 1000,
     seed: int = 0,
 ) -> ReportFiles:
-    """Write ``report.html``, ``report.json`` and ``report.csv`` for ``run_ids`` into ``out_dir``."""
+    """Write ``report.html``, ``report.json`` and ``report.csv`` of ``run_ids`` in ``out_dir``."""
     data = collect(
         store, run_ids, protocols=protocols, baselines=baselines, n_boot=n_boot, seed=seed
     )

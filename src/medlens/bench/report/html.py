@@ -82,7 +82,7 @@ def grouped_bars(
     ``series``: (label, colour, category → estimate dict with value/low/high/n). Values are
     fractions in [0, 1]; the axis is 0-100 %.
     """
-    label_w, right_pad, bar_h, gap = 190, 70, 11, 10
+    label_w, right_pad, bar_h, gap = 190, 100, 11, 10
     plot_w = width - label_w - right_pad
     group_h = bar_h * len(series) + gap
     height = group_h * len(categories) + 28
