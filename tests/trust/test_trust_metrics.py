@@ -101,22 +101,22 @@ def test_against_scikit_learn() -> None:
 
 def test_summarize_counts_unparsed_and_abstained_apart() -> None:
     conf = [0.95, 0.85, 0.65, 0.25, float("nan"), 0.3]
-    outcome = ["correct", "wrong", "correct", "wrong", "unparsed", "abstained"]
+    outcome = ["correct", "wrong", "correct", "wrong", "unparseable", "abstained"]
     s = metrics.summarize(conf, outcome, n_bins=5)
-    assert s.counts == {"correct": 2, "wrong": 2, "unparsed": 1, "abstained": 1}
+    assert s.counts == {"correct": 2, "wrong": 2, "partial": 0, "unparseable": 1, "abstained": 1}
     assert s.accuracy == pytest.approx(2 / 6)
     assert s.answered_accuracy == pytest.approx(0.5)
-    assert s.unparsed_rate == pytest.approx(1 / 6) and s.abstention_rate == pytest.approx(1 / 6)
+    assert s.unparseable_rate == pytest.approx(1 / 6) and s.abstention_rate == pytest.approx(1 / 6)
     assert s.n_scored == 4
     assert s.ece == pytest.approx(0.35)  # the unparsed and abstained rows are not in it
     assert s.auroc == pytest.approx(0.75)
     assert s.selective_accuracy["50%"] == pytest.approx(0.5)
-    assert s.to_dict()["counts"]["unparsed"] == 1
+    assert s.to_dict()["counts"]["unparseable"] == 1
 
 
 def test_outcome_of_precedence() -> None:
     assert metrics.outcome_of(parsed=False, abstained=True, correct=False) == "abstained"
-    assert metrics.outcome_of(parsed=False, abstained=False, correct=True) == "unparsed"
+    assert metrics.outcome_of(parsed=False, abstained=False, correct=True) == "unparseable"
     assert metrics.outcome_of(parsed=True, abstained=False, correct=True) == "correct"
 
 

@@ -31,8 +31,10 @@ from numpy.typing import ArrayLike
 
 from medlens.errors import DataError
 
-Outcome = Literal["correct", "wrong", "unparsed", "abstained"]
-OUTCOMES: tuple[Outcome, ...] = ("correct", "wrong", "unparsed", "abstained")
+Outcome = Literal["correct", "wrong", "partial", "unparseable", "abstained"]
+OUTCOMES: tuple[Outcome, ...] = ("correct", "wrong", "partial", "unparseable", "abstained")
+"""The outcome vocabulary of ``medlens.bench.protocols``; "partial" (an open answer with some
+overlap) is answered but not correct."""
 
 
 def outcome_of(*, parsed: bool, abstained: bool, correct: bool) -> Outcome:
@@ -40,7 +42,7 @@ def outcome_of(*, parsed: bool, abstained: bool, correct: bool) -> Outcome:
     if abstained:
         return "abstained"
     if not parsed:
-        return "unparsed"
+        return "unparseable"
     return "correct" if correct else "wrong"
 
 
@@ -293,8 +295,8 @@ def evaluate_threshold(
 class TrustSummary:
     """Accuracy, calibration and selective-prediction figures of one run.
 
-    ``accuracy`` is correct / all questions; ``answered_accuracy`` is correct / (correct +
-    wrong). Unparsed and abstained answers are counted in ``counts`` and never enter the
+    ``accuracy`` is correct / all questions; ``answered_accuracy`` is correct / answered
+    (correct, partial or wrong). Unparseable and abstained answers are counted in ``counts`` and never enter the
     calibration metrics, which use the answered questions that carry a confidence
     (``n_scored``).
     """
@@ -303,7 +305,7 @@ class TrustSummary:
     counts: Mapping[str, int]
     accuracy: float
     answered_accuracy: float
-    unparsed_rate: float
+    unparseable_rate: float
     abstention_rate: float
     n_scored: int
     ece: float
@@ -343,7 +345,7 @@ def summarize(
         raise DataError(f"Unknown outcome(s) {unknown}; expected one of {list(OUTCOMES)}.")
     counts = {name: int(np.sum(o == name)) for name in OUTCOMES}
     n = int(o.size)
-    answered = (o == "correct") | (o == "wrong")
+    answered = (o == "correct") | (o == "wrong") | (o == "partial")
     scored = answered & np.isfinite(p)
     ps, ys = p[scored], (o[scored] == "correct")
     sel = {
@@ -353,8 +355,8 @@ def summarize(
         n=n,
         counts=counts,
         accuracy=_ratio(counts["correct"], n),
-        answered_accuracy=_ratio(counts["correct"], counts["correct"] + counts["wrong"]),
-        unparsed_rate=_ratio(counts["unparsed"], n),
+        answered_accuracy=_ratio(counts["correct"], int(answered.sum())),
+        unparseable_rate=_ratio(counts["unparseable"], n),
         abstention_rate=_ratio(counts["abstained"], n),
         n_scored=int(scored.sum()),
         ece=ece(ps, ys, n_bins),
