@@ -1,7 +1,9 @@
 """PNG, JPEG and TIFF (8/16-bit, grey or colour) through Pillow.
 
 The pixel count is checked from the header, which ``Image.open`` reads lazily, before any
-decoding; Pillow's own ``DecompressionBombError`` is turned into ``ImageTooLargeError`` too.
+decoding; Pillow's own ``DecompressionBombError`` (raised by ``Image.open`` above twice
+``Image.MAX_IMAGE_PIXELS``, about 179 million pixels by default) is turned into
+``ImageTooLargeError`` too, so for these formats the lower of the two limits applies.
 Colour images whose three channels are equal (X-rays saved as RGB) become grey, so that
 windowing and MONOCHROME handling apply to them.
 """

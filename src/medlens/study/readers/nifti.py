@@ -100,6 +100,8 @@ class NiftiReader:
         affine_ras = image.affine @ ornt.inv_ornt_aff(transform, shape[:3])
         affine = RAS_TO_LPS @ affine_ras
         pixels = np.ascontiguousarray(np.transpose(data, (2, 1, 0)))
+        if not pixels.dtype.isnative:
+            pixels = pixels.astype(pixels.dtype.newbyteorder("="))
         if pixels.dtype.kind == "f":
             pixels = pixels.astype(np.float32)
         zooms = np.linalg.norm(affine[:3, :3], axis=0)
