@@ -18,16 +18,16 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
-from typing import ClassVar, Union
+from typing import ClassVar, TypeAlias
 
 from medlens.errors import ConfigError
 from medlens.types import Generation, Request
 
-Reply = Union[str, Generation]
+Reply: TypeAlias = str | Generation
 """A scripted reply: the answer text, or a whole ``Generation`` (to script an error, tokens,
 samples or timings; its ``request_id`` is set to the request's)."""
-Answers = Union[Mapping[str, Reply], Callable[[Request], Reply], Sequence[Reply]]
-Logprobs = Union[Mapping[str, Mapping[str, float]], Callable[[Request], Mapping[str, float]]]
+Answers: TypeAlias = Mapping[str, Reply] | Callable[[Request], Reply] | Sequence[Reply]
+Logprobs: TypeAlias = Mapping[str, Mapping[str, float]] | Callable[[Request], Mapping[str, float]]
 
 
 class ScriptedBackend:
