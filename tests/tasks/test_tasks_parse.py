@@ -52,6 +52,8 @@ def parse(kind: str, text: str, candidates: Sequence[str] = (), **generation: ob
         ("<think>Looking at the apex... maybe yes, maybe no.</think>\nNo.", "no"),
         ("The lungs look hyperinflated and the heart is small.\nFinal answer: yes", "yes"),
         ("yes there is a fracture", "yes"),
+        ("Based on the image, yes, there is an effusion, but no pneumothorax.", "yes"),
+        ("There is blunting of the costophrenic angle. No.", "no"),
     ],
 )
 def test_closed_reads_yes_no(text: str, expected: str) -> None:

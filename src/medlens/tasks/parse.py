@@ -129,7 +129,8 @@ def match_candidates(text: str, candidates: Sequence[str]) -> tuple[int | None, 
 
     Matching is on normalised whole words (so "normal" or "nodule" never read as "no"):
     the whole answer or its first clause ("No, there is no …" is "no"), then a hedge
-    ("not sure", "unknown") makes it unparsed, then exactly one candidate named anywhere
+    ("not sure", "unknown") makes it unparsed, then one candidate standing as a clause of
+    its own ("Based on the image, yes, …"), then exactly one candidate named anywhere
     (a candidate inside a longer named one, "pneumonia" in "viral pneumonia", does not count
     twice). Two different candidates, or none, is unparsed.
     """
@@ -145,6 +146,10 @@ def match_candidates(text: str, candidates: Sequence[str]) -> tuple[int | None, 
     padded = f" {norm} "
     if any(f" {h} " in padded for h in _HEDGES):
         return None, "the answer hedges (not sure / unknown)"
+    clauses = {normalize_answer(c) for c in _CLAUSE_END.split(text)}
+    alone = {i for i, c in enumerate(cands) if c and c in clauses}
+    if len({cands[i] for i in alone}) == 1:
+        return min(alone), None
     named = [i for i, c in enumerate(cands) if c and f" {c} " in padded]
     named = [i for i in named if not any(_inside(cands[i], cands[j]) for j in named)]
     distinct = {cands[i] for i in named}
