@@ -47,7 +47,7 @@ def test_header_window_is_the_default(ct_study: Study) -> None:
     assert default[row, col] == expected
     lung = to_display(ct_study, window="lung", slice_index=sl)
     assert lung[row, col] == round(((hu + 600.5) / 1499 + 0.5) * 255)  # nodule bright in lung
-    assert lung[row - 12, col] < 110 < 180 < lung[row, col]  # lung (-800 HU) darker
+    assert lung[row - 12, col] < 110 and lung[row, col] > 180  # lung (-800 HU) darker
     assert to_display(ct_study).shape == (24, 128, 128)
 
 
