@@ -15,7 +15,7 @@ import csv
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 from medlens.bench.benchmark import Sample
@@ -141,8 +141,15 @@ class MatchReport:
         return "\n".join(lines)
 
 
-def _image_name(value: Any) -> str:
-    return PurePosixPath(str(value).replace("\\", "/")).name
+def _same_image(sample: Sample, value: Any) -> bool:
+    """Whether a row's image (a name or a relative path, e.g. SLAKE's "xmlab1/source.jpg")
+    names the sample's image: equal to its image id, or a whole-component suffix of a path."""
+    wanted = str(value).replace("\\", "/").strip().lstrip("./")
+    if not wanted:
+        return False
+    names = [str(sample.metadata.get("image_id", ""))]
+    names += [str(i).replace("\\", "/") for i in sample.images if isinstance(i, str)]
+    return any(n == wanted or n.endswith("/" + wanted) for n in names)
 
 
 def match_predictions(
@@ -171,13 +178,7 @@ def match_predictions(
         if sample is None and columns.question and row.get(columns.question):
             found = by_question.get(question_key(str(row[columns.question])), [])
             if columns.image and row.get(columns.image) and len(found) > 1:
-                name = _image_name(row[columns.image])
-                found = [
-                    s
-                    for s in found
-                    if any(_image_name(i) == name for i in s.images if isinstance(i, str))
-                    or _image_name(s.metadata.get("image_id", "")) == name
-                ]
+                found = [s for s in found if _same_image(s, row[columns.image])]
             if len(found) == 1:
                 sample = found[0]
             elif found:
