@@ -149,12 +149,15 @@ def prepare(
     metadata: Mapping[str, Any] | None = None,
     view_transform: ViewTransform | None = None,
     system_prompt: str | None = None,
+    model: str | None = None,
 ) -> Prepared:
     """Turn studies and a question into a backend ``Request``.
 
     ``sources`` is one study (or path/bytes) or several (multi-image questions); a study with a
     ``prior`` contributes its prior's views as the comparison images. ``view_transform``
-    alters each view before the request is built (sanity and robustness probes).
+    alters each view before the request is built (sanity and robustness probes). ``model``
+    picks the recipe the model declares (``medlens.study.MODEL_RECIPES``) when ``recipe`` is
+    not given.
     """
     from medlens.study.recipes import apply_recipe, default_recipe_for
     from medlens.tasks import get_task, guess_kind
@@ -163,7 +166,7 @@ def prepare(
     studies = tuple(protect(_load(s), deidentify) for s in items)
     if not studies:
         raise ConfigError("A question needs at least one study or image.")
-    recipe_name = recipe or default_recipe_for(studies[0])
+    recipe_name = recipe or default_recipe_for(studies[0], model)
     views: list[View] = []
     prior_views: list[View] = []
     for study in studies:
@@ -280,6 +283,7 @@ def ask(
     **prepare_options: Any,
 ) -> Result:
     """Answer one question about one study (or several images) with ``backend``."""
+    prepare_options.setdefault("model", backend.model_id)
     prepared = prepare(study, question, **prepare_options)
     check_privacy(backend, [prepared.request])
     (generation,) = backend.generate([prepared.request])
@@ -356,6 +360,7 @@ def run(
     """
     from medlens.errors import StudyError
 
+    prepare_options.setdefault("model", backend.model_id)
     batch: list[Prepared] = []
 
     def flush() -> Iterator[Result]:
