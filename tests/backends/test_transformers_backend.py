@@ -181,7 +181,7 @@ def test_num_samples_returns_independent_samples(
 def test_scoring_equals_an_independent_forward_pass(
     backends: dict[str, TransformersBackend], paths: dict[str, Path], family: str
 ) -> None:
-    candidates = ("yes", "no", "left upper lobe")
+    candidates = ("yes", "no", "left", "left upper lobe")  # "left" shares a row
     opts = GenerationOptions(score_candidates=True)
     reqs = [request(i, opts, candidates=candidates) for i in range(3)]
     gens = backends[family].generate(reqs)
@@ -288,3 +288,21 @@ def test_top_logprobs_cover_the_whole_distribution(
     top = gen.tokens[0].top
     assert len(top) == vocab
     assert sum(math.exp(lp) for _, lp in top) == pytest.approx(1.0, abs=1e-4)
+
+
+def test_candidates_that_prefix_others_share_their_row() -> None:
+    from medlens.backends.transformers import _covering_rows
+
+    assert _covering_rows([[5], [6], [5, 7, 8], [5, 7]]) == [[5, 7, 8], [6]]
+    assert _covering_rows([[1], [1]]) == [[1]]
+    assert _covering_rows([]) == [[]]
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_static_cache_decoding_gives_the_same_tokens(paths: dict[str, Path], family: str) -> None:
+    # compile_decode's static KV cache runs eagerly on CPU: same tokens as the dynamic cache.
+    reqs = [request(i) for i in range(3)]
+    plain = TransformersBackend(str(paths[family]), batch_size=3).generate(reqs)
+    static = TransformersBackend(str(paths[family]), batch_size=3, compile_decode=True)
+    for a, b in zip(plain, static.generate(reqs)):
+        assert [t.token for t in a.tokens] == [t.token for t in b.tokens]

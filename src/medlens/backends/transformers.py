@@ -87,7 +87,11 @@ class _Batch:
     rows: list[int] = field(default_factory=list)
     """Item index of each encoded row (several rows per item for samples or candidates)."""
     targets: list[list[int]] = field(default_factory=list)
-    """Scoring mode: candidate token ids of each row."""
+    """Scoring mode: continuation token ids of each row."""
+    starts: list[int] = field(default_factory=list)
+    """Scoring mode: prompt length of each row."""
+    reads: list[dict[str, tuple[int, int]]] = field(default_factory=list)
+    """Scoring mode, per item: candidate -> (row, number of its tokens) to sum there."""
     preprocess_s: float = 0.0
     error: BaseException | None = None
 
@@ -98,8 +102,8 @@ class TransformersBackend:
     ``model`` is a Hub id or a local folder; ``device`` "auto" picks CUDA when present, else
     CPU; ``dtype`` "auto" is bfloat16 on GPU and float32 on CPU; ``batch_size`` counts requests
     (a request with k samples or k candidates takes k rows); ``max_image_side`` shrinks larger
-    images before the processor; ``compile_decode`` uses a static cache and compiles the
-    decode step on CUDA (ignored elsewhere); ``ignore_eos`` always generates
+    images before the processor; ``compile_decode`` uses a static KV cache, whose decode step
+    transformers compiles on CUDA (elsewhere the static cache runs eagerly); ``ignore_eos`` always generates
     ``max_new_tokens`` (throughput measurements, as vLLM's ``ignore_eos``).
     """
 
@@ -192,9 +196,9 @@ class TransformersBackend:
         self.batch_size = batch_size
         self.max_image_side = max_image_side
         self.ignore_eos = ignore_eos
-        self.compile_decode = compile_decode and self.device.type == "cuda"
-        if compile_decode and not self.compile_decode:
-            log.info("compile_decode needs CUDA; decoding eagerly on %s", self.device.type)
+        self.compile_decode = compile_decode
+        if compile_decode and self.device.type != "cuda":
+            log.info("compile_decode: static KV cache on %s, compiled only on CUDA", self.device)
         self.processor, self.model = processor, model
         self.tokenizer = processor.tokenizer
         self.tokenizer.padding_side = "left"
@@ -370,39 +374,54 @@ class TransformersBackend:
         batch.inputs = self._to_device(self._process(prompts, images, "left"))
 
     def _encode_scoring(self, batch: _Batch) -> None:
-        """Rows ``prompt + candidate``, right-padded so positions need no correction."""
+        """Rows ``prompt + continuation``, right-padded so positions need no correction.
+
+        A candidate whose tokens begin another candidate's is read off that candidate's row
+        (the logits at every position are there), so yes/no or A-D questions, whose candidates
+        are single tokens, take one row per request instead of one per candidate: the vision
+        encoder and the prefill run once.
+        """
         import torch
 
         prompts: list[str] = []
         images: list[list[Image.Image]] = []
         for item in batch.items:
-            for cand in item.request.candidates:
+            targets = {
+                c: self.tokenizer.encode(c, add_special_tokens=False)
+                for c in item.request.candidates
+            }
+            rows = _covering_rows(list(targets.values()))
+            first = len(batch.targets)
+            for row in rows:
                 prompts.append(item.prompt)
                 images.append(item.images)
                 batch.rows.append(item.index)
-                batch.targets.append(self.tokenizer.encode(cand, add_special_tokens=False))
+                batch.targets.append(row)
+            batch.reads.append(
+                {
+                    c: (first + next(i for i, r in enumerate(rows) if r[: len(t)] == t), len(t))
+                    for c, t in targets.items()
+                }
+            )
         enc = self._process(prompts, images, "right")
         ids, mask = enc["input_ids"], enc["attention_mask"]
         lengths = mask.sum(dim=1).tolist()
         width = max(n + len(t) for n, t in zip(lengths, batch.targets))
         pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
-        new_ids = torch.full((len(prompts), width), pad, dtype=ids.dtype)
-        new_mask = torch.zeros((len(prompts), width), dtype=mask.dtype)
-        per_token = {k: v for k, v in enc.items() if k not in ("input_ids", "attention_mask")}
-        per_token = {k: v for k, v in per_token.items() if tuple(v.shape[:2]) == tuple(ids.shape)}
-        grown = {k: torch.zeros((len(prompts), width), dtype=v.dtype) for k, v in per_token.items()}
+        grown = {
+            k: torch.zeros((len(prompts), width), dtype=v.dtype)
+            for k, v in enc.items()
+            if tuple(v.shape[:2]) == tuple(ids.shape)
+        }
+        grown["input_ids"].fill_(pad)
         for r, (n, target) in enumerate(zip(lengths, batch.targets)):
-            new_ids[r, :n] = ids[r, :n]
-            new_ids[r, n : n + len(target)] = torch.tensor(target, dtype=ids.dtype)
-            new_mask[r, : n + len(target)] = 1
-            for k, v in per_token.items():
-                grown[k][r, :n] = v[r, :n]
-        enc["input_ids"], enc["attention_mask"] = new_ids, new_mask
-        for k, v in grown.items():
-            enc[k] = v
+            for key, value in grown.items():
+                value[r, :n] = enc[key][r, :n]
+            grown["input_ids"][r, n : n + len(target)] = torch.tensor(target, dtype=ids.dtype)
+            grown["attention_mask"][r, n : n + len(target)] = 1
+        enc.update(grown)
         batch.inputs = self._to_device(enc)
-        batch.rows = list(batch.rows)
-        batch.targets = [[n, *t] for n, t in zip(lengths, batch.targets)]
+        batch.starts = lengths
 
     # ---------------------------------------------------------------------------- running
 
@@ -547,42 +566,47 @@ class TransformersBackend:
         t0 = time.perf_counter()
         with torch.inference_mode():
             logits = self.model(**batch.inputs, use_cache=False).logits
-            scores = []
-            for r, (start, *target) in enumerate(batch.targets):
+            cumulative = []
+            for r, (start, target) in enumerate(zip(batch.starts, batch.targets)):
                 # the token at position p is predicted by the logits at p - 1
                 step = logits[r, start - 1 : start - 1 + len(target)].float().log_softmax(-1)
-                idx = torch.tensor(target, device=step.device).unsqueeze(1)
-                scores.append(step.gather(1, idx).sum())
-            values = torch.stack(scores).cpu().tolist()
+                idx = torch.tensor(target, device=step.device, dtype=torch.long).unsqueeze(1)
+                cumulative.append([0.0, *step.gather(1, idx).squeeze(1).cumsum(0).tolist()])
         self._sync()
         elapsed = time.perf_counter() - t0
-        per_item: dict[int, dict[str, float]] = {}
-        r = 0
-        for item in batch.items:
-            for cand in item.request.candidates:
-                per_item.setdefault(item.index, {})[cand] = values[r]
-                r += 1
         timings = Timings(
             queue_s=t0 - batch.items[0].submitted,
             preprocess_s=batch.preprocess_s,
             prefill_s=elapsed,
             total_s=batch.preprocess_s + elapsed,
         )
-        return [
-            Generation(
-                request_id=item.request.id,
-                text=max(per_item[item.index], key=per_item[item.index].__getitem__),
-                model=self.model_id,
-                backend=self.name,
-                candidate_logprobs=per_item[item.index],
-                finish_reason="scored",
-                timings=timings,
+        gens = []
+        for item, reads in zip(batch.items, batch.reads):
+            scores = {c: cumulative[row][n] for c, (row, n) in reads.items()}
+            gens.append(
+                Generation(
+                    request_id=item.request.id,
+                    text=max(scores, key=scores.__getitem__),
+                    model=self.model_id,
+                    backend=self.name,
+                    candidate_logprobs=scores,
+                    finish_reason="scored",
+                    timings=timings,
+                )
             )
-            for item in batch.items
-        ]
+        return gens
 
 
 # -------------------------------------------------------------------------------- helpers
+
+
+def _covering_rows(targets: list[list[int]]) -> list[list[int]]:
+    """The fewest token sequences of which every target is a prefix (at least one row)."""
+    rows: list[list[int]] = []
+    for t in sorted(targets, key=len, reverse=True):
+        if not any(r[: len(t)] == t for r in rows):
+            rows.append(t)
+    return rows or [[]]
 
 
 def _pick_device(device: str) -> str:
