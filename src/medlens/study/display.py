@@ -68,11 +68,12 @@ def scale_range(values: np.ndarray, low: float, high: float) -> np.ndarray:
 def apply_voi_lut(values: np.ndarray, lut: np.ndarray) -> np.ndarray:
     """A VOI LUT as loaded (``(n, 2)``: input value, output 0..1) to 0..255 floats; inputs
     below/above the table take its first/last entry (PS3.3 C.11.2.1.1)."""
-    return np.interp(values.astype(np.float64, copy=False), lut[:, 0], lut[:, 1]) * 255.0
+    mapped = np.interp(values.astype(np.float64, copy=False), lut[:, 0], lut[:, 1])
+    return np.asarray(mapped, dtype=np.float64) * 255.0
 
 
 def _to_uint8(values: np.ndarray) -> np.ndarray:
-    return np.rint(values).astype(np.uint8)
+    return np.asarray(np.rint(values), dtype=np.uint8)
 
 
 def _color_to_uint8(pixels: np.ndarray) -> np.ndarray:

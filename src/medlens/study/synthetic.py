@@ -105,14 +105,14 @@ def ct_phantom(
         centre = lesion_location(slices=slices, size=size).mm
         inside = (xx - centre[0]) ** 2 + (yy - centre[1]) ** 2 + (zz - centre[2]) ** 2
         hu[inside <= LESION_RADIUS_MM**2] = LESION_HU
-    noise = np.random.default_rng(seed).normal(0.0, 8.0, hu.shape)
+    noise = np.asarray(np.random.default_rng(seed).normal(0.0, 8.0, hu.shape))
     body = hu > -1000
     hu[body] += noise[body]
     return np.rint(hu).astype(np.int16)
 
 
-def _dataset(path: Path, sop_class: str, modality: str, study_uid: str, series_uid: str) -> Any:
-    pydicom = require("pydicom", "dicom", "Writing synthetic DICOM")
+def _dataset(path: Path, sop_class: Any, modality: str, study_uid: Any, series_uid: Any) -> Any:
+    pydicom: Any = require("pydicom", "dicom", "Writing synthetic DICOM")
     from pydicom.dataset import FileDataset, FileMetaDataset
     from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
@@ -197,7 +197,7 @@ def write_ct_nifti(
     """Write the phantom as NIfTI-1 in the RAS+ array order most converters produce
     (``i`` toward the patient's right, ``j`` toward anterior), with the real affine, so a
     reader has to reorient it. Values are HU (int16)."""
-    nib = require("nibabel", "nifti", "Writing synthetic NIfTI")
+    nib: Any = require("nibabel", "nifti", "Writing synthetic NIfTI")
     hu = ct_phantom(slices=slices, size=size, seed=seed, lesion=lesion)
     data = np.transpose(hu, (2, 1, 0))[::-1, ::-1, :]  # (i=col, j=row, k) flipped to R, A
     lps = ct_affine(slices=slices, size=size)

@@ -148,13 +148,13 @@ def _to_voxel(
         row[2] = n - 0.5 + offset / k if flip else -0.5 - offset / k
         rows[axis] = row
     rows[geo.normal] = [0.0, 0.0, float(index) if index is not None else 0.0]
-    return (*(tuple(r) for r in rows), (0.0, 0.0, 1.0))  # type: ignore[return-value]
+    return tuple((r[0], r[1], r[2]) for r in [*rows, [0.0, 0.0, 1.0]])
 
 
 def view_to_voxel(region: ViewRegion, x: float, y: float) -> np.ndarray:
     """Voxel coordinates ``(col, row, slice)`` of view point ``(x, y)``; the projected axis
     of a MIP comes back as NaN."""
-    voxel = (np.asarray(region.to_voxel) @ np.array([x, y, 1.0]))[:3]
+    voxel: np.ndarray = (np.asarray(region.to_voxel) @ np.array([x, y, 1.0]))[:3]
     if region.projected_axis is not None:
         voxel[region.projected_axis] = np.nan
     return voxel

@@ -114,7 +114,7 @@ def read_dataset(source: Source, *, stop_before_pixels: bool = False) -> Dataset
             f"{_name(source)} is not DICOM: it has no 'DICM' marker and no DICOM image "
             "attributes (it may be a text or other file renamed to .dcm)."
         )
-    return ds
+    return ds  # type: ignore[no-any-return]
 
 
 def _floats(value: Any) -> list[float]:
@@ -189,11 +189,11 @@ def _voi_lut(ds: Dataset) -> np.ndarray | None:
 
 def _modality_values(ds: Dataset, pixels: np.ndarray) -> np.ndarray:
     """Apply the Modality LUT (rescale slope/intercept or a LUT); keep integers integral."""
-    from pydicom.pixels import apply_modality_lut
+    from pydicom.pixels.processing import apply_modality_lut
 
     values = apply_modality_lut(pixels, ds)
     if values.dtype.kind == "f":
-        rounded = np.rint(values)
+        rounded: np.ndarray = np.rint(values)
         if np.array_equal(rounded, values) and np.abs(values).max(initial=0) < 2**31:
             small = np.abs(values).max(initial=0) < 2**15
             return rounded.astype(np.int16 if small else np.int32)
@@ -229,7 +229,7 @@ def _decode(ds: Dataset, what: str) -> np.ndarray:
             "do not support; re-export it uncompressed."
         ) from exc
     if ds.get("PhotometricInterpretation") == "PALETTE COLOR":
-        from pydicom.pixels import apply_color_lut
+        from pydicom.pixels.processing import apply_color_lut
 
         pixels = apply_color_lut(pixels, ds)
         bits = int(ds.RedPaletteColorLookupTableDescriptor[2])

@@ -56,8 +56,8 @@ class NiftiReader:
         return _nifti_header(data)
 
     def read(self, source: Source, *, max_pixels: int, volume: int = 0, **options: Any) -> Study:
-        nib = require("nibabel", "nifti", "Reading NIfTI")
-        from nibabel import orientations as ornt
+        nib: Any = require("nibabel", "nifti", "Reading NIfTI")
+        ornt: Any = require("nibabel.orientations", "nifti", "Reading NIfTI")
         from nibabel.filebasedimages import ImageFileError
 
         if options:
