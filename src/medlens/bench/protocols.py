@@ -111,8 +111,8 @@ class ProtocolSummary:
             lines.append(f"  by {key}:")
             for value, metrics in values.items():
                 lines.append(f"    {value:<20} {metrics['score']}")
-        for metric, value in self.corpus.items():
-            lines.append(f"  {metric:<22} {value:.4f}")
+        for metric, number in self.corpus.items():
+            lines.append(f"  {metric:<22} {number:.4f}")
         counts = ", ".join(f"{k} {v}" for k, v in self.outcomes.items() if v)
         lines.append(f"  outcomes: {counts}")
         if self.excluded:
@@ -228,9 +228,9 @@ def corpus_metrics(
         notes.extend(f"{u.metric} unavailable: {u.reason}" for u in CLINICAL_UNAVAILABLE)
     boxes = [(s, r) for s, r in zip(samples, scores) if s.kind == "grounding"]
     if boxes:
-        preds = [(s.id, 1.0, tuple(json.loads(r.extracted))) for s, r in boxes if r.extracted]
+        box_preds = [(s.id, 1.0, tuple(json.loads(r.extracted))) for s, r in boxes if r.extracted]
         truth = [(s.id, tuple(b["box"])) for s, _ in boxes for b in s.metadata.get("boxes", [])]
-        corpus["ap50"] = average_precision(preds, truth)  # type: ignore[arg-type]
+        corpus["ap50"] = average_precision(box_preds, truth)
         corpus["mean_iou"] = sum(r.metrics.get("iou", 0.0) for _, r in boxes) / len(boxes)
     if any("pair_id" in s.metadata for s in samples):
         from medlens.bench.benchmarks.mediconfusion import pair_scores
@@ -279,7 +279,7 @@ def score_grounding(sample: Sample, text: str) -> SampleScore:
     if not predicted:
         return _unparseable()
     truth = [tuple(b["box"]) for b in sample.metadata.get("boxes", [])]
-    best = max((iou(predicted[0], t) for t in truth), default=0.0)  # type: ignore[arg-type]
+    best = max((iou(predicted[0], t) for t in truth), default=0.0)
     hit = best >= 0.5
     return SampleScore(
         "correct" if hit else "wrong", float(hit), {"iou": best}, json.dumps(predicted[0])
@@ -543,15 +543,18 @@ class MedEvalKitProtocol(ScoringProtocol):
 def _medevalkit_bleu1(prediction: str, answer: str) -> float:
     """MedEvalKit ``bleu(pred, target, 1)``: nltk sentence BLEU-1 on ``.replace('.', ' .')``
     tokens split on single spaces, no smoothing."""
-    from medlens.errors import require
-
-    bleu_score = require("nltk.translate.bleu_score", "bench", "BLEU")
-    tok = lambda t: t.lower().replace(".", " .").split(" ")
     import warnings
 
+    from medlens.errors import require
+
+    bleu_score: Any = require("nltk.translate.bleu_score", "bench", "BLEU")
+
+    def tok(text: str) -> list[str]:
+        return text.lower().replace(".", " .").split(" ")
+
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return float(bleu_score.sentence_bleu([tok(answer)], tok(prediction), weights=(1.0,)))  # type: ignore[attr-defined]
+        warnings.simplefilter("ignore")  # nltk warns on short answers without 2-grams
+        return float(bleu_score.sentence_bleu([tok(answer)], tok(prediction), weights=(1.0,)))
 
 
 class MedEvalKitFixedProtocol(MedEvalKitProtocol):

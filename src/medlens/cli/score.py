@@ -15,7 +15,7 @@ ORDER = 35
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:  # type: ignore[type-arg]
-    parser = subparsers.add_parser(
+    parser: argparse.ArgumentParser = subparsers.add_parser(
         COMMAND,
         help="score a predictions file written by another tool",
         description="Match a JSONL/CSV predictions file to a benchmark and score it under one "

@@ -32,7 +32,7 @@ class OmniMedVQA(Benchmark):
     local_marker = "QA_information/Open-access"
 
     def load_local(self, root: Path, split: str) -> list[Sample]:
-        samples = []
+        samples: list[Sample] = []
         for path in sorted((root / "QA_information" / "Open-access").glob("*.json")):
             samples.extend(self.from_row(row, split, root) for row in read_json(path))
         return samples

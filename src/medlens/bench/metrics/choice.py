@@ -48,7 +48,7 @@ def extract_choice(text: str, candidates: Sequence[str]) -> str | None:
         stripped = boxed[-1].strip()
     marked = {m.upper() for m in _MARKED.findall(stripped)} & set(valid)
     if len(marked) == 1:
-        return marked.pop()
+        return str(marked.pop())
     bracketed = _BRACKETED.match(stripped)
     if bracketed:
         letter = (bracketed.group(1) or bracketed.group(2)).upper()

@@ -50,7 +50,7 @@ def read_rows(path: str | Path) -> list[dict[str, Any]]:
         return [dict(row) for row in reader]
     stripped = text.lstrip()
     if stripped.startswith("["):
-        rows = json.loads(stripped)
+        rows: list[Any] = json.loads(stripped)
     else:
         rows = []
         for number, line in enumerate(text.splitlines(), start=1):
@@ -65,7 +65,7 @@ def read_rows(path: str | Path) -> list[dict[str, Any]]:
                 ) from exc
     if not all(isinstance(r, dict) for r in rows):
         raise DataError(f"{path} must hold one object per row (found a non-object row)")
-    return rows
+    return [dict(r) for r in rows]
 
 
 @dataclass(frozen=True)

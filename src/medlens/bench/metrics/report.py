@@ -20,6 +20,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from medlens.errors import require
 
@@ -40,15 +41,15 @@ class Unavailable:
 
 def bleu(prediction: str, references: Sequence[str]) -> dict[str, float]:
     """Sentence BLEU-1..4 (cumulative n-gram weights), smoothing method 1."""
-    bleu_score = require("nltk.translate.bleu_score", "bench", "BLEU")
-    smooth = bleu_score.SmoothingFunction().method1  # type: ignore[attr-defined]
+    bleu_score: Any = require("nltk.translate.bleu_score", "bench", "BLEU")
+    smooth = bleu_score.SmoothingFunction().method1
     hyp = report_tokens(prediction)
     refs = [report_tokens(r) for r in references]
     out = {}
     for n in range(1, 5):
         weights = tuple([1.0 / n] * n)
         value = (
-            bleu_score.sentence_bleu(refs, hyp, weights=weights, smoothing_function=smooth)  # type: ignore[attr-defined]
+            bleu_score.sentence_bleu(refs, hyp, weights=weights, smoothing_function=smooth)
             if hyp
             else 0.0
         )
@@ -60,15 +61,15 @@ def corpus_bleu(
     predictions: Sequence[str], references: Sequence[Sequence[str]]
 ) -> dict[str, float]:
     """Corpus BLEU-1..4 (the number report papers print), smoothing method 1."""
-    bleu_score = require("nltk.translate.bleu_score", "bench", "BLEU")
-    smooth = bleu_score.SmoothingFunction().method1  # type: ignore[attr-defined]
+    bleu_score: Any = require("nltk.translate.bleu_score", "bench", "BLEU")
+    smooth = bleu_score.SmoothingFunction().method1
     hyps = [report_tokens(p) for p in predictions]
     refs = [[report_tokens(r) for r in rs] for rs in references]
     return {
         f"bleu{n}": float(
             bleu_score.corpus_bleu(
                 refs, hyps, weights=tuple([1.0 / n] * n), smoothing_function=smooth
-            )  # type: ignore[attr-defined]
+            )
         )
         for n in range(1, 5)
     }
@@ -76,17 +77,17 @@ def corpus_bleu(
 
 def rouge_l(prediction: str, references: Sequence[str]) -> float:
     """ROUGE-L F-measure, best over references."""
-    rouge_scorer = require("rouge_score.rouge_scorer", "bench", "ROUGE-L")
-    scorer = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=False)  # type: ignore[attr-defined]
+    rouge_scorer: Any = require("rouge_score.rouge_scorer", "bench", "ROUGE-L")
+    scorer = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=False)
     return max((scorer.score(r, prediction)["rougeL"].fmeasure for r in references), default=0.0)
 
 
 def meteor(prediction: str, references: Sequence[str]) -> float | Unavailable:
     """METEOR with nltk, or ``Unavailable`` when WordNet data is not installed."""
-    meteor_score = require("nltk.translate.meteor_score", "bench", "METEOR")
+    meteor_score: Any = require("nltk.translate.meteor_score", "bench", "METEOR")
     try:
         return float(
-            meteor_score.meteor_score(  # type: ignore[attr-defined]
+            meteor_score.meteor_score(
                 [report_tokens(r) for r in references], report_tokens(prediction)
             )
         )
@@ -99,10 +100,10 @@ def meteor(prediction: str, references: Sequence[str]) -> float | Unavailable:
 
 def cider(predictions: Sequence[str], references: Sequence[Sequence[str]]) -> float:
     """Corpus CIDEr-D with pycocoevalcap (n=4, sigma=6, as in the COCO toolkit)."""
-    cider_mod = require("pycocoevalcap.cider.cider", "bench", "CIDEr")
+    cider_mod: Any = require("pycocoevalcap.cider.cider", "bench", "CIDEr")
     gts = {i: [" ".join(report_tokens(r)) for r in refs] for i, refs in enumerate(references)}
     res = {i: [" ".join(report_tokens(p))] for i, p in enumerate(predictions)}
-    score, _ = cider_mod.Cider().compute_score(gts, res)  # type: ignore[attr-defined]
+    score, _ = cider_mod.Cider().compute_score(gts, res)
     return float(score)
 
 
