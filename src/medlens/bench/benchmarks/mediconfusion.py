@@ -25,7 +25,7 @@ from medlens.bench.benchmarks._common import read_json
 @BENCHMARKS.register("mediconfusion")
 class MediConfusion(Benchmark):
     name = "mediconfusion"
-    hf_id = "shahab7899/MediConfusion"
+    hf_id = None  # shahab7899/MediConfusion exists, but its row schema is not verified here
     license = "MIT (annotations); images from ROCO keep their sources' terms"
     citation = "Sepehri MS, Fabian Z, Soltanolkotabi M, Soltanolkotabi M. MediConfusion. ICLR 2025."
     homepage = "https://github.com/MShahabSepehri/MediConfusion"
