@@ -256,3 +256,50 @@ def test_copy_with_renamed_files_gives_the_same_volume(shared_data: Path, tmp_pa
     for name, new in zip(["01.dcm", "02.dcm", "03.dcm"], ["c", "a", "b"]):
         shutil.copy(source / name, tmp_path / new)
     np.testing.assert_array_equal(load_study(tmp_path).pixels, load_study(source).pixels)
+
+
+def test_enhanced_multiframe_geometry_rescale_and_frame_order(tmp_path: Path) -> None:
+    """An enhanced CT (PS3.3 C.7.6.16) whose frames are stored out of spatial order, with the
+    rescale in the shared functional groups: frames come back sorted, in HU."""
+    from pydicom.dataset import Dataset, FileDataset, FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+
+    hu = ct_phantom(slices=5, size=16)
+    stored_order = [3, 0, 4, 1, 2]
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.2.1"  # Enhanced CT Image Storage
+    meta.MediaStorageSOPInstanceUID = generate_uid()
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds = FileDataset(str(tmp_path / "enhanced.dcm"), {}, file_meta=meta, preamble=b"\0" * 128)
+    ds.SOPClassUID, ds.SOPInstanceUID = (
+        meta.MediaStorageSOPClassUID,
+        meta.MediaStorageSOPInstanceUID,
+    )
+    ds.Modality, ds.NumberOfFrames = "CT", 5
+    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
+    ds.Rows = ds.Columns = 16
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 12, 11, 0
+    shared = Dataset()
+    orientation, measures, transform = Dataset(), Dataset(), Dataset()
+    orientation.ImageOrientationPatient = [1, 0, 0, 0, 1, 0]
+    measures.PixelSpacing, measures.SliceThickness = [2.0, 2.0], 3.0
+    transform.RescaleSlope, transform.RescaleIntercept, transform.RescaleType = 1, -1024, "HU"
+    shared.PlaneOrientationSequence = [orientation]
+    shared.PixelMeasuresSequence = [measures]
+    shared.PixelValueTransformationSequence = [transform]
+    ds.SharedFunctionalGroupsSequence = [shared]
+    frames = []
+    for k in stored_order:
+        position, item = Dataset(), Dataset()
+        position.ImagePositionPatient = [-15.0, -15.0, 10.0 + 3.0 * k]
+        item.PlanePositionSequence = [position]
+        frames.append(item)
+    ds.PerFrameFunctionalGroupsSequence = frames
+    ds.PixelData = (hu[stored_order].astype(np.int32) + 1024).astype("<u2").tobytes()
+    ds.save_as(tmp_path / "enhanced.dcm", enforce_file_format=True)
+
+    study = load_study(tmp_path / "enhanced.dcm")
+    np.testing.assert_array_equal(study.pixels, hu)
+    assert study.metadata["frames_reordered"] is True
+    assert study.pixel_spacing == (2.0, 2.0) and study.slice_thickness == 3.0
+    np.testing.assert_allclose(study.affine @ [1, 2, 4, 1], [-13.0, -11.0, 22.0, 1.0])

@@ -192,6 +192,12 @@ def _modality_values(ds: Dataset, pixels: np.ndarray) -> np.ndarray:
     from pydicom.pixels.processing import apply_modality_lut
 
     values = apply_modality_lut(pixels, ds)
+    shared = _first(ds, "SharedFunctionalGroupsSequence", "PixelValueTransformationSequence",
+                    "RescaleSlope")  # fmt: skip
+    if "RescaleSlope" not in ds and shared is not None:  # enhanced objects (PS3.3 C.7.6.16.2.9)
+        intercept = _first(ds, "SharedFunctionalGroupsSequence",
+                           "PixelValueTransformationSequence", "RescaleIntercept")  # fmt: skip
+        values = pixels * float(shared) + float(intercept or 0.0)
     if values.dtype.kind == "f":
         rounded: np.ndarray = np.rint(values)
         if np.array_equal(rounded, values) and np.abs(values).max(initial=0) < 2**31:
@@ -306,13 +312,17 @@ def _normal(orientation: list[float]) -> np.ndarray:
     return np.cross(np.asarray(orientation[:3]), np.asarray(orientation[3:]))
 
 
-def _multiframe_geometry(ds: Dataset, frames: int) -> tuple[np.ndarray | None, float | None]:
+def _multiframe_geometry(
+    ds: Dataset, frames: int
+) -> tuple[np.ndarray | None, float | None, np.ndarray | None]:
     """Affine of a multi-frame object: enhanced per-frame positions (PS3.3 C.7.6.16), or an
-    RT dose / NM grid (``GridFrameOffsetVector`` along the normal); None for cine."""
+    RT dose / NM grid (``GridFrameOffsetVector`` along the normal); None for cine. The third
+    value is the frame order along the normal (enhanced objects need not store frames in
+    spatial order)."""
     orientation = _orientation(ds)
     spacing = _pixel_spacing(ds)
     if len(orientation) != 6:
-        return None, None
+        return None, None, None
     normal = _normal(orientation)
     per_frame = ds.get("PerFrameFunctionalGroupsSequence")
     positions: list[np.ndarray] = []
@@ -320,21 +330,24 @@ def _multiframe_geometry(ds: Dataset, frames: int) -> tuple[np.ndarray | None, f
         for item in per_frame:
             pos = _floats(_first(item, "PlanePositionSequence", "ImagePositionPatient"))
             if len(pos) != 3:
-                return None, None
+                return None, None, None
             positions.append(np.asarray(pos))
     elif "GridFrameOffsetVector" in ds and len(_floats(ds.get("ImagePositionPatient"))) == 3:
         origin = np.asarray(_floats(ds.ImagePositionPatient))
         offsets = _floats(ds.GridFrameOffsetVector)
         if len(offsets) != frames:
-            return None, None
+            return None, None, None
         positions = [origin + normal * (o - offsets[0]) for o in offsets]
     else:
-        return None, None
+        return None, None, None
+    order = np.argsort([float(np.dot(p, normal)) for p in positions], kind="stable")
+    positions = [positions[i] for i in order]
     if frames == 1:
         step = normal * (_floats(ds.get("SliceThickness")) or [1.0])[0]
     else:
         step = (positions[-1] - positions[0]) / (frames - 1)
-    return _affine(orientation, spacing, positions[0], step), float(np.linalg.norm(step))
+    affine = _affine(orientation, spacing, positions[0], step)
+    return affine, float(np.linalg.norm(step)), order
 
 
 class DicomReader:
@@ -386,7 +399,10 @@ def read_file(source: Source, *, max_pixels: int) -> Study:
         pixels = _modality_values(ds, pixels)
     fields = _common(ds)
     if frames > 1:
-        affine, slice_spacing = _multiframe_geometry(ds, frames)
+        affine, slice_spacing, order = _multiframe_geometry(ds, frames)
+        if order is not None and np.any(order != np.arange(frames)):
+            pixels = np.ascontiguousarray(pixels[order])
+            fields["metadata"]["frames_reordered"] = True
     else:
         orientation = _orientation(ds)
         position = _floats(ds.get("ImagePositionPatient"))
