@@ -12,6 +12,7 @@ import pytest
 from PIL import Image
 
 from medlens.errors import (
+    ConfigError,
     CorruptFileError,
     ImageTooLargeError,
     StudyError,
@@ -155,3 +156,5 @@ def test_missing_path_and_empty_bytes(tmp_path: Path) -> None:
 def test_modality_can_be_set_for_formats_without_one(tmp_path: Path) -> None:
     Image.fromarray(_gradient()).save(tmp_path / "cxr.png")
     assert load_study(tmp_path / "cxr.png", modality="dx").modality == "DX"
+    with pytest.raises(ConfigError, match="volume"):
+        load_study(tmp_path / "cxr.png", volume=1)

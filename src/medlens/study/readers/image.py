@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
-from medlens.errors import CorruptFileError, ImageTooLargeError
+from medlens.errors import ConfigError, CorruptFileError, ImageTooLargeError
 from medlens.study.readers import READERS, Source, check_pixel_count, head
 from medlens.types import Study
 
@@ -74,6 +74,11 @@ class ImageReader:
     def read(self, source: Source, *, max_pixels: int, **options: Any) -> Study:
         from PIL import Image, UnidentifiedImageError
 
+        if options:
+            raise ConfigError(
+                f"Unknown image option(s) {sorted(options)}: PNG/JPEG/TIFF take none "
+                "(series_uid and volume are for DICOM and NIfTI)."
+            )
         what = "The image" if isinstance(source, bytes) else f"The image '{source.name}'"
         stream = io.BytesIO(source) if isinstance(source, bytes) else source
         try:
