@@ -489,17 +489,17 @@ class _Backends:
         """The backend for a run and whether its generations go to the cache: yes when
         they come from the model's weights; baselines are cheaper to recompute than to
         look up, and their answers depend on a fitted table the request key does not see."""
-        from medlens.backends.base import BASELINES, load_backend
+        from medlens.backends.base import BACKENDS, BASELINES
 
         has_model = self.spec.backend_name not in BASELINES
         if name not in BASELINES:
             return self.model_backend(), True
+        factory = BACKENDS.get(name)
         if name == "random":
-            return load_backend("random", seed=self.spec.seed), False
+            return factory(name, seed=self.spec.seed), False
         if name == "no-image" and has_model:
-            return load_backend("no-image", backend=self.model_backend()), True
-        prior = fit_prior(prior_training_rows(bench, train, test))
-        return load_backend(name, prior=prior), False
+            return factory(name, backend=self.model_backend()), True
+        return factory(name, prior=fit_prior(prior_training_rows(bench, train, test))), False
 
     def release(self, backend: Backend) -> None:
         """Close a baseline's backend; the model's (and no-image's, which wraps it) stay
