@@ -1,0 +1,203 @@
+"""Reports from a run store filled by hand with known answers: numbers, baselines beside the
+model, side-by-side comparison, re-scoring, self-contained HTML, JSON/CSV, extra sections."""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+from medlens.bench.benchmark import Sample
+from medlens.bench.protocols import get_protocol
+from medlens.bench.report import ReportSection, collect, register_section, write_report
+from medlens.bench.report.build import SECTIONS
+from medlens.bench.runner import score_answer
+from medlens.bench.store import RunInfo, RunStore, StoredResult, sample_to_json
+from medlens.errors import ConfigError, UnknownNameError
+
+# 10 closed questions (6 "yes") and 4 open ones, two question categories.
+SAMPLES = [
+    Sample(
+        f"c{i}",
+        "vqa-rad",
+        "test",
+        f"Is finding {i} present?",
+        ("yes" if i < 6 else "no",),
+        "closed",
+        (),
+        metadata={"question_type": "PRES" if i % 2 else "ABN"},
+    )
+    for i in range(10)
+] + [
+    Sample(
+        f"o{i}",
+        "vqa-rad",
+        "test",
+        f"Which organ {i}?",
+        (ans,),
+        "open",
+        (),
+        metadata={"question_type": "ORGAN"},
+    )
+    for i, ans in enumerate(["liver", "left lung", "brain", "kidney"])
+]
+
+
+def _fill(
+    store: RunStore,
+    model: str,
+    answers: dict[str, str],
+    *,
+    role: str = "model",
+    group: str | None = None,
+    protocols: tuple[str, ...] = ("medlens",),
+) -> RunInfo:
+    run = store.create_run(
+        benchmark="vqa-rad",
+        split="test",
+        model=model,
+        backend=model,
+        protocols=list(protocols),
+        config={"limit": None},
+        role=role,
+        group_id=group,
+        n_planned=len(SAMPLES),
+    )
+    resolved = {p: get_protocol(p) for p in protocols}
+    rows = []
+    for position, sample in enumerate(SAMPLES):
+        raw = answers[sample.id]
+        answer = {"raw": raw, "text": raw, "parsed": True, "abstained": False}
+        rows.append(
+            StoredResult(
+                sample.id,
+                position,
+                "",
+                sample_to_json(sample),
+                "[user] q",
+                raw,
+                answer,
+                score_answer(resolved, sample, answer),
+                {},
+                False,
+            )
+        )
+    store.add_results(run.id, rows)
+    store.update_run(run.id, status="complete", add_elapsed_s=2.0)
+    return store.get_run(run.id)
+
+
+# The model: 8/10 closed right; open: "liver" right, "lung" half of "left lung", 2 wrong.
+MODEL = {f"c{i}": ("yes" if i < 6 else "no") for i in range(8)} | {"c8": "yes", "c9": "yes"}
+MODEL |= {"o0": "liver", "o1": "lung", "o2": "heart", "o3": "spleen"}
+PRIOR = {f"c{i}": "yes" for i in range(10)} | {f"o{i}": "liver" for i in range(4)}
+OTHER = {f"c{i}": "no" for i in range(10)} | {f"o{i}": "kidney" for i in range(4)}
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> RunStore:
+    db = RunStore(tmp_path / "runs.sqlite")
+    yield db  # type: ignore[misc]
+    db.close()
+
+
+def test_numbers_baselines_and_files(store: RunStore, tmp_path: Path) -> None:
+    model = _fill(store, "tiny-vlm", MODEL)
+    prior = _fill(store, "prior", PRIOR, role="baseline", group=model.group_id)
+    files = write_report(store, [model.id], tmp_path / "out", n_boot=200)
+
+    data = json.loads(files.json.read_text())
+    runs = {r["model"]: r for r in data["runs"]}
+    assert list(runs) == ["tiny-vlm", "prior"]  # the baseline came along, after the model
+    medlens = runs["tiny-vlm"]["results"]["medlens"]
+    assert medlens["closed_accuracy"]["value"] == pytest.approx(0.8)
+    assert medlens["closed_accuracy"]["n"] == 10
+    # token F1: liver 1, lung vs "left lung" 2/3, heart 0, spleen 0
+    assert medlens["open_f1"]["value"] == pytest.approx((1 + 2 / 3) / 4)
+    assert medlens["overall"]["n"] == 14
+    low, high = medlens["closed_accuracy"]["low"], medlens["closed_accuracy"]["high"]
+    assert 0.0 <= low < 0.8 < high <= 1.0
+    assert runs["prior"]["results"]["medlens"]["closed_accuracy"]["value"] == pytest.approx(0.6)
+    assert runs["tiny-vlm"]["categories"]["medlens"]["ORGAN"]["n"] == 4
+    assert runs["prior"]["elapsed_s"] == 2.0
+
+    rows = list(csv.DictReader(files.csv.open()))
+    closed = [r for r in rows if r["metric"] == "closed_accuracy" and r["protocol"] == "medlens"]
+    assert {(r["run_id"], float(r["value"])) for r in closed} == {(model.id, 0.8), (prior.id, 0.6)}
+    assert any(r["metric"] == "question_type:PRES" for r in rows)
+
+    page = files.html.read_text()
+    assert "80.0" in page and "60.0" in page and "baseline" in page
+    assert "Per question category" in page and "ORGAN" in page
+    assert "Strict medlens rules" in page  # the protocol's own rule text
+    assert "Lau JJ" in page  # the benchmark's citation
+    # Self-contained: no script, no external resource; every chart is well-formed SVG.
+    assert "<script" not in page and not re.search(r"(src|href)=['\"]https?:", page)
+    svgs = re.findall(r"<svg.*?</svg>", page, flags=re.DOTALL)
+    assert svgs
+    for svg in svgs:
+        ET.fromstring(svg)
+
+
+def test_side_by_side_and_without_baselines(store: RunStore, tmp_path: Path) -> None:
+    first = _fill(store, "tiny-vlm", MODEL)
+    _fill(store, "prior", PRIOR, role="baseline", group=first.group_id)
+    second = _fill(store, "other-vlm", OTHER)
+    data = collect(store, [first.id, second.id[:6]], n_boot=100)
+    assert [s.run.model for s in data.runs] == ["tiny-vlm", "other-vlm", "prior"]
+    closed = {s.run.model: s.headline["medlens"]["closed_accuracy"]["value"] for s in data.runs}
+    assert closed == pytest.approx({"tiny-vlm": 0.8, "other-vlm": 0.4, "prior": 0.6})
+    bare = collect(store, [first.id], baselines=False, n_boot=100)
+    assert [s.run.model for s in bare.runs] == ["tiny-vlm"]
+    files = write_report(store, [first.id, second.id], tmp_path / "cmp", n_boot=100)
+    page = files.html.read_text()
+    assert page.index(first.id) < page.index(second.id)  # both rows in one table
+
+
+def test_protocol_flag_rescores_stored_generations(store: RunStore, tmp_path: Path) -> None:
+    run = _fill(store, "tiny-vlm", MODEL)
+    assert run.protocols == ("medlens",)
+    data = collect(store, [run.id], protocols=["llava-med"], n_boot=100)
+    assert list(data.protocols) == ["llava-med"]
+    assert "llava-med" in store.get_run(run.id).protocols
+    stored = store.results(run.id)
+    assert all("llava-med" in r.scores and "medlens" in r.scores for r in stored)
+    recall = data.runs[0].headline["llava-med"]["open_recall"]["value"]
+    assert recall == pytest.approx((1 + 1 / 2) / 4)  # "lung" recalls 1 of 2 reference tokens
+
+
+def test_empty_groups_are_null_in_json(store: RunStore, tmp_path: Path) -> None:
+    run = _fill(store, "tiny-vlm", MODEL)
+    files = write_report(store, [run.id], tmp_path / "o", n_boot=50)
+    text = files.json.read_text()
+    assert "NaN" not in text
+    json.loads(text)
+
+
+def test_extra_sections(store: RunStore, tmp_path: Path) -> None:
+    run = _fill(store, "tiny-vlm", MODEL)
+
+    def answers_seen(data, db):  # type: ignore[no-untyped-def]
+        n = sum(len(db.results(s.run.id)) for s in data.runs)
+        return ReportSection("Answers seen", f"<p>{n} answers &lt;checked&gt;</p>", {"n": n})
+
+    files = write_report(store, [run.id], tmp_path / "x", extra_sections=[answers_seen], n_boot=50)
+    assert "<h2>Answers seen</h2><p>14 answers &lt;checked&gt;</p>" in files.html.read_text()
+    assert json.loads(files.json.read_text())["sections"] == {"Answers seen": {"n": 14}}
+
+    registered = register_section(lambda data, db: None)  # a builder may skip itself
+    try:
+        write_report(store, [run.id], tmp_path / "y", n_boot=50)
+    finally:
+        SECTIONS.remove(registered)
+
+
+def test_unknown_runs_fail_clearly(store: RunStore, tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="at least one run"):
+        write_report(store, [], tmp_path)
+    with pytest.raises(UnknownNameError, match="not in the store"):
+        write_report(store, ["feedbeef"], tmp_path)
