@@ -1,0 +1,131 @@
+"""``medlens eval`` and ``medlens report`` as a user types them."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from medlens.bench.store import RunStore
+from medlens.cli.main import main
+
+
+@pytest.mark.data
+def test_eval_then_report(
+    shared_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    store = tmp_path / "runs.sqlite"
+    code = main(
+        [
+            "eval",
+            "vqa-rad,slake",
+            "--model",
+            "prior",
+            "--limit",
+            "10",
+            "--data-dir",
+            str(shared_data),
+            "--protocol",
+            "medlens,llava-med",
+            "--store",
+            str(store),
+            "--out",
+            str(tmp_path / "report"),
+            "--no-progress",
+        ]
+    )
+    out = capsys.readouterr().out
+    assert code == 0
+    db = RunStore(store)
+    runs = db.runs()
+    assert len(runs) == 6  # 2 benchmarks x (prior model, no-image, random)
+    assert {(r.benchmark, r.model) for r in runs} == {
+        (b, m) for b in ("vqa-rad", "slake") for m in ("prior", "no-image", "random")
+    }
+    for run in runs:  # the summary names every run, under each protocol, with its time
+        assert len(re.findall(rf"^{run.benchmark}\s+{run.id}\s", out, flags=re.MULTILINE)) == 2
+    assert "95% CI" in out and str(store) in out
+
+    report = json.loads((tmp_path / "report" / "report.json").read_text())
+    assert {r["benchmark"] for r in report["runs"]} == {"vqa-rad", "slake"}
+    assert len(report["runs"]) == 6
+
+    model = next(r for r in runs if r.role == "model" and r.benchmark == "slake")
+    code = main(
+        [
+            "report",
+            model.id[:7],
+            "--store",
+            str(store),
+            "--protocol",
+            "lmms-eval",
+            "--out",
+            str(tmp_path / "again"),
+        ]
+    )
+    assert code == 0
+    again = json.loads((tmp_path / "again" / "report.json").read_text())
+    assert list(again["protocols"]) == ["lmms-eval"]
+    assert [r["model"] for r in again["runs"]] == ["prior", "no-image", "random"]
+    assert "lmms-eval" in db.get_run(model.id).protocols
+
+    assert main(["report", "--list", "--store", str(store)]) == 0
+    listing = capsys.readouterr().out
+    assert all(r.id in listing for r in runs) and "10/10" in listing
+
+    # Resuming a complete run does no work and changes nothing.
+    before = {r.id: db.count(r.id) for r in runs}
+    assert (
+        main(
+            [
+                "eval",
+                "vqa-rad,slake",
+                "--model",
+                "prior",
+                "--limit",
+                "10",
+                "--data-dir",
+                str(shared_data),
+                "--store",
+                str(store),
+                "--resume",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
+    assert {r.id: db.count(r.id) for r in db.runs()} == before
+    db.close()
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (
+            ["eval", "vqa-rd", "--model", "prior"],
+            "Unknown benchmark 'vqa-rd'. Did you mean 'vqa-rad'",
+        ),
+        (["eval", "vqa-rad", "--model", "prior", "--protocol", "medlen"], "Did you mean 'medlens'"),
+        (["eval", "vqa-rad", "--model", "prior", "--limit", "0"], "--limit must be 1 or more"),
+        (["eval", "vqa-rad", "--model", "prior", "--resume", "0123abcd"], "Run '0123abcd' is not"),
+        (["report"], "Name the run(s) to report"),
+        (["report", "0123abcd"], "Run '0123abcd' is not"),
+    ],
+)
+def test_user_errors_are_one_clear_line(
+    argv: list[str], message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main([*argv, "--store", str(tmp_path / "runs.sqlite")])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert message in err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
+def test_help_lists_both_commands(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    out = capsys.readouterr().out
+    assert "eval" in out and "report" in out
