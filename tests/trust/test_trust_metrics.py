@@ -127,3 +127,19 @@ def test_bad_input_is_a_data_error() -> None:
         metrics.brier([0.1, 0.2], [True])
     with pytest.raises(DataError, match="Unknown outcome"):
         metrics.summarize([0.5], ["maybe"])
+
+
+def test_threshold_with_a_risk_bound() -> None:
+    pytest.importorskip("scipy")
+    p = [0.9] * 50 + [0.5] * 50
+    y = [True] * 50 + [True] * 40 + [False] * 10
+    # Empirically the whole set meets 10 % risk ...
+    assert metrics.threshold_for_risk(p, y, 0.10).coverage == 1.0
+    # ... but not with 95 % confidence: 10 errors in 100 has an upper bound above 10 %, while
+    # 0 errors in 50 bounds the risk by 1 - (0.05 / 2) ** (1 / 50) = 7.1 % (two thresholds
+    # tried, so delta is halved).
+    bounded = metrics.threshold_for_risk(p, y, 0.10, delta=0.05)
+    assert bounded.threshold == 0.9 and bounded.coverage == 0.5 and bounded.risk == 0.0
+    assert metrics.threshold_for_risk(p, y, 0.07, delta=0.05).coverage == 0.0
+    with pytest.raises(DataError, match="delta"):
+        metrics.threshold_for_risk(p, y, 0.1, delta=1.5)

@@ -32,7 +32,7 @@ ORDER = 25
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:  # type: ignore[type-arg]
-    parser = subparsers.add_parser(
+    parser: argparse.ArgumentParser = subparsers.add_parser(
         COMMAND,
         help="fit a calibration profile (temperature, isotonic, histogram) and a threshold",
         description=__doc__,
@@ -55,6 +55,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     )
     group.add_argument("--method", default="temperature", help="temperature, isotonic, histogram")
     group.add_argument("--target-risk", type=float, default=0.05, help="default: %(default)s")
+    group.add_argument(
+        "--delta",
+        type=float,
+        help="choose the threshold so that the risk bound holds with probability 1 - DELTA "
+        "(default: the empirical risk on the calibration split)",
+    )
     group.add_argument(
         "--confidence", default="auto", help="auto, candidates, sequence, consistency, verbalized"
     )
@@ -122,6 +128,7 @@ def run(args: argparse.Namespace) -> int:
             fingerprint=fingerprints.pop(),
             method=args.method,
             target_risk=args.target_risk,
+            delta=args.delta,
             details=details,
         )
         path = profile.save()

@@ -165,7 +165,7 @@ EPS = 1e-12
 
 def _logit(p: np.ndarray) -> np.ndarray:
     q = np.clip(p, EPS, 1 - EPS)
-    return np.log(q) - np.log1p(-q)
+    return np.asarray(np.log(q) - np.log1p(-q), dtype=float)
 
 
 def _chosen_key(confidence: Confidence) -> str | None:
@@ -502,11 +502,13 @@ def fit_profile(
     fingerprint: Fingerprint,
     method: str = "temperature",
     target_risk: float | None = 0.05,
+    delta: float | None = None,
     details: Mapping[str, Any] | None = None,
 ) -> CalibrationProfile:
     """Fit ``method`` on ``items`` (answered questions of a calibration split with their raw
     confidence), choose the abstention threshold for ``target_risk`` on the calibrated
-    confidences, and return the profile. ``details`` (benchmark, split, counts of unparsed
+    confidences (with a (1 - ``delta``) risk bound when given: ``metrics.threshold_for_risk``),
+    and return the profile. ``details`` (benchmark, split, counts of unparsed
     answers...) is stored with the fit statistics."""
     _profile_path(name)  # validate the name before the work
     if len(items) < MIN_FIT_ITEMS:
@@ -531,9 +533,9 @@ def fit_profile(
     )
     threshold: float | None = None
     if target_risk is not None:
-        choice = metrics.threshold_for_risk(after, correct, target_risk)
+        choice = metrics.threshold_for_risk(after, correct, target_risk, delta=delta)
         threshold = choice.threshold
-        stats.update(coverage=choice.coverage, risk=choice.risk)
+        stats.update(coverage=choice.coverage, risk=choice.risk, delta=delta)
     return CalibrationProfile(
         name=name,
         fingerprint=fingerprint,

@@ -29,7 +29,7 @@ from typing import Any, Literal
 import numpy as np
 from numpy.typing import ArrayLike
 
-from medlens.errors import DataError
+from medlens.errors import DataError, require
 
 Outcome = Literal["correct", "wrong", "partial", "unparseable", "abstained"]
 OUTCOMES: tuple[Outcome, ...] = ("correct", "wrong", "partial", "unparseable", "abstained")
@@ -73,7 +73,7 @@ class Bins:
 
     @property
     def gap(self) -> np.ndarray:
-        return np.abs(self.accuracy - self.confidence)
+        return np.asarray(np.abs(self.accuracy - self.confidence), dtype=float)
 
 
 def calibration_bins(
@@ -241,24 +241,33 @@ class ThresholdChoice:
 
 
 def threshold_for_risk(
-    confidence: ArrayLike, correct: ArrayLike, target_risk: float
+    confidence: ArrayLike, correct: ArrayLike, target_risk: float, *, delta: float | None = None
 ) -> ThresholdChoice:
     """The lowest confidence threshold (largest coverage) whose answered questions, those with
     confidence >= threshold, have an error rate <= ``target_risk``. When no threshold meets
     the target, the threshold lies just above the highest confidence: abstain on everything.
 
-    The choice is empirical (no finite-sample bound); fit it on a calibration split and report
-    the coverage and risk it gives on a separate test split.
+    Without ``delta`` the rule is empirical: one lucky confident answer can "meet" the target.
+    With ``delta``, the one-sided Clopper-Pearson upper bound of the risk must meet it, with a
+    union bound over the candidate thresholds, so that the true risk at the chosen threshold
+    is <= ``target_risk`` with probability >= 1 - delta (the guarantee of Geifman & El-Yaniv's
+    SGR, NeurIPS 2017, by a simpler correction). Either way, report the coverage and risk it
+    gives on a separate test split.
     """
     p, y = _arrays(confidence, correct)
     if not 0.0 <= target_risk < 1.0:
         raise DataError(f"Target risk must be in [0, 1), not {target_risk}.")
     if p.size == 0:
         raise DataError("Cannot choose an abstention threshold without any answered question.")
+    if delta is not None and not 0.0 < delta < 1.0:
+        raise DataError(f"delta must be in (0, 1), not {delta}.")
     curve = risk_coverage(p, y)
     # Only the ends of tie groups are reachable: a threshold keeps a tie group whole.
     ends = np.flatnonzero(np.r_[curve.threshold[1:] != curve.threshold[:-1], True])
-    ok = ends[curve.risk[ends] <= target_risk + 1e-12]
+    risk = curve.risk[ends]
+    if delta is not None:
+        risk = _risk_upper_bound(np.rint(risk * (ends + 1)), ends + 1, delta / ends.size)
+    ok = ends[risk <= target_risk + 1e-12]
     if ok.size == 0:
         top = float(np.nextafter(p.max(), np.inf))
         return ThresholdChoice(top, target_risk, 0.0, float("nan"), int(p.size))
@@ -270,6 +279,13 @@ def threshold_for_risk(
         float(curve.risk[k]),
         int(p.size),
     )
+
+
+def _risk_upper_bound(errors: np.ndarray, n: np.ndarray, delta: float) -> np.ndarray:
+    """One-sided Clopper-Pearson (1 - delta) upper bounds of error rates ``errors / n``."""
+    stats: Any = require("scipy.stats", "bench", "A risk bound for the abstention threshold")
+    bound = stats.beta.ppf(1.0 - delta, errors + 1, np.maximum(n - errors, 1))
+    return np.where(errors >= n, 1.0, bound)
 
 
 def evaluate_threshold(
@@ -343,7 +359,7 @@ def summarize(
     unknown = sorted({str(x) for x in o} - set(OUTCOMES))
     if unknown:
         raise DataError(f"Unknown outcome(s) {unknown}; expected one of {list(OUTCOMES)}.")
-    counts = {name: int(np.sum(o == name)) for name in OUTCOMES}
+    counts: dict[str, int] = {name: int(np.sum(o == name)) for name in OUTCOMES}
     n = int(o.size)
     answered = (o == "correct") | (o == "wrong") | (o == "partial")
     scored = answered & np.isfinite(p)

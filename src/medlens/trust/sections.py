@@ -111,7 +111,7 @@ def sanity_section(
     not correct; their counts are listed per run."""
     clean_acc = _accuracy(runs[clean])
     prior_acc = prior if isinstance(prior, float) or prior is None else _accuracy(prior)
-    rows = []
+    rows: list[dict[str, Any]] = []
     for name, outcome in runs.items():
         acc = _accuracy(outcome)
         rows.append(
@@ -150,7 +150,7 @@ def robustness_section(
     """Per shift (named as ``probe_name`` writes them): accuracy, ECE and AUROC of
     correctness, and their change from the clean run."""
     base = metrics.summarize(*clean, n_bins=n_bins)
-    rows = []
+    rows: list[dict[str, Any]] = []
     for name, (confidence, outcome) in shifted.items():
         s = metrics.summarize(confidence, outcome, n_bins=n_bins)
         rows.append(
