@@ -135,7 +135,7 @@ def _build_qwen(tok: Any, vocab: int, over: Overrides) -> tuple[Any, Any]:
     )
     # 56x56..112x112 pixels: 4..16 patches of 28 px, i.e. 4..16 image tokens after the merge.
     pixels = {"min_pixels": 56 * 56, "max_pixels": 112 * 112, **over.get("image_processor", {})}
-    processor = Qwen2_5_VLProcessor(
+    processor = Qwen2_5_VLProcessor(  # type: ignore[no-untyped-call]
         image_processor=Qwen2VLImageProcessor(**pixels),
         tokenizer=tok,
         video_processor=Qwen2VLVideoProcessor(**pixels),
@@ -197,10 +197,11 @@ def _build_gemma(tok: Any, vocab: int, over: Overrides) -> tuple[Any, Any]:
         "patch_size": 8,
     }
     text, vision = {**text, **over.get("text", {})}, {**vision, **over.get("vision", {})}
+    tokens = int(over.get("config", {}).get("mm_tokens_per_image", 4))
     config = Gemma3Config(
         text_config=text,
         vision_config=vision,
-        mm_tokens_per_image=over.get("config", {}).get("mm_tokens_per_image", 4),
+        mm_tokens_per_image=tokens,
         boi_token_index=ids("<start_of_image>"),
         eoi_token_index=ids("<end_of_image>"),
         image_token_index=ids("<image_soft_token>"),
@@ -213,7 +214,7 @@ def _build_gemma(tok: Any, vocab: int, over: Overrides) -> tuple[Any, Any]:
         image_processor=image_processor,
         tokenizer=tok,
         chat_template=_GEMMA_TEMPLATE,
-        image_seq_length=config.mm_tokens_per_image,
+        image_seq_length=tokens,
     )
     return config, processor
 
@@ -276,7 +277,7 @@ def _build_llava(tok: Any, vocab: int, over: Overrides) -> tuple[Any, Any]:
     image_processor = CLIPImageProcessor(
         size={"shortest_edge": side}, crop_size={"height": side, "width": side}
     )
-    processor = LlavaProcessor(
+    processor = LlavaProcessor(  # type: ignore[no-untyped-call]
         image_processor=image_processor,
         tokenizer=tok,
         chat_template=_LLAVA_TEMPLATE,
@@ -365,7 +366,7 @@ def _train_tokenizer(family: _Family) -> Any:
         bpe.post_processor = processors.TemplateProcessing(
             single=f"{family.bos} $A", pair=f"{family.bos} $A {family.bos} $B", special_tokens=[bos]
         )
-    return PreTrainedTokenizerFast(
+    return PreTrainedTokenizerFast(  # type: ignore[no-untyped-call]
         tokenizer_object=bpe,
         bos_token=family.bos,
         eos_token=family.eos,
@@ -395,9 +396,9 @@ def build_model(
     tok = _train_tokenizer(spec)
     config, processor = spec.build(tok, len(tok), overrides or {})
     torch.manual_seed(seed)
-    model = AutoModelForImageTextToText.from_config(config, dtype=dtype)
+    model = AutoModelForImageTextToText.from_config(config, dtype=dtype)  # type: ignore[no-untyped-call]
     stop = [tok.convert_tokens_to_ids(t) for t in spec.stop]
-    model.generation_config = GenerationConfig(
+    model.generation_config = GenerationConfig(  # type: ignore[no-untyped-call]
         bos_token_id=tok.bos_token_id,
         eos_token_id=stop if len(stop) > 1 else stop[0],
         pad_token_id=tok.pad_token_id,

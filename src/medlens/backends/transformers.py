@@ -212,7 +212,7 @@ class TransformersBackend:
 
         kwargs: dict[str, Any] = {"revision": revision, "trust_remote_code": trust_remote_code}
         try:
-            processor = AutoProcessor.from_pretrained(model, **kwargs)
+            processor = AutoProcessor.from_pretrained(model, **kwargs)  # type: ignore[no-untyped-call]
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise BackendError(
                 f"could not load the processor of {model!r}: {exc}. Pass a Hugging Face model id "
@@ -238,7 +238,8 @@ class TransformersBackend:
                 "vision-language models with AutoModelForImageTextToText; check the id or path, "
                 "and trust_remote_code for models that ship their own code."
             ) from exc
-        return weights.to(self.device).eval()
+        loaded: Any = weights
+        return loaded.to(self.device).eval()
 
     def close(self) -> None:
         if self._pool is not None:
@@ -475,7 +476,7 @@ class TransformersBackend:
             ]
             processors.append(_SeededSampler(seeds, opts.temperature, opts.top_p, self.device))
         base = self.model.generation_config
-        config = GenerationConfig(
+        config = GenerationConfig(  # type: ignore[no-untyped-call]
             max_new_tokens=opts.max_new_tokens,
             min_new_tokens=opts.max_new_tokens if self.ignore_eos else None,
             do_sample=False,
