@@ -227,14 +227,16 @@ def run_samples(
     recipes: set[str] = set()
     tasks: set[str] = set()
 
-    def stored(sample: Sample, answer: Mapping[str, Any], key: str, cached: bool) -> None:
+    def stored(
+        sample: Sample, answer: Mapping[str, Any], prompt: str, key: str, cached: bool
+    ) -> None:
         pending.append(
             StoredResult(
                 sample_id=sample.id,
                 position=position[sample.id],
                 request_key=key,
                 sample=sample_to_json(sample),
-                prompt=answer.pop("_prompt", ""),
+                prompt=prompt,
                 raw=answer.get("raw", ""),
                 answer=answer,
                 scores=score_answer(protocols, sample, answer),
@@ -255,7 +257,7 @@ def run_samples(
         # The sample stays in the denominator as a failure; the class name only, since
         # messages of study readers may quote file names.
         error = f"study could not be loaded ({type(exc).__name__})"
-        stored(by_id[item.id], {"raw": "", "parsed": False, "error": error}, "", False)
+        stored(by_id[item.id], {"raw": "", "parsed": False, "error": error}, "", "", False)
 
     prepare_options: dict[str, Any] = {"deidentify": deidentify}
     if options is not None:
@@ -282,13 +284,12 @@ def run_samples(
         )
         for result in results:
             answer = answer_record(result)
-            answer["_prompt"] = _prompt_text(result)
             recipes.add(result.prepared.recipe)
             tasks.add(result.prepared.task_version)
             n_new += 1
             n_cached += int(result.cached)
             key = keyed.next_key() if keyed is not None else ""
-            stored(by_id[result.request.id], answer, key, result.cached)
+            stored(by_id[result.request.id], answer, _prompt_text(result), key, result.cached)
         flush()
         status = "complete" if store.count(run.id) >= len(samples) else "running"
     finally:

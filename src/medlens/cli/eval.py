@@ -8,6 +8,7 @@ without losing or repeating a sample. Identical requests are served from the sto
 from __future__ import annotations
 
 import argparse
+from collections.abc import Mapping
 from typing import Any
 
 from medlens.cli.common import add_model_options, add_privacy_options
@@ -17,7 +18,7 @@ ORDER = 20
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:  # type: ignore[type-arg]
-    parser = subparsers.add_parser(
+    parser: argparse.ArgumentParser = subparsers.add_parser(
         COMMAND,
         help="evaluate a model on benchmarks (resumable, with baselines)",
         description=__doc__,
@@ -119,7 +120,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _pct(est: dict[str, Any] | None) -> str:
+def _pct(est: Mapping[str, Any] | None) -> str:
     return "–" if not est or not est.get("n") else f"{100 * est['value']:.1f}"
 
 

@@ -14,7 +14,7 @@ ORDER = 21
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:  # type: ignore[type-arg]
-    parser = subparsers.add_parser(
+    parser: argparse.ArgumentParser = subparsers.add_parser(
         COMMAND,
         help="write the HTML/JSON/CSV report of stored runs",
         description=__doc__,
