@@ -93,11 +93,17 @@ class RunOutcome:
 # --------------------------------------------------------------------------------------------
 
 
+PRIMARY_PROTOCOL = "medlens"
+"""Listed first when every protocol is scored, so tables and charts lead with the strict rules."""
+
+
 def resolve_protocols(names: Sequence[str] = ()) -> dict[str, Any]:
-    """Protocol objects by name; every registered protocol when ``names`` is empty."""
+    """Protocol objects by name; every registered protocol (``medlens`` first) when ``names``
+    is empty."""
     from medlens.bench.protocols import PROTOCOLS
 
-    return {name: PROTOCOLS.get(name) for name in (names or PROTOCOLS.names())}
+    everything = sorted(PROTOCOLS.names(), key=lambda n: (n != PRIMARY_PROTOCOL, n))
+    return {name: PROTOCOLS.get(name) for name in (names or everything)}
 
 
 def score_answer(
