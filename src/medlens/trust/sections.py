@@ -88,8 +88,10 @@ def calibration_section(
         }
     images = {}
     if any(p.size for p, _ in curves.values()):
-        images["reliability"] = plots.reliability_diagram(curves, n_bins=n_bins)
-        images["risk_coverage"] = plots.risk_coverage_plot(curves, target_risk=target_risk)
+        images["reliability"] = plots.reliability_diagram(curves, n_bins=n_bins, title=title)
+        images["risk_coverage"] = plots.risk_coverage_plot(
+            curves, target_risk=target_risk, title=title
+        )
     return Section(title, data, images)
 
 
