@@ -298,6 +298,9 @@ def run_samples(
             stored(by_id[result.request.id], answer, _prompt_text(result), key, result.cached)
         flush()
         status = "complete" if store.count(run.id) >= len(samples) else "running"
+    except KeyboardInterrupt:
+        status = "interrupted"
+        raise
     finally:
         bar.close()
         if pending:  # an exception or Ctrl-C: keep what finished

@@ -187,7 +187,8 @@ class RunInfo:
     config: Mapping[str, Any]
     quality: tuple[Mapping[str, Any], ...]
     status: str
-    """"running" (also: killed while running), "complete" or "failed"."""
+    """"running" (also: killed while running), "complete", "interrupted" (Ctrl-C) or
+    "failed"; all but "complete" continue with ``--resume``."""
     n_planned: int | None
     elapsed_s: float
 
