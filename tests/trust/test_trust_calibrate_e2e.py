@@ -27,6 +27,7 @@ def _calibrate(capsys: pytest.CaptureFixture[str], *args: str) -> dict[str, Any]
     return json.loads(out.out)  # type: ignore[no-any-return]
 
 
+@pytest.mark.slow
 @pytest.mark.data
 def test_prior_baseline_profile_on_vqa_rad(
     shared_data: Path, capsys: pytest.CaptureFixture[str], tmp_path: Path
