@@ -55,6 +55,7 @@ def _fill(
     role: str = "model",
     group: str | None = None,
     protocols: tuple[str, ...] = ("medlens",),
+    confidence: float | None = None,
 ) -> RunInfo:
     run = store.create_run(
         benchmark="vqa-rad",
@@ -72,6 +73,8 @@ def _fill(
     for position, sample in enumerate(SAMPLES):
         raw = answers[sample.id]
         answer = {"raw": raw, "text": raw, "parsed": True, "abstained": False}
+        if confidence is not None:
+            answer["confidence"] = {"value": confidence, "method": "candidates"}
         rows.append(
             StoredResult(
                 sample.id,
@@ -201,3 +204,22 @@ def test_unknown_runs_fail_clearly(store: RunStore, tmp_path: Path) -> None:
         write_report(store, [], tmp_path)
     with pytest.raises(UnknownNameError, match="not in the store"):
         write_report(store, ["feedbeef"], tmp_path)
+
+
+def test_trust_sections_show_image_reliance_and_calibration(
+    store: RunStore, tmp_path: Path
+) -> None:
+    model = _fill(store, "tiny-vlm", MODEL, confidence=0.9)
+    _fill(store, "no-image", OTHER, role="baseline", group=model.group_id)
+    _fill(store, "prior", PRIOR, role="baseline", group=model.group_id)
+    files = write_report(store, [model.id], tmp_path / "t", n_boot=50)
+    sections = json.loads(files.json.read_text())["sections"]
+    rows = {r["run"]: r for r in sections["Image reliance"][model.id]["rows"]}
+    # medlens outcomes: model 8 closed + "liver" correct = 9/14; no-image 4 closed + "kidney".
+    assert rows["tiny-vlm"]["accuracy"] == pytest.approx(9 / 14)
+    assert rows["no-image"]["image_reliance"] == pytest.approx(4 / 14)
+    assert list(sections["Calibration and selective prediction"]) == [model.id]
+    page = files.html.read_text()
+    assert page.count("data:image/png;base64,") >= 3  # reliability, risk-coverage, accuracy
+    bare = write_report(store, [model.id], tmp_path / "u", n_boot=50, trust_sections=False)
+    assert json.loads(bare.json.read_text())["sections"] == {}

@@ -26,7 +26,7 @@ from typing import Any
 from medlens.bench.report import html
 from medlens.bench.runner import CATEGORY_KEY, rescore, resolve_protocols
 from medlens.bench.store import RunInfo, RunStore, sample_from_json
-from medlens.errors import ConfigError
+from medlens.errors import ConfigError, MissingDependencyError
 
 
 @dataclass(frozen=True)
@@ -439,14 +439,21 @@ def write_report(
     protocols: Sequence[str] = (),
     baselines: bool = True,
     extra_sections: Sequence[SectionBuilder] = (),
+    trust_sections: bool = True,
     n_boot: int = 1000,
     seed: int = 0,
 ) -> ReportFiles:
-    """Write ``report.html``, ``report.json`` and ``report.csv`` of ``run_ids`` in ``out_dir``."""
+    """Write ``report.html``, ``report.json`` and ``report.csv`` of ``run_ids`` in ``out_dir``.
+
+    Sections: ``trust_sections`` (calibration, image reliance), then the registered ones,
+    then ``extra_sections``."""
     data = collect(
         store, run_ids, protocols=protocols, baselines=baselines, n_boot=n_boot, seed=seed
     )
-    sections = [s for b in (*SECTIONS, *extra_sections) if (s := b(data, store)) is not None]
+    builders: list[SectionBuilder] = [*SECTIONS, *extra_sections]
+    sections = [s for b in builders if (s := b(data, store)) is not None]
+    if trust_sections:
+        sections[:0] = _trust_sections(data, store)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     files = ReportFiles(out / "report.html", out / "report.json", out / "report.csv")
@@ -476,6 +483,17 @@ def write_report(
         writer.writeheader()
         writer.writerows(csv_rows(data))
     return files
+
+
+def _trust_sections(data: ReportData, store: RunStore) -> list[ReportSection]:
+    """The default trust sections; without matplotlib, a note with the install line."""
+    from medlens.bench.report.trust import DEFAULT_SECTIONS
+
+    try:
+        return [s for b in DEFAULT_SECTIONS if (s := b(data, store)) is not None]
+    except MissingDependencyError as exc:
+        note = f"<p class='muted'>Not drawn: {escape(str(exc))}</p>"
+        return [ReportSection("Calibration and image reliance", note, {"skipped": str(exc)})]
 
 
 def _finite(value: Any) -> Any:
