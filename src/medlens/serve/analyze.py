@@ -1,0 +1,156 @@
+"""``/v1/analyze`` and the viewer's slice stacks: uploaded study → ``pipeline.ask`` → JSON.
+
+Nothing here re-implements a stage: loading is ``medlens.study``, protection is
+``pipeline.protect`` (the same de-identification ``ask`` runs), the answer is ``pipeline.ask``.
+These functions are synchronous; the routes run them in the model gate's worker thread.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from medlens.serve.protocol import (
+    AnalyzeResponse,
+    BoxOut,
+    ConfidenceOut,
+    SliceStack,
+    ViewOut,
+)
+from medlens.serve.uploads import UNZIP_FACTOR, Upload, load_uploads, private_dir
+from medlens.types import AnswerKind, GenerationOptions
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+    from medlens.backends.base import Backend
+    from medlens.pipeline import Result
+    from medlens.serve.config import ServeConfig
+
+CT_WINDOWS = ("soft-tissue", "lung", "bone", "brain", "liver", "mediastinum")
+"""The window buttons the page offers for CT (presets of ``medlens.study.display``)."""
+
+
+def png_data_url(image: Image.Image) -> str:
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG", optimize=False)
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def options_for(kind: AnswerKind | None, **overrides: Any) -> GenerationOptions:
+    """Decoding options; closed and multiple-choice questions score their candidates so that
+    confidence comes from the candidates' likelihoods (as ``medlens ask`` does)."""
+    return GenerationOptions(score_candidates=kind in ("closed", "choice"), **overrides)
+
+
+def ask_uploaded(
+    config: ServeConfig,
+    backend: Backend,
+    current: Upload,
+    question: str,
+    *,
+    prior: Upload | None = None,
+    kind: AnswerKind | None = None,
+    choices: Sequence[str] = (),
+    recipe: str | None = None,
+    request_id: str | None = None,
+) -> Result:
+    """Load the uploads in a private directory, ask, and remove the directory."""
+    from medlens import pipeline
+
+    with private_dir() as workdir:
+        study = load_uploads(
+            current,
+            prior,
+            workdir,
+            max_pixels=config.max_pixels,
+            max_bytes=UNZIP_FACTOR * config.max_upload_bytes,
+        )
+        return pipeline.ask(
+            study,
+            question,
+            backend=backend,
+            calibration=config.calibration,
+            abstain_threshold=config.abstain_threshold,
+            kind=kind or ("choice" if choices else None),
+            candidates=tuple(choices),
+            recipe=recipe,
+            deidentify=True,
+            options=options_for(kind or ("choice" if choices else None)),
+            request_id=request_id,
+        )
+
+
+def to_response(result: Result, model: str) -> AnalyzeResponse:
+    """The API's view of a ``Result``: ``Result.to_json`` plus the images the model saw."""
+    record = result.to_json()
+    answer = result.answer
+    confidence = record["confidence"]
+    return AnalyzeResponse(
+        id=record["request_id"],
+        model=model,
+        question=record["question"],
+        kind=record["kind"],
+        answer=None if answer.abstained or not answer.parsed else answer.text,
+        choice=answer.choice,
+        rationale=answer.rationale,
+        sections=record["sections"],
+        boxes=[BoxOut(**b) for b in record["boxes"]],
+        confidence=None if confidence is None else ConfidenceOut(**confidence),
+        abstained=answer.abstained,
+        abstain_reason=answer.abstain_reason,
+        parsed=answer.parsed,
+        parse_error=answer.parse_error,
+        raw=answer.raw,
+        deidentification=record["deidentification"],
+        study=record["studies"][0] if record["studies"] else {},
+        views=[
+            ViewOut(
+                label=v.label,
+                width=v.image.width,
+                height=v.image.height,
+                image=png_data_url(v.image),
+            )
+            for v in result.prepared.views
+        ],
+        timings={k: float(v) for k, v in record["timings"].items()},
+    )
+
+
+def render_stack(config: ServeConfig, upload: Upload, window: str | None) -> SliceStack:
+    """The de-identified study as PNG slices for the viewer, windowed for people.
+
+    Burned-in text is redacted here too (``pipeline.protect``), so the page never shows more
+    than the model may see. Volumes with more than ``config.max_slices`` slices are sampled.
+    """
+    from PIL import Image
+
+    from medlens import pipeline
+    from medlens.study.display import to_display
+    from medlens.study.views import evenly_spaced
+
+    with private_dir() as workdir:
+        study = load_uploads(
+            upload,
+            None,
+            workdir,
+            max_pixels=config.max_pixels,
+            max_bytes=UNZIP_FACTOR * config.max_upload_bytes,
+        )
+    study = pipeline.protect(study)
+    indices = evenly_spaced(study.num_slices, config.max_slices)
+    chosen = window if study.modality == "CT" else None
+    images = [Image.fromarray(to_display(study, window=chosen, slice_index=i)) for i in indices]
+    return SliceStack(
+        modality=study.modality,
+        window=chosen,
+        windows=list(CT_WINDOWS) if study.modality == "CT" else [],
+        num_slices=study.num_slices,
+        slice_indices=indices,
+        width=images[0].width,
+        height=images[0].height,
+        slices=[png_data_url(im) for im in images],
+        deidentification=[{"action": r.action, **dict(r.details)} for r in study.audit],
+    )
