@@ -59,7 +59,9 @@ def run(args: argparse.Namespace) -> int:
 
         calibration = CalibrationProfile.load(args.calibration)
     candidates = tuple(c.strip() for c in args.choices.split("|")) if args.choices else ()
-    kind = args.kind or ("choice" if candidates else None)
+    from medlens.tasks import guess_kind
+
+    kind = args.kind or guess_kind(args.question, candidates)
     backend = backend_from_args(args)
     try:
         result = pipeline.ask(
@@ -70,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
             candidates=candidates,
             recipe=args.recipe,
             deidentify=not args.no_deid,
-            options=generation_options(args, score_candidates=kind in ("closed", "choice")),
+            options=generation_options(args, kind),
             calibration=calibration,
             confidence_method=args.confidence,
             abstain_threshold=args.abstain_below,

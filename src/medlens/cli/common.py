@@ -21,9 +21,16 @@ def add_model_options(parser: argparse.ArgumentParser, *, required: bool = True)
     group.add_argument("--device", default="auto", help="transformers: cpu, cuda, cuda:1, auto")
     group.add_argument("--dtype", default="auto", help="transformers: float32, bfloat16, auto")
     group.add_argument("--served-model", help="openai: the model name the server expects")
-    group.add_argument("--max-new-tokens", type=int, default=256)
+    group.add_argument(
+        "--max-new-tokens", type=int, help="generation budget (default: the task's own)"
+    )
     group.add_argument("--temperature", type=float, default=0.0, help="0 = greedy")
     group.add_argument("--seed", type=int)
+    group.add_argument(
+        "--score-candidates",
+        action="store_true",
+        help="closed/multiple-choice: score each candidate's likelihood instead of generating",
+    )
 
 
 def add_privacy_options(parser: argparse.ArgumentParser) -> None:
@@ -49,12 +56,15 @@ def backend_from_args(args: argparse.Namespace) -> Any:
     return load_backend(args.model, backend=name, **options)
 
 
-def generation_options(args: argparse.Namespace, **overrides: Any) -> Any:
+def generation_options(args: argparse.Namespace, kind: str) -> Any:
+    """Decoding settings from the flags, on top of the task's defaults, so that ``ask`` and
+    ``eval`` decode alike and one calibration profile fits both."""
+    from medlens.tasks import get_task
     from medlens.types import GenerationOptions
 
     return GenerationOptions(
-        max_new_tokens=args.max_new_tokens,
+        max_new_tokens=args.max_new_tokens or get_task(kind).max_new_tokens,
         temperature=args.temperature,
         seed=args.seed,
-        **overrides,
+        score_candidates=bool(args.score_candidates) and kind in ("closed", "choice"),
     )
