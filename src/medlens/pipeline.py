@@ -12,7 +12,6 @@ through the same two halves:
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import os
 import uuid
@@ -63,6 +62,8 @@ class Result:
     generation: Generation
     answer: Answer
     cached: bool = False
+    key: str = ""
+    """The request's cache key (``request_key``) when the run used a cache."""
 
     @property
     def request(self) -> Request:
@@ -333,9 +334,9 @@ def request_key(request: Request, backend: Backend) -> str:
         digest.update(message.role.encode())
         for part in message.content:
             if isinstance(part, ImagePart):
-                buffer = io.BytesIO()
-                part.image.save(buffer, format="PNG")
-                digest.update(hashlib.sha256(buffer.getvalue()).digest())
+                image = part.image
+                digest.update(f"{image.mode}{image.size}".encode())
+                digest.update(hashlib.sha256(image.tobytes()).digest())
             else:
                 digest.update(part.text.encode())
     return digest.hexdigest()
@@ -382,7 +383,7 @@ def run(
                 confidence_method=confidence_method,
                 abstain_threshold=abstain_threshold,
             )
-            yield Result(prepared, generation, answer, cached=hit is not None)
+            yield Result(prepared, generation, answer, cached=hit is not None, key=key)
         batch.clear()
 
     for item in items:

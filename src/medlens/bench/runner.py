@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import sys
 import time
-from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -29,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 from medlens.bench.benchmark import QualityIssue, Sample
 from medlens.bench.store import RunInfo, RunStore, StoredResult, sample_from_json, sample_to_json
 from medlens.errors import ConfigError
-from medlens.types import Generation, GenerationOptions, TextPart
+from medlens.types import GenerationOptions, TextPart
 
 if TYPE_CHECKING:
     from medlens.backends.base import Backend
@@ -157,27 +156,6 @@ def rescore(store: RunStore, run_id: str, protocols: Sequence[str]) -> RunInfo:
 # --------------------------------------------------------------------------------------------
 
 
-class _KeyedCache:
-    """The run store as ``pipeline.run``'s cache, remembering each request's key, which
-    ``run`` computes but does not return. ``run`` looks up every request of a batch in
-    order, then yields their results in the same order, so keys come out first-in,
-    first-out."""
-
-    def __init__(self, store: RunStore) -> None:
-        self.store = store
-        self.keys: deque[str] = deque()
-
-    def get(self, key: str) -> Generation | None:
-        self.keys.append(key)
-        return self.store.get(key)
-
-    def put(self, key: str, generation: Generation) -> None:
-        self.store.put(key, generation)
-
-    def next_key(self) -> str:
-        return self.keys.popleft()
-
-
 def item_of(sample: Sample) -> Item:
     """The pipeline item for a sample: its images, question, kind, options and category."""
     from medlens.pipeline import Item
@@ -227,7 +205,7 @@ def run_samples(
     position = {s.id: i for i, s in enumerate(samples)}
     by_id = {s.id: s for s in samples}
     todo = [s for s in samples if s.id not in done]
-    keyed = _KeyedCache(store) if cache else None
+    keyed = store if cache else None
     pending: list[StoredResult] = []
     n_new = n_cached = 0
     recipes: set[str] = set()
@@ -294,8 +272,9 @@ def run_samples(
             tasks.add(result.prepared.task_version)
             n_new += 1
             n_cached += int(result.cached)
-            key = keyed.next_key() if keyed is not None else ""
-            stored(by_id[result.request.id], answer, _prompt_text(result), key, result.cached)
+            stored(
+                by_id[result.request.id], answer, _prompt_text(result), result.key, result.cached
+            )
         flush()
         status = "complete" if store.count(run.id) >= len(samples) else "running"
     except KeyboardInterrupt:
