@@ -1,0 +1,24 @@
+"""De-identification: DICOM headers (PS3.15 Annex E), burned-in text (OCR + redaction) and
+free text (patterns + name gazetteer), with audit records that never hold the PHI itself.
+
+Importing this package loads neither pydicom nor tesseract; they load when a function that
+needs them runs.
+"""
+
+from medlens.privacy.header import deidentify_dataset
+from medlens.privacy.pixels import TextRegion, detect_text, redact_burned_in_text
+from medlens.privacy.policy import DEFAULT_OPTIONS, OPTION_CODES, DeidPolicy
+from medlens.privacy.text import ScrubResult, Span, scrub_text
+
+__all__ = [
+    "DEFAULT_OPTIONS",
+    "OPTION_CODES",
+    "DeidPolicy",
+    "ScrubResult",
+    "Span",
+    "TextRegion",
+    "deidentify_dataset",
+    "detect_text",
+    "redact_burned_in_text",
+    "scrub_text",
+]

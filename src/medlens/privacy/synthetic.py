@@ -1,0 +1,455 @@
+"""Synthetic studies with known PHI, to measure de-identification (benchmarks/deid_recall.py).
+
+Each generated case knows exactly which identifying strings it carries and where:
+
+- a DICOM dataset with every Table E.1-1 attribute pydicom knows filled with a unique marker,
+  private tags and an overlay holding PHI, and PHI burned into the pixels;
+- a PNG/JPEG "screenshot" (ultrasound screen, scanned request) with PHI text;
+- a free-text report mixing PHI with clinical text that must survive.
+
+Text is drawn in varied fonts (DejaVu/Liberation when installed, else Pillow's scalable
+default), sizes, positions, contrasts and rotations (0/90/180/270 and small skews), and the
+ink mask of every string is kept, so that a redaction can be scored by the ink it covers as
+well as by what OCR can still read. Names come from Faker in several locales, so many are
+not in the census lists the scrubber uses.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import string
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFilter, ImageFont
+
+from medlens.errors import require
+
+if TYPE_CHECKING:
+    from pydicom import Dataset
+
+FONT_DIRS = (Path("/usr/share/fonts/truetype/dejavu"), Path("/usr/share/fonts/truetype/liberation"))
+LOCALES = ("en_US", "en_GB", "de_DE", "fr_FR", "es_ES", "it_IT", "nl_NL", "pl_PL", "pt_BR")
+
+CLINICAL_SENTENCES = (
+    "There is a 7 mm nodule in the right upper lobe.",
+    "No pleural effusion or pneumothorax.",
+    "Heart size is within normal limits.",
+    "Mild degenerative change at L4-L5 with disc height loss.",
+    "T2 hyperintense lesion in the left frontal white matter.",
+    "Foley catheter in place; the bladder is decompressed.",
+    "Findings are consistent with Hodgkin lymphoma involving mediastinal nodes.",
+    "Hounsfield units of the adrenal nodule measure 8.",
+    "Endotracheal tube tip 4 cm above the carina.",
+    "Compared with the prior study, the consolidation has improved.",
+    "BI-RADS 4 mass at 2 o'clock, 3 cm from the nipple.",
+    "Ejection fraction estimated at 55 percent.",
+)
+CLINICAL_TERMS = (
+    "nodule",
+    "lobe",
+    "effusion",
+    "pneumothorax",
+    "Heart",
+    "L4-L5",
+    "T2",
+    "hyperintense",
+    "Foley",
+    "catheter",
+    "Hodgkin",
+    "lymphoma",
+    "Hounsfield",
+    "adrenal",
+    "carina",
+    "consolidation",
+    "BI-RADS",
+    "mass",
+    "Ejection",
+    "55",
+    "7 mm",
+    "3 cm",
+    "4 cm",
+)
+
+
+@dataclass(frozen=True)
+class PHI:
+    """The identifying facts of one synthetic patient and visit."""
+
+    given: str
+    family: str
+    patient_id: str
+    birth_date: dt.date
+    study_date: dt.date
+    accession: str
+    ssn: str
+    phone: str
+    email: str
+    street: str
+    city: str
+    zip_code: str
+    physician: str
+    institution: str
+    age: int
+
+    def burned_strings(self) -> list[str]:
+        """What a screen or a scanned request shows of the patient."""
+        return [
+            f"{self.family.upper()}^{self.given.upper()}",
+            f"ID {self.patient_id}",
+            f"DOB {self.birth_date:%d/%m/%Y}",
+            f"{self.study_date:%Y-%m-%d}",
+            f"ACC {self.accession}",
+            f"Dr {self.physician}",
+        ]
+
+
+@dataclass
+class BurnedText:
+    text: str
+    mask: np.ndarray  # bool, the ink of this string
+    angle: float
+
+
+@dataclass
+class SyntheticImage:
+    pixels: np.ndarray  # uint8 (rows, cols) or (rows, cols, 3)
+    texts: list[BurnedText] = field(default_factory=list)
+
+
+@dataclass
+class SyntheticReport:
+    text: str
+    phi: list[tuple[str, str]]  # (kind, string)
+    clinical: list[str]
+
+
+@lru_cache(maxsize=1)
+def fonts() -> tuple[str, ...]:
+    """TrueType fonts available here; empty means Pillow's built-in scalable font."""
+    found = sorted(str(p) for d in FONT_DIRS if d.is_dir() for p in d.glob("*.ttf"))
+    return tuple(p for p in found if "Math" not in p)
+
+
+def _font(rng: np.random.Generator, size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
+    available = fonts()
+    if available:
+        return ImageFont.truetype(available[int(rng.integers(len(available)))], size)
+    return ImageFont.load_default(size=size)
+
+
+def _faker(rng: np.random.Generator) -> Any:
+    faker = require("faker", "bench", "The synthetic PHI generator")
+    fake = faker.Faker(LOCALES[int(rng.integers(len(LOCALES)))])
+    fake.seed_instance(int(rng.integers(2**31)))
+    return fake
+
+
+def make_phi(rng: np.random.Generator) -> PHI:
+    fake = _faker(rng)
+    birth = fake.date_of_birth(minimum_age=1, maximum_age=104)
+    study = fake.date_between(start_date=dt.date(2005, 1, 1), end_date=dt.date(2025, 12, 31))
+    digits = string.digits
+    letters = string.ascii_uppercase
+    return PHI(
+        given=fake.first_name(),
+        family=fake.last_name(),
+        patient_id="".join(rng.choice(list(digits), 8)),
+        birth_date=birth,
+        study_date=study,
+        accession="".join(rng.choice(list(letters), 2)) + "".join(rng.choice(list(digits), 7)),
+        ssn=f"{rng.integers(100, 900)}-{rng.integers(10, 99)}-{rng.integers(1000, 9999)}",
+        phone=f"({rng.integers(200, 999)}) {rng.integers(200, 999)}-{rng.integers(1000, 9999)}",
+        email=f"{fake.user_name()}@{fake.free_email_domain()}",
+        street=f"{rng.integers(1, 9999)} {fake.last_name()} {rng.choice(['Street', 'Avenue', 'Road', 'Lane', 'Drive'])}",
+        city=fake.city(),
+        zip_code=f"{rng.integers(10000, 99999)}",
+        physician=f"{fake.first_name()} {fake.last_name()}",
+        institution=f"{fake.last_name()} General Hospital",
+        age=int(rng.integers(18, 104)),
+    )
+
+
+# ------------------------------------------------------------------------------------------
+# Pixels
+# ------------------------------------------------------------------------------------------
+
+
+def background(
+    rng: np.random.Generator, shape: tuple[int, int], source: Path | None = None
+) -> np.ndarray:
+    """A grey image to write on: a real radiograph from ``source`` (a folder of JPEG/PNG)
+    when given, else smooth anatomy-like blobs with mild noise."""
+    if source is not None:
+        files = sorted(p for p in source.iterdir() if p.suffix.lower() in {".jpg", ".jpeg", ".png"})
+        if files:
+            with Image.open(files[int(rng.integers(len(files)))]) as im:
+                return np.asarray(im.convert("L").resize(shape[::-1]), dtype=np.uint8).copy()
+    rows, cols = shape
+    yy, xx = np.mgrid[0:rows, 0:cols].astype(np.float32)
+    img = np.full(shape, float(rng.uniform(5, 40)), np.float32)
+    for _ in range(int(rng.integers(3, 8))):
+        cy, cx = rng.uniform(0.2, 0.8) * rows, rng.uniform(0.2, 0.8) * cols
+        ry, rx = rng.uniform(0.05, 0.3) * rows, rng.uniform(0.05, 0.3) * cols
+        img += float(rng.uniform(30, 110)) * (((yy - cy) / ry) ** 2 + ((xx - cx) / rx) ** 2 < 1)
+    blurred = Image.fromarray(np.clip(img, 0, 255).astype(np.uint8)).filter(
+        ImageFilter.GaussianBlur(4)
+    )
+    noisy = np.asarray(blurred, np.float32) + rng.normal(0, 4, shape)
+    return np.clip(noisy, 0, 255).astype(np.uint8)
+
+
+def burn_text(
+    canvas: np.ndarray, text: str, rng: np.random.Generator, *, taken: np.ndarray | None = None
+) -> BurnedText | None:
+    """Draw ``text`` into ``canvas`` (uint8, grey or RGB) in place with a random font, size,
+    contrast, position and rotation; None when it does not fit without overlapping."""
+    rows, cols = canvas.shape[:2]
+    size = int(rng.integers(10, 30))
+    font = _font(rng, size)
+    _left, _top, right, bottom = font.getbbox(text)
+    layer = Image.new("L", (right + 4, bottom + 4), 0)
+    ImageDraw.Draw(layer).text((2, 2), text, fill=255, font=font)
+    roll = rng.random()
+    angle = (
+        0.0
+        if roll < 0.55
+        else float(rng.choice([90, 270]))
+        if roll < 0.75
+        else (180.0 if roll < 0.82 else float(rng.uniform(-8, 8)))
+    )
+    if angle:
+        layer = layer.rotate(angle, expand=True, resample=Image.Resampling.BICUBIC)
+    ink = np.asarray(layer) > 96
+    h, w = ink.shape
+    if h >= rows - 4 or w >= cols - 4:
+        return None
+    for _ in range(20):
+        y, x = int(rng.integers(2, rows - h - 2)), int(rng.integers(2, cols - w - 2))
+        if taken is None or not taken[max(0, y - 3) : y + h + 3, max(0, x - 3) : x + w + 3].any():
+            break
+    else:
+        return None
+    mask = np.zeros((rows, cols), bool)
+    mask[y : y + h, x : x + w] = ink
+    region = canvas[y : y + h, x : x + w].astype(np.float32)
+    local = float(region.mean())
+    contrast = float(rng.uniform(70, 200))
+    level = (
+        local + contrast if local + contrast <= 255 or local - contrast < 0 else local - contrast
+    )
+    level = float(np.clip(level, 0, 255))
+    alpha = (
+        np.asarray(layer, np.float32)[..., None] / 255.0
+        if canvas.ndim == 3
+        else (np.asarray(layer, np.float32) / 255.0)
+    )
+    color = np.array(level) if canvas.ndim == 2 else np.array([level, level * 0.9, level * 0.6])
+    canvas[y : y + h, x : x + w] = np.clip(region * (1 - alpha) + color * alpha, 0, 255).astype(
+        np.uint8
+    )
+    if taken is not None:
+        taken[y : y + h, x : x + w] = True
+    return BurnedText(text, mask, angle)
+
+
+def synthetic_image(
+    phi: PHI,
+    rng: np.random.Generator,
+    *,
+    shape: tuple[int, int] = (512, 512),
+    color: bool = False,
+    source: Path | None = None,
+) -> SyntheticImage:
+    """An image with the patient's PHI burned in (4-6 strings) at random places."""
+    grey = background(rng, shape, source)
+    canvas = np.stack([grey] * 3, axis=-1) if color else grey
+    taken = np.zeros(shape, bool)
+    out = SyntheticImage(canvas)
+    strings = phi.burned_strings()
+    for text in rng.permutation(strings)[: int(rng.integers(4, len(strings) + 1))]:
+        burned = burn_text(canvas, str(text), rng, taken=taken)
+        if burned is not None:
+            out.texts.append(burned)
+    return out
+
+
+# ------------------------------------------------------------------------------------------
+# DICOM
+# ------------------------------------------------------------------------------------------
+
+
+def _marker(rng: np.random.Generator, n: int = 10) -> str:
+    return "Q" + "".join(rng.choice(list(string.ascii_uppercase + string.digits), n - 1))
+
+
+def synthetic_dataset(
+    phi: PHI, rng: np.random.Generator, image: SyntheticImage | None = None
+) -> tuple[Dataset, dict[int, str]]:
+    """A Secondary Capture dataset with every Table E.1-1 attribute pydicom can encode filled
+    with a unique marker (returned by tag), private tags and an overlay carrying PHI."""
+    pydicom = require("pydicom", "dicom", "The synthetic DICOM generator")
+    from pydicom.datadict import dictionary_VR, keyword_for_tag
+    from pydicom.dataset import FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
+
+    from medlens.privacy.profile import basic_profile
+
+    ds = pydicom.Dataset()
+    filled: dict[int, str] = {}
+    exact, _ = basic_profile()
+    for tag in sorted(exact):
+        try:
+            vr = dictionary_VR(tag)
+        except KeyError:
+            continue
+        keyword = keyword_for_tag(tag)
+        if not keyword or tag >> 16 == 0x0002 or vr in ("SQ", "OB", "OW", "OF", "UN", "US or SS"):
+            continue
+        value = _value_for(vr, rng)
+        if value is None:
+            continue
+        setattr(ds, keyword, value)
+        filled[tag] = str(value)
+    ds.PatientName = f"{phi.family}^{phi.given}"
+    ds.PatientID = phi.patient_id
+    ds.PatientBirthDate = f"{phi.birth_date:%Y%m%d}"
+    ds.StudyDate = f"{phi.study_date:%Y%m%d}"
+    ds.AccessionNumber = phi.accession
+    ds.PatientAddress = f"{phi.street}, {phi.city} {phi.zip_code}"
+    ds.PatientTelephoneNumbers = phi.phone
+    ds.ReferringPhysicianName = phi.physician.replace(" ", "^")
+    ds.InstitutionName = phi.institution
+    ds.StudyDescription = f"CT CHEST for {phi.given} {phi.family}"
+    ds.SeriesDescription = f"Axial {phi.study_date:%d.%m.%Y} {phi.accession}"
+    ds.ImageComments = f"Patient {phi.given} {phi.family}, tel {phi.phone}"
+    for keyword in (
+        "PatientName",
+        "PatientID",
+        "PatientBirthDate",
+        "StudyDate",
+        "AccessionNumber",
+        "PatientAddress",
+        "PatientTelephoneNumbers",
+        "ReferringPhysicianName",
+        "InstitutionName",
+    ):
+        filled[int(ds[keyword].tag)] = str(ds[keyword].value)
+    # Descriptors are kept and cleaned under Clean Descriptors: score the PHI inside them.
+    filled[int(ds["StudyDescription"].tag)] = phi.family
+    filled[int(ds["SeriesDescription"].tag)] = phi.accession
+    filled[int(ds["ImageComments"].tag)] = phi.family
+    person = pydicom.Dataset()
+    person.PersonName = phi.physician.replace(" ", "^")
+    ds.ContentSequence = [person]
+    block = ds.private_block(0x0009, "ACME PHI", create=True)
+    block.add_new(0x10, "LO", f"{phi.given} {phi.family}")
+    block.add_new(0x11, "LO", phi.ssn)
+    block.add_new(0x12, "DS", "1.5")
+    filled[0x00091010] = f"{phi.given} {phi.family}"
+    filled[0x00091011] = phi.ssn
+    ds.SOPClassUID = SecondaryCaptureImageStorage
+    for keyword in (
+        "SOPInstanceUID",
+        "StudyInstanceUID",
+        "SeriesInstanceUID",
+        "FrameOfReferenceUID",
+    ):
+        setattr(ds, keyword, generate_uid(entropy_srcs=[phi.patient_id, keyword]))
+        filled[int(ds[keyword].tag)] = str(getattr(ds, keyword))
+    ds.Modality = "US" if image is not None else "OT"
+    if image is not None:
+        pixels = image.pixels
+        ds.Rows, ds.Columns = pixels.shape[:2]
+        ds.SamplesPerPixel = 3 if pixels.ndim == 3 else 1
+        ds.PhotometricInterpretation = "RGB" if pixels.ndim == 3 else "MONOCHROME2"
+        if pixels.ndim == 3:
+            ds.PlanarConfiguration = 0
+        ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 8, 8, 7, 0
+        ds.PixelData = pixels.tobytes()
+        ds.BurnedInAnnotation = "YES"
+        ds.add_new(0x60000010, "US", ds.Rows)
+        ds.add_new(0x60000011, "US", ds.Columns)
+        ds.add_new(0x60000022, "LO", f"{phi.family} overlay")
+        filled[0x60000022] = f"{phi.family} overlay"
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.MediaStorageSOPClassUID = ds.SOPClassUID
+    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    return ds, filled
+
+
+def _value_for(vr: str, rng: np.random.Generator) -> Any:
+    if vr in ("LO", "SH", "ST", "LT", "UT", "UC", "CS", "AE"):
+        return _marker(rng, 10)
+    if vr == "PN":
+        return f"{_marker(rng, 8)}^{_marker(rng, 6)}"
+    if vr == "DA":
+        return f"{rng.integers(1950, 2024)}{rng.integers(1, 13):02d}{rng.integers(1, 29):02d}"
+    if vr == "DT":
+        return f"{rng.integers(1950, 2024)}{rng.integers(1, 13):02d}{rng.integers(1, 29):02d}101112"
+    if vr == "UI":
+        return f"1.2.826.0.1.3680043.9.{rng.integers(10**8, 10**9)}.{rng.integers(10**8, 10**9)}"
+    if vr == "UR":
+        return f"http://{_marker(rng, 8).lower()}.example.org"
+    return None
+
+
+# ------------------------------------------------------------------------------------------
+# Free text
+# ------------------------------------------------------------------------------------------
+
+
+def synthetic_report(phi: PHI, rng: np.random.Generator) -> SyntheticReport:
+    """A radiology report with PHI in the places real reports put it, between clinical
+    sentences whose key terms (``clinical``) must survive scrubbing."""
+    fake_date = phi.study_date.strftime(
+        str(rng.choice(["%m/%d/%Y", "%d.%m.%Y", "%B %d, %Y", "%d %b %Y", "%Y-%m-%d"]))
+    )
+    prior = (phi.study_date - dt.timedelta(days=int(rng.integers(30, 900)))).strftime("%d/%m/%Y")
+    phi_lines: list[tuple[str, list[tuple[str, str]]]] = [
+        (f"Patient: {phi.family}, {phi.given}", [("NAME", phi.family), ("NAME", phi.given)]),
+        (
+            f"MRN: {phi.patient_id}   Accession #{phi.accession}",
+            [("ID", phi.patient_id), ("ID", phi.accession)],
+        ),
+        (
+            f"DOB: {phi.birth_date:%m/%d/%Y}   Exam date: {fake_date}",
+            [("DATE", f"{phi.birth_date:%m/%d/%Y}"), ("DATE", fake_date)],
+        ),
+        (
+            f"History: {phi.age}-year-old with cough.",
+            [("AGE", str(phi.age))] if phi.age > 89 else [],
+        ),
+        (f"Referring physician: Dr. {phi.physician}", [("NAME", n) for n in phi.physician.split()]),
+        (
+            f"Address: {phi.street}, {phi.city} {phi.zip_code}",
+            [("ADDRESS", phi.street), ("ADDRESS", phi.zip_code)],
+        ),
+        (
+            f"Contact {phi.phone} or {phi.email}; SSN {phi.ssn}.",
+            [("PHONE", phi.phone), ("EMAIL", phi.email), ("SSN", phi.ssn)],
+        ),
+        (f"Comparison: prior exam of {prior}.", [("DATE", prior)]),
+        (
+            f"Results discussed with {phi.given} {phi.family} by telephone.",
+            [("NAME", phi.given), ("NAME", phi.family)],
+        ),
+        (
+            f"Electronically signed by {phi.physician}, {phi.institution}.",
+            [("NAME", n) for n in phi.physician.split()],
+        ),
+    ]
+    chosen = [phi_lines[i] for i in sorted(rng.permutation(len(phi_lines))[:7])]
+    clinical = [str(s) for s in rng.choice(CLINICAL_SENTENCES, 4, replace=False)]
+    lines = (
+        [line for line, _ in chosen[:4]]
+        + ["FINDINGS:"]
+        + clinical
+        + [line for line, _ in chosen[4:]]
+    )
+    terms = [t for t in CLINICAL_TERMS if any(t in s for s in clinical)]
+    return SyntheticReport("\n".join(lines), [p for _, ps in chosen for p in ps], terms)
