@@ -60,6 +60,7 @@ def _extract(data: bytes, into: Path, max_bytes: int) -> Path:
             f"The zip holds {len(members)} files; this server takes at most {MAX_ZIP_MEMBERS}. "
             "Send one series at a time."
         )
+    into.mkdir(mode=0o700)
     total = 0
     for member in members:
         name = member.filename.rsplit("/", 1)[-1]
