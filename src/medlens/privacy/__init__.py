@@ -8,6 +8,7 @@ needs them runs.
 from medlens.privacy.header import deidentify_dataset
 from medlens.privacy.pixels import TextRegion, detect_text, redact_burned_in_text
 from medlens.privacy.policy import DEFAULT_OPTIONS, OPTION_CODES, DeidPolicy
+from medlens.privacy.studies import deidentify, require_deidentified
 from medlens.privacy.text import ScrubResult, Span, scrub_text
 
 __all__ = [
@@ -17,8 +18,10 @@ __all__ = [
     "ScrubResult",
     "Span",
     "TextRegion",
+    "deidentify",
     "deidentify_dataset",
     "detect_text",
     "redact_burned_in_text",
+    "require_deidentified",
     "scrub_text",
 ]
