@@ -55,11 +55,11 @@ class _Run:
 
 
 def remap_uid(uid: str, policy: DeidPolicy) -> str:
-    """The replacement of ``uid`` under the project key: a deterministic 2.25 UUID-derived
-    UID (PS3.5 B.2), as ``pydicom.uid.generate_uid`` makes from entropy sources."""
-    from pydicom.uid import generate_uid
-
-    return str(generate_uid(prefix=None, entropy_srcs=[policy.project_key.hex(), uid.strip()]))
+    """The replacement of ``uid`` under the project key: ``2.25.`` followed by a 128-bit
+    keyed hash as a decimal integer (the UUID-derived form of PS3.5 B.2), so the same
+    original gives the same new UID in every file and run sharing the key.
+    (``pydicom.uid.generate_uid(prefix=None)`` ignores its entropy sources, so it cannot.)"""
+    return f"2.25.{int(policy.keyed_hash('uid', uid.strip())[:32], 16)}"
 
 
 def pseudonym(value: str, policy: DeidPolicy, *, kind: str = "ID", length: int = 12) -> str:

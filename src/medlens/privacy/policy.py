@@ -38,7 +38,7 @@ OPTION_CODES: dict[str, str] = {
     "retain-patient-characteristics": "RetainPatientCharacteristicsOption",
     "retain-device-identity": "RetainDeviceIdentityOption",
     "retain-institution-identity": "RetainInstitutionIdentityOption",
-    "retain-uids": "RetainUIDsOption",
+    "retain-uids": "RetainUidsOption",
     "retain-safe-private": "RetainSafePrivateOption",
 }
 """Profile options (PS3.15 Table E.1-1 columns and E.3) → keyword of their CID 7050 code in

@@ -45,7 +45,9 @@ TABLE_EDITION = "dicomfields_2026c"
 """The edition of Table E.1-1 used; recorded in the audit."""
 
 DATE_VRS = frozenset({"DA", "DT"})
-TEXT_VRS = frozenset({"LO", "SH", "ST", "LT", "UT", "UC"})
+TEXT_VRS = frozenset({"LO", "ST", "LT", "UT", "UC"})
+"""Free-text VRs that Clean Descriptors scrubs; SH (16 characters) is too short to be worth
+keeping and too long to be safe, so short strings follow the Basic Profile."""
 
 PATIENT_CHARACTERISTICS = frozenset(
     {
@@ -76,8 +78,9 @@ _DEVICE = re.compile(
 _INSTITUTION = re.compile(r"^Institution(Name|Address|CodeSequence|alDepartment\w*)$")
 _DESCRIPTOR = re.compile(
     r"(Description|Comments?|History|Diagnos\w*|Impressions|Notes|Reason\w*|Narrative"
-    r"|ProtocolName|TreatmentSite|Label)$"
+    r"|ProtocolName|TreatmentSite)$"
 )
+_DESCRIPTOR_EXTRA = frozenset({"ContrastBolusAgent"})
 _STRUCTURED = frozenset({"ContentSequence", "AcquisitionContextSequence"})
 _GRAPHICS = frozenset({"GraphicAnnotationSequence", "WaveformAnnotationSequence"})
 
@@ -140,7 +143,11 @@ def resolve_action(
         ("retain-institution-identity", bool(_INSTITUTION.match(keyword)), "K"),
         ("clean-structured-content", keyword in _STRUCTURED, "C"),
         ("clean-graphics", keyword in _GRAPHICS, "C"),
-        ("clean-descriptors", vr in TEXT_VRS and bool(_DESCRIPTOR.search(keyword)), "C"),
+        (
+            "clean-descriptors",
+            vr in TEXT_VRS and (bool(_DESCRIPTOR.search(keyword)) or keyword in _DESCRIPTOR_EXTRA),
+            "C",
+        ),
     )
     for option, applies, new_action in rules:
         if applies and option in options:

@@ -290,7 +290,8 @@ def synthetic_dataset(
     phi: PHI, rng: np.random.Generator, image: SyntheticImage | None = None
 ) -> tuple[Dataset, dict[int, str]]:
     """A Secondary Capture dataset with every Table E.1-1 attribute pydicom can encode filled
-    with a unique marker (returned by tag), private tags and an overlay carrying PHI."""
+    with PHI, private tags and an overlay carrying PHI. Returns the dataset and, by tag, the
+    string that must not survive de-identification in that attribute."""
     pydicom = require("pydicom", "dicom", "The synthetic DICOM generator")
     from pydicom.datadict import dictionary_VR, keyword_for_tag
     from pydicom.dataset import FileMetaDataset
@@ -307,13 +308,13 @@ def synthetic_dataset(
         except KeyError:
             continue
         keyword = keyword_for_tag(tag)
-        if not keyword or tag >> 16 == 0x0002 or vr in ("SQ", "OB", "OW", "OF", "UN", "US or SS"):
+        if not keyword or tag >> 16 in (0x0000, 0x0002) or vr in ("SQ", "OB", "OW", "OF", "UN", "US or SS"):
             continue
-        value = _value_for(vr, rng)
-        if value is None:
+        made = _value_for(vr, phi, rng)
+        if made is None:
             continue
-        setattr(ds, keyword, value)
-        filled[tag] = str(value)
+        setattr(ds, keyword, made[0])
+        filled[tag] = made[1]
     ds.PatientName = f"{phi.family}^{phi.given}"
     ds.PatientID = phi.patient_id
     ds.PatientBirthDate = f"{phi.birth_date:%Y%m%d}"
@@ -338,6 +339,8 @@ def synthetic_dataset(
         "InstitutionName",
     ):
         filled[int(ds[keyword].tag)] = str(ds[keyword].value)
+    filled[int(ds["ReferringPhysicianName"].tag)] = phi.physician.split()[-1]
+    filled[int(ds["PatientName"].tag)] = phi.family
     # Descriptors are kept and cleaned under Clean Descriptors: score the PHI inside them.
     filled[int(ds["StudyDescription"].tag)] = phi.family
     filled[int(ds["SeriesDescription"].tag)] = phi.accession
@@ -382,19 +385,29 @@ def synthetic_dataset(
     return ds, filled
 
 
-def _value_for(vr: str, rng: np.random.Generator) -> Any:
-    if vr in ("LO", "SH", "ST", "LT", "UT", "UC", "CS", "AE"):
-        return _marker(rng, 10)
+def _value_for(vr: str, phi: PHI, rng: np.random.Generator) -> tuple[Any, str] | None:
+    """A value for one attribute and the part of it that must not survive: long text holds
+    the patient's name after a label (what a descriptor really leaks), short strings a
+    unique marker, names the patient's name, dates and UIDs themselves."""
+    if vr in ("LO", "ST", "LT", "UT", "UC"):
+        return f"Patient {phi.given} {phi.family}", f"{phi.given} {phi.family}"
+    if vr in ("SH", "CS", "AE"):
+        marker = _marker(rng, 10)
+        return marker, marker
     if vr == "PN":
-        return f"{_marker(rng, 8)}^{_marker(rng, 6)}"
+        return f"{phi.family}^{phi.given}", phi.family
     if vr == "DA":
-        return f"{rng.integers(1950, 2024)}{rng.integers(1, 13):02d}{rng.integers(1, 29):02d}"
+        value = f"{rng.integers(1950, 2024)}{rng.integers(1, 13):02d}{rng.integers(1, 29):02d}"
+        return value, value
     if vr == "DT":
-        return f"{rng.integers(1950, 2024)}{rng.integers(1, 13):02d}{rng.integers(1, 29):02d}101112"
+        value = f"{rng.integers(1950, 2024)}{rng.integers(1, 13):02d}{rng.integers(1, 29):02d}1011"
+        return value, value
     if vr == "UI":
-        return f"1.2.826.0.1.3680043.9.{rng.integers(10**8, 10**9)}.{rng.integers(10**8, 10**9)}"
+        value = f"1.2.826.0.1.3680043.9.{rng.integers(10**8, 10**9)}.{rng.integers(10**8, 10**9)}"
+        return value, value
     if vr == "UR":
-        return f"http://{_marker(rng, 8).lower()}.example.org"
+        value = f"http://{_marker(rng, 8).lower()}.example.org"
+        return value, value
     return None
 
 
