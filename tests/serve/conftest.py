@@ -31,6 +31,15 @@ def scripted_reply(request: Request) -> str:
     return "yes"
 
 
+def scripted_logprobs(request: Request) -> dict[str, float]:
+    """Candidate log-likelihoods for closed questions: P(yes) = 1 / (1 + e^-2.3) = 0.909."""
+    return {"yes": -0.1, "no": -2.4} if request.kind == "closed" else {}
+
+
+def scripted_backend() -> ScriptedBackend:
+    return ScriptedBackend(answers=scripted_reply, logprobs=scripted_logprobs)
+
+
 def slow_backend(delay_s: float) -> ScriptedBackend:
     def reply(request: Request) -> str:
         time.sleep(delay_s)
@@ -61,7 +70,7 @@ def serve() -> Iterator[Callable[..., str]]:
     with ExitStack() as stack:
 
         def start(**overrides: Any) -> str:
-            config = ServeConfig(backend=ScriptedBackend(answers=scripted_reply))
+            config = ServeConfig(backend=scripted_backend())
             return stack.enter_context(serve_in_thread(create_app(replace(config, **overrides))))
 
         yield start

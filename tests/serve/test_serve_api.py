@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import io
 import logging
+import math
 import threading
 import zipfile
 from collections.abc import Callable
@@ -248,17 +249,23 @@ def test_analyze_grounding_returns_box_views_and_deid(
     assert response.headers["x-request-id"] == body["id"]
 
 
-def test_analyze_abstains_below_threshold(serve: Callable[..., str], png: bytes) -> None:
-    url = serve(abstain_threshold=1.01)  # no confidence can reach it
-    response = httpx.post(
-        f"{url}/v1/analyze",
+def test_analyze_confidence_and_abstention(serve: Callable[..., str], png: bytes) -> None:
+    form = {"question": "Is there a nodule?", "kind": "closed"}
+    answered = httpx.post(
+        f"{serve()}/v1/analyze", files={"file": ("x.png", png)}, data=form, timeout=30
+    ).json()
+    confidence = answered["confidence"]
+    assert answered["answer"] == "yes" and answered["abstained"] is False
+    assert confidence["value"] == pytest.approx(1 / (1 + math.exp(-2.3)), abs=1e-3)
+    assert confidence["method"] == "candidates" and confidence["calibrated"] is False
+    withheld = httpx.post(
+        f"{serve(abstain_threshold=0.95)}/v1/analyze",
         files={"file": ("x.png", png)},
-        data={"question": "Is there a nodule?", "kind": "closed"},
+        data=form,
         timeout=30,
-    )
-    body = response.json()
-    assert response.status_code == 200 and body["abstained"] is True
-    assert body["answer"] is None and body["abstain_reason"]
+    ).json()
+    assert withheld["abstained"] is True and withheld["answer"] is None
+    assert "below threshold 0.95" in withheld["abstain_reason"]
 
 
 def test_analyze_zip_of_dicom_series_with_prior_leaves_no_files(
@@ -298,7 +305,9 @@ def test_render_windows_ct_slices(serve: Callable[..., str], tmp_path: Path) -> 
     data = Path(write_ct_nifti(tmp_path / "ct.nii.gz", slices=5, size=32)).read_bytes()
     url = serve()
     stacks = {
-        w: httpx.post(f"{url}/v1/render", files={"file": ("v", data)}, data={"window": w}).json()
+        w: httpx.post(
+            f"{url}/v1/render", files={"file": ("v", data)}, data={"window": w, "modality": "CT"}
+        ).json()
         for w in ("lung", "bone")
     }
     lung, bone = stacks["lung"], stacks["bone"]

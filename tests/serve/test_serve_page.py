@@ -83,7 +83,7 @@ def test_upload_ask_and_see_the_answer_with_its_box(
 def test_abstention_is_shown_as_such(serve: Callable[..., str], page: Any, tmp_path: Path) -> None:
     study = tmp_path / "study.png"
     study.write_bytes(png_bytes())
-    page.goto(serve(abstain_threshold=1.01))
+    page.goto(serve(abstain_threshold=0.95))
     page.set_input_files("#study-file", str(study))
     page.fill("#question", "Is there a nodule?")
     page.select_option("#kind", "closed")
@@ -102,6 +102,7 @@ def test_volume_slices_ct_windows_zoom_and_prior(
     prior = tmp_path / "prior.png"
     prior.write_bytes(png_bytes(seed=3))
     page.goto(serve())
+    page.select_option("#modality", "CT")  # NIfTI does not record the modality
     page.set_input_files("#study-file", str(volume))
     page.wait_for_selector("#current-slice:not([hidden])")
     assert page.get_attribute("#current-slice", "max") == "6"

@@ -55,6 +55,7 @@ def ask_uploaded(
     kind: AnswerKind | None = None,
     choices: Sequence[str] = (),
     recipe: str | None = None,
+    modality: str | None = None,
     request_id: str | None = None,
 ) -> Result:
     """Load the uploads in a private directory, ask, and remove the directory."""
@@ -67,6 +68,7 @@ def ask_uploaded(
             workdir,
             max_pixels=config.max_pixels,
             max_bytes=UNZIP_FACTOR * config.max_upload_bytes,
+            modality=modality,
         )
         return pipeline.ask(
             study,
@@ -119,7 +121,9 @@ def to_response(result: Result, model: str) -> AnalyzeResponse:
     )
 
 
-def render_stack(config: ServeConfig, upload: Upload, window: str | None) -> SliceStack:
+def render_stack(
+    config: ServeConfig, upload: Upload, window: str | None, modality: str | None = None
+) -> SliceStack:
     """The de-identified study as PNG slices for the viewer, windowed for people.
 
     Burned-in text is redacted here too (``pipeline.protect``), so the page never shows more
@@ -138,6 +142,7 @@ def render_stack(config: ServeConfig, upload: Upload, window: str | None) -> Sli
             workdir,
             max_pixels=config.max_pixels,
             max_bytes=UNZIP_FACTOR * config.max_upload_bytes,
+            modality=modality,
         )
     study = pipeline.protect(study)
     indices = evenly_spaced(study.num_slices, config.max_slices)

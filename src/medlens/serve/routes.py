@@ -68,6 +68,7 @@ def _form_schema(fields: dict[str, dict[str, Any]], required: list[str]) -> dict
 
 
 FILE = {"type": "string", "format": "binary"}
+MODALITY = {"type": "string", "description": "modality when the file cannot say it (NIfTI: CT)"}
 
 
 async def _form(request: Request) -> tuple[dict[str, Upload], dict[str, str]]:
@@ -164,6 +165,7 @@ def install(app: FastAPI) -> None:
         "kind": {"type": "string", "enum": list(KINDS), "description": "answer format"},
         "choices": {"type": "string", "description": "multiple-choice options, '|'-separated"},
         "recipe": {"type": "string", "description": "preprocessing recipe name"},
+        "modality": MODALITY,
     }
 
     @app.post(
@@ -196,6 +198,7 @@ def install(app: FastAPI) -> None:
                 kind=kind,  # type: ignore[arg-type]
                 choices=choices,
                 recipe=fields.get("recipe") or None,
+                modality=fields.get("modality") or None,
                 request_id=request.scope["state"]["request_id"],
             ),
             _started(request),
@@ -208,7 +211,11 @@ def install(app: FastAPI) -> None:
         response_model=SliceStack,
         responses=ERRORS,
         openapi_extra=_form_schema(
-            {"file": FILE, "window": {"type": "string", "description": "CT window preset"}},
+            {
+                "file": FILE,
+                "window": {"type": "string", "description": "CT window preset"},
+                "modality": MODALITY,
+            },
             ["file"],
         ),
     )
@@ -218,8 +225,10 @@ def install(app: FastAPI) -> None:
         files, fields = await _form(request)
         upload = _required_file(files, "file", "the study")
         window = fields.get("window") or None
+        modality = fields.get("modality") or None
         return await state.run(
-            lambda: analyze.render_stack(state.config, upload, window), _started(request)
+            lambda: analyze.render_stack(state.config, upload, window, modality),
+            _started(request),
         )
 
     @app.post(

@@ -79,15 +79,23 @@ def _extract(data: bytes, into: Path, max_bytes: int) -> Path:
     return into
 
 
-def load_upload(upload: Upload, workdir: Path, *, max_pixels: int, max_bytes: int) -> Study:
+def load_upload(
+    upload: Upload,
+    workdir: Path,
+    *,
+    max_pixels: int,
+    max_bytes: int,
+    modality: str | None = None,
+) -> Study:
     """Load an uploaded study; a zip is extracted (random names) into ``workdir``, which the
-    caller removes (``private_dir``)."""
+    caller removes (``private_dir``). ``modality`` names what the file cannot say (NIfTI,
+    PNG): "CT" enables the CT window presets."""
     from medlens.study import load_study
 
+    source: Path | bytes = upload.data
     if upload.data[:4] == ZIP_MAGIC:
-        folder = _extract(upload.data, workdir / secrets.token_hex(4), max_bytes)
-        return load_study(folder, max_pixels=max_pixels)
-    return load_study(upload.data, max_pixels=max_pixels)
+        source = _extract(upload.data, workdir / secrets.token_hex(4), max_bytes)
+    return load_study(source, max_pixels=max_pixels, modality=modality)
 
 
 def load_uploads(
@@ -97,12 +105,19 @@ def load_uploads(
     *,
     max_pixels: int,
     max_bytes: int,
+    modality: str | None = None,
 ) -> Study:
     """The current study, with ``prior`` attached for comparison when given."""
-    study = load_upload(current, workdir, max_pixels=max_pixels, max_bytes=max_bytes)
+
+    def load(upload: Upload) -> Study:
+        return load_upload(
+            upload, workdir, max_pixels=max_pixels, max_bytes=max_bytes, modality=modality
+        )
+
+    study = load(current)
     if prior is None:
         return study
     from medlens.study import load_pair
 
-    before = load_upload(prior, workdir, max_pixels=max_pixels, max_bytes=max_bytes)
+    before = load(prior)
     return load_pair(before, study)

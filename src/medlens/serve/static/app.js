@@ -43,6 +43,7 @@ async function render(which) {
   const form = new FormData();
   form.append("file", file);
   if (state.window) form.append("window", state.window);
+  if ($("modality").value) form.append("modality", $("modality").value);
   status(`Loading ${which} study…`);
   try {
     const stack = await post("/v1/render", form);
@@ -109,6 +110,7 @@ for (const which of ["current", "prior"]) {
 $("zoom-in").addEventListener("click", () => setZoom(state.zoom * 1.25));
 $("zoom-out").addEventListener("click", () => setZoom(state.zoom * 0.8));
 $("zoom-reset").addEventListener("click", () => setZoom(1));
+$("modality").addEventListener("change", () => { render("current"); render("prior"); });
 $("kind").addEventListener("change", () => { $("choices").hidden = $("kind").value !== "choice"; });
 
 // ---------------------------------------------------------------- asking
@@ -122,6 +124,7 @@ async function ask() {
   if (prior) form.append("prior", prior);
   form.append("question", question);
   if ($("kind").value) form.append("kind", $("kind").value);
+  if ($("modality").value) form.append("modality", $("modality").value);
   if ($("kind").value === "choice") form.append("choices", $("choices").value);
   status("Asking the model…");
   $("ask-button").disabled = true;
