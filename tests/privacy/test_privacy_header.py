@@ -42,7 +42,7 @@ def _table_actions() -> dict[int, str]:
 
 
 def test_every_table_attribute_gets_its_basic_profile_action(phi: PHI) -> None:
-    ds, filled = synthetic_dataset(phi, np.random.default_rng(0))
+    ds, _ = synthetic_dataset(phi, np.random.default_rng(0))
     out, record = deidentify_dataset(ds, DeidPolicy(options=(), project_key=b"k"))
     expected = _table_actions()
     checked = 0
@@ -212,7 +212,7 @@ def test_project_key_is_created_owner_only(monkeypatch: pytest.MonkeyPatch) -> N
 )
 def test_real_test_files_lose_their_identity(name: str, policy: DeidPolicy, tmp_path: Path) -> None:
     ds = pydicom.dcmread(get_testdata_file(name), force=True)
-    out, record = deidentify_dataset(ds, policy)
+    out, _ = deidentify_dataset(ds, policy)
     kept = {str(ds.get("Manufacturer", ""))}  # equipment facts the profile keeps
     out.save_as(tmp_path / "x.dcm")
     blob = (tmp_path / "x.dcm").read_bytes()

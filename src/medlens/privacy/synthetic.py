@@ -308,7 +308,11 @@ def synthetic_dataset(
         except KeyError:
             continue
         keyword = keyword_for_tag(tag)
-        if not keyword or tag >> 16 in (0x0000, 0x0002) or vr in ("SQ", "OB", "OW", "OF", "UN", "US or SS"):
+        if (
+            not keyword
+            or tag >> 16 in (0x0000, 0x0002)
+            or vr in ("SQ", "OB", "OW", "OF", "UN", "US or SS")
+        ):
             continue
         made = _value_for(vr, phi, rng)
         if made is None:

@@ -123,23 +123,28 @@ def _process_dicom(src: Path, dst: Path, policy: DeidPolicy) -> FileResult:
 
 
 def _process_image(src: Path, dst: Path, kind: str, policy: DeidPolicy) -> FileResult:
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image, JpegImagePlugin, PngImagePlugin, UnidentifiedImageError
 
     from medlens.errors import CorruptFileError, ImageTooLargeError
     from medlens.privacy.pixels import redact_burned_in_text
 
+    plugin = PngImagePlugin.PngImageFile if kind == "png" else JpegImagePlugin.JpegImageFile
     try:
+        # The format's own header reader gives the size without Image.open's bomb check,
+        # which would report a huge image as merely unidentified.
+        with plugin(src) as header:
+            pixels = header.width * header.height
+        if pixels > MAX_OCR_PIXELS:
+            raise ImageTooLargeError(f"{pixels:,} pixels is above the cap of {MAX_OCR_PIXELS:,}")
         with Image.open(src) as image:
-            if image.width * image.height > MAX_OCR_PIXELS:
-                raise ImageTooLargeError(
-                    f"{image.width * image.height:,} pixels is above the cap of {MAX_OCR_PIXELS:,}"
-                )
             image.load()
             # A new image from the pixels alone: EXIF, text chunks and ICC names stay behind.
             clean = Image.fromarray(
                 np.asarray(image.convert("RGB" if image.mode not in ("L", "RGB") else image.mode))
             )
-    except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as exc:
+    except Image.DecompressionBombError as exc:
+        raise ImageTooLargeError("pixel count above Pillow's decompression-bomb limit") from exc
+    except (UnidentifiedImageError, OSError, SyntaxError) as exc:
         raise CorruptFileError(f"not a readable image ({type(exc).__name__})") from exc
     regions = 0
     if policy.ocr != "never":

@@ -1,0 +1,84 @@
+"""Burned-in text: real tesseract OCR finds it, redaction removes it, nothing else changes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytesseract
+import pytest
+from PIL import Image, ImageDraw, ImageFont
+
+from medlens.errors import ImageTooLargeError
+from medlens.privacy import detect_text, redact_burned_in_text
+from medlens.privacy.synthetic import fonts
+
+pytestmark = pytest.mark.slow
+
+NAME = "OKONKWO MARGARET"
+ID = "ID 48213377"
+
+
+def _font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
+    found = fonts()
+    return ImageFont.truetype(found[0], size) if found else ImageFont.load_default(size=size)
+
+
+def _screen(rotate_id: int = 0, level: int = 230) -> np.ndarray:
+    """A dark ultrasound-like screen: a grey fan, a name on top, an id rotated at the side."""
+    image = Image.new("L", (400, 300), 10)
+    draw = ImageDraw.Draw(image)
+    draw.pieslice((60, 40, 340, 320), 240, 300, fill=90)
+    draw.text((20, 12), NAME, fill=level, font=_font(18))
+    layer = Image.new("L", (170, 30), 0)
+    ImageDraw.Draw(layer).text((2, 2), ID, fill=255, font=_font(18))
+    layer = layer.rotate(rotate_id, expand=True)
+    image.paste(Image.new("L", layer.size, level), (360 - layer.width // 2, 90), layer)
+    return np.asarray(image)
+
+
+def _ocr(image: np.ndarray) -> str:
+    text = pytesseract.image_to_string(Image.fromarray(image), config="--psm 11")
+    text += pytesseract.image_to_string(
+        Image.fromarray(np.rot90(image, 1).copy()), config="--psm 11"
+    )
+    return text.upper()
+
+
+def test_text_is_found_in_every_orientation_and_redacted() -> None:
+    screen = _screen(rotate_id=90)
+    assert "OKONKWO" in _ocr(screen)  # the test image really carries readable text
+    redacted, regions = redact_burned_in_text(screen)
+    assert isinstance(redacted, np.ndarray) and redacted.dtype == screen.dtype
+    assert {r.rotation for r in regions} >= {0} and any(r.rotation in (90, 270) for r in regions)
+    left = _ocr(redacted)
+    assert "OKONKWO" not in left and "48213377" not in left
+    ink = screen > 150  # only the text is that bright here
+    assert (redacted[ink] == screen.min()).all()
+    assert np.array_equal(redacted[150:, :300], screen[150:, :300])  # the fan is untouched
+
+
+def test_low_contrast_text_is_found() -> None:
+    screen = _screen(level=70)
+    regions = detect_text(screen)
+    assert any(r.y0 < 40 and r.x0 < 60 for r in regions)
+
+
+def test_blank_and_16_bit_images() -> None:
+    blank = np.full((128, 128), 500, np.uint16)
+    out, regions = redact_burned_in_text(blank)
+    assert regions == [] and np.array_equal(out, blank)
+    ct = (_screen().astype(np.int16) * 8) - 1024
+    out, regions = redact_burned_in_text(ct)
+    assert regions and out.dtype == np.int16 and out.min() == ct.min()
+
+
+def test_pil_and_colour_input_keep_their_type() -> None:
+    rgb = Image.fromarray(np.stack([_screen()] * 3, axis=-1))
+    out, regions = redact_burned_in_text(rgb)
+    assert isinstance(out, Image.Image) and out.mode == "RGB" and out.size == rgb.size
+    assert regions and "OKONKWO" not in _ocr(np.asarray(out.convert("L")))
+
+
+def test_huge_images_are_refused_before_any_work() -> None:
+    huge = np.broadcast_to(np.uint8(0), (9000, 9000))
+    with pytest.raises(ImageTooLargeError, match="OCR cap"):
+        detect_text(huge)

@@ -1,0 +1,89 @@
+"""deidentify(study): headers, pixels, metadata and prior, with audit records."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pydicom
+import pytest
+from pydicom.data import get_testdata_file
+
+from medlens.errors import PrivacyError
+from medlens.privacy import DeidPolicy, deidentify, require_deidentified
+from medlens.privacy.synthetic import PHI, synthetic_image
+from medlens.types import Study
+
+
+def _ct_study(burned: bool | None = False, modality: str = "CT") -> Study:
+    ds = pydicom.dcmread(get_testdata_file("CT_small.dcm"))
+    pixels = ds.pixel_array.astype(np.float32)[None] - 1024
+    del ds.PixelData
+    return Study(
+        pixels=pixels,
+        modality=modality,
+        source_format="dicom",
+        headers=(ds,),
+        metadata={
+            "StudyDescription": "CT chest for Margaret Okonkwo",
+            "PatientName": "X^Y",
+            "KVP": 120.0,
+        },
+        burned_in_annotation=burned,
+    )
+
+
+def test_headers_metadata_and_prior_are_deidentified(policy: DeidPolicy) -> None:
+    prior = _ct_study()
+    study = dataclasses.replace(_ct_study(), prior=prior)
+    out = deidentify(study, policy=policy)
+    assert (
+        out is not study and out.deidentified and out.prior is not None and out.prior.deidentified
+    )
+    assert not study.deidentified and study.headers[0].PatientName == prior.headers[0].PatientName
+    header = out.headers[0]
+    assert header.PatientIdentityRemoved == "YES" and "PixelData" not in header
+    assert out.metadata == {"StudyDescription": "CT chest for [NAME]", "KVP": 120.0}
+    assert np.array_equal(out.pixels, study.pixels)  # BurnedInAnnotation NO: pixels untouched
+    actions = [r.action for r in out.audit]
+    assert actions == ["header-deid", "pixel-redaction", "text-scrub"]
+    assert out.audit[1].details["searched"] is False
+    assert out.audit[2].details == {"metadata_keys_dropped": 1, "metadata_spans_scrubbed": 1}
+    assert out.prior.headers[0].StudyDate == header.StudyDate  # same patient, same shift
+
+
+@pytest.mark.slow
+def test_burned_in_annotation_yes_redacts_pixels(phi: PHI, policy: DeidPolicy) -> None:
+    image = synthetic_image(phi, np.random.default_rng(7), shape=(256, 384))
+    study = dataclasses.replace(
+        _ct_study(burned=True, modality="US"), pixels=image.pixels[None].astype(np.uint8)
+    )
+    out = deidentify(study, policy=policy)
+    record = out.audit[1]
+    assert record.action == "pixel-redaction" and record.details["searched"] is True
+    assert record.details["reason"] == "burned-in-annotation" and record.details["regions"] > 0
+    assert out.burned_in_annotation is False and out.headers[0].BurnedInAnnotation == "NO"
+    codes = {i.CodeValue for i in out.headers[0].DeidentificationMethodCodeSequence}
+    assert "113101" in codes  # Clean Pixel Data Option
+    ink = np.any([t.mask for t in image.texts], axis=0)
+    covered = (out.pixels[0] != study.pixels[0]) | (out.pixels[0] == out.pixels[0].min())
+    assert covered[ink].mean() > 0.9
+
+
+def test_ocr_never_is_recorded_and_pngs_are_searched_by_default(policy: DeidPolicy) -> None:
+    never = DeidPolicy(ocr="never", project_key=b"k")
+    out = deidentify(_ct_study(burned=True), policy=never)
+    assert [r.action for r in out.audit][:3] == ["header-deid", "pixel-redaction", "warning"]
+    png = Study(pixels=np.zeros((1, 32, 32), np.uint8), source_format="png")
+    out = deidentify(png, policy=policy)
+    assert out.audit[0].details["reason"] == "image-source" and out.audit[0].details["regions"] == 0
+
+
+def test_remote_destinations_need_a_deidentified_study(policy: DeidPolicy) -> None:
+    study = _ct_study()
+    with pytest.raises(PrivacyError, match="was not de-identified"):
+        require_deidentified(study)
+    require_deidentified(deidentify(study, policy=policy))
+    half = dataclasses.replace(deidentify(study, policy=policy), prior=study)
+    with pytest.raises(PrivacyError, match="prior study"):
+        require_deidentified(half)

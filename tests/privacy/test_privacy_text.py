@@ -1,0 +1,83 @@
+"""Free-text PHI scrubbing: every identifier kind, and clinical text left alone."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from medlens.privacy import scrub_text
+from medlens.privacy.synthetic import PHI, synthetic_report
+
+
+@pytest.mark.parametrize(
+    ("text", "kind", "phi"),
+    [
+        ("Seen by Dr. Ann Lee today.", "NAME", "Ann Lee"),
+        ("Patient: DOE^JOHN", "NAME", "DOE^JOHN"),
+        ("Signed: Smith, Robert", "NAME", "Smith, Robert"),
+        ("Results discussed with Zofia Kowalczyk by phone.", "NAME", "Zofia Kowalczyk"),
+        ("Compared with the study of Linda Brown in clinic.", "NAME", "Linda Brown"),
+        ("DOB 1951-03-02.", "DATE", "1951-03-02"),
+        ("Exam on 03/04/2021 at noon.", "DATE", "03/04/2021"),
+        ("Prior of 12 Jan 2019 reviewed.", "DATE", "12 Jan 2019"),
+        ("Seen on March 4, 2021.", "DATE", "March 4, 2021"),
+        ("StudyDate 20210304 in header.", "DATE", "20210304"),
+        ("MRN: 48213377", "ID", "48213377"),
+        ("Accession #KX4410923 pending.", "ID", "KX4410923"),
+        ("SSN 123-45-6789 on file.", "SSN", "123-45-6789"),
+        ("Call (617) 555-0134 for results.", "PHONE", "(617) 555-0134"),
+        ("Call +44 20 7946 0958 for results.", "PHONE", "+44 20 7946 0958"),
+        ("Email m.okonkwo@example.org please.", "EMAIL", "m.okonkwo@example.org"),
+        ("Portal https://portal.example.org/p/77 link.", "URL", "https://portal.example.org/p/77"),
+        ("Lives at 42 Larkspur Avenue, Springfield, IL 62704.", "ADDRESS", "42 Larkspur Avenue"),
+        ("A 93-year-old woman with cough.", "AGE", "93"),
+        ("Patient aged 91 presents.", "AGE", "91"),
+    ],
+)
+def test_each_identifier_kind_is_replaced_by_its_placeholder(
+    text: str, kind: str, phi: str
+) -> None:
+    result = scrub_text(text)
+    assert phi not in result.text
+    assert f"[{kind}]" in result.text
+    assert any(s.kind == kind for s in result.spans)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "There is a 7 mm nodule in the right upper lobe.",
+        "Mild degenerative change at L4-L5 with disc height loss.",
+        "T2 hyperintense lesion in the left frontal white matter.",
+        "Findings are consistent with Hodgkin lymphoma involving mediastinal nodes.",
+        "Foley catheter in place; Hounsfield units of the nodule measure 8.",
+        "A 45-year-old man with chest pain in 2019.",
+        "BI-RADS 4 mass at 2 o'clock, 3 cm from the nipple.",
+        "Is there a pneumothorax on this chest X-ray?",
+    ],
+)
+def test_clinical_text_is_left_alone(text: str) -> None:
+    result = scrub_text(text)
+    assert result.text == text, result.spans
+
+
+def test_spans_point_at_the_original_text() -> None:
+    text = "Dr. Ann Lee saw the patient on 03/04/2021, MRN 123456."
+    result = scrub_text(text)
+    assert [text[s.start : s.end] for s in result.spans] == ["Ann Lee", "03/04/2021", "123456"]
+    assert result.counts() == {"NAME": 1, "DATE": 1, "ID": 1}
+    assert result.text == "Dr. [NAME] saw the patient on [DATE], MRN [ID]."
+
+
+def test_generated_reports_lose_their_phi_and_keep_clinical_terms(phi: PHI) -> None:
+    rng = np.random.default_rng(5)
+    missed = kept = total_terms = total_phi = 0
+    for _ in range(20):
+        report = synthetic_report(phi, rng)
+        out = scrub_text(report.text).text
+        total_phi += len(report.phi)
+        missed += sum(value in out for _, value in report.phi)
+        total_terms += len(report.clinical)
+        kept += sum(term in out for term in report.clinical)
+    assert missed / total_phi <= 0.02
+    assert kept / total_terms >= 0.95
