@@ -143,7 +143,7 @@ def test_queue_full_is_503_fast_and_timeout_is_504(serve: Callable[..., str], pn
     started = time.monotonic()
     busy = httpx.post(f"{url}/v1/chat/completions", json=body, timeout=10)
     assert time.monotonic() - started < 0.4
-    assert "busy" in error_of(busy, 503) and busy.headers["retry-after"] == "2"
+    assert "busy" in error_of(busy, 503) and int(busy.headers["retry-after"]) >= 1
     first.join()
     assert "time-out" in error_of(results[0], 504)
 

@@ -78,6 +78,23 @@ def test_gate_rejects_when_queue_full_and_keeps_slot_after_timeout() -> None:
     asyncio.run(scenario())
 
 
+def test_gate_sheds_requests_that_cannot_finish_in_time() -> None:
+    async def scenario() -> None:
+        gate = Gate(concurrency=1, queue_size=4)
+        assert await gate.run(lambda: time.sleep(0.3) or "measured", time.monotonic() + 5)
+        assert gate.service_s == pytest.approx(0.3, abs=0.1)
+        ran: list[str] = []
+        started = time.monotonic()
+        with pytest.raises(APIError) as shed:
+            await gate.run(lambda: ran.append("x"), started + 0.1)
+        assert shed.value.status == 503 and "within the time-out" in str(shed.value)
+        assert time.monotonic() - started < 0.05 and ran == []  # refused at once, not run
+        assert await gate.run(lambda: "fits", time.monotonic() + 1) == "fits"
+        gate.close()
+
+    asyncio.run(scenario())
+
+
 def test_config_refuses_an_open_server_without_keys() -> None:
     with pytest.raises(ConfigError, match="without API keys"):
         ServeConfig(host="0.0.0.0").validate()

@@ -56,13 +56,20 @@ class Gate:
 
     ``run(fn, deadline)`` waits for a slot until ``deadline`` (503 past it, or at once when
     the queue is full), then runs ``fn`` in a worker thread until ``deadline`` (504 past it).
+    It also sheds what cannot finish in time: with ``service_s`` (a moving average of recent
+    call durations), a request whose expected queueing plus service time would pass its
+    deadline gets 503 at once, and one that gets a slot too late to finish is not started,
+    so the model's time goes to requests that can still be answered.
     """
+
+    SMOOTHING = 0.2
 
     def __init__(self, concurrency: int, queue_size: int) -> None:
         self.concurrency = concurrency
         self.queue_size = queue_size
         self.waiting = 0
         self.running = 0
+        self.service_s = 0.0
         self._slots = asyncio.Semaphore(concurrency)
         self._pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="medlens-model")
 
@@ -72,12 +79,32 @@ class Gate:
             "Retry in a few seconds, or start the server with a larger --queue-size.",
             503,
             "server_error",
-            {"Retry-After": "2"},
+            {"Retry-After": str(max(1, math.ceil(self.service_s * (self.waiting + 1))))},
         )
+
+    def _expected_s(self) -> float:
+        """Queueing plus service time a new request can expect (0 before any call ended)."""
+        ahead = self.waiting + max(0, self.running - self.concurrency + 1)
+        return self.service_s * (1 + ahead / self.concurrency)
+
+    def _timed(self, fn: Callable[[], T]) -> Callable[[], T]:
+        def call() -> T:
+            started = time.monotonic()
+            try:
+                return fn()
+            finally:
+                elapsed = time.monotonic() - started
+                self.service_s += (
+                    self.SMOOTHING * (elapsed - self.service_s) if self.service_s else elapsed
+                )
+
+        return call
 
     async def run(self, fn: Callable[[], T], deadline: float) -> T:
         if self.waiting >= self.queue_size and self._slots.locked():
             raise self._busy("queue full")
+        if time.monotonic() + self._expected_s() > deadline:
+            raise self._busy("it could not be answered within the time-out")
         self.waiting += 1
         try:
             await asyncio.wait_for(self._slots.acquire(), max(0.0, deadline - time.monotonic()))
@@ -85,9 +112,12 @@ class Gate:
             raise self._busy("no model slot freed before the request's time-out") from None
         finally:
             self.waiting -= 1
+        if time.monotonic() + self.service_s > deadline:
+            self._slots.release()
+            raise self._busy("too little time left to answer before the time-out")
         self.running += 1
         loop = asyncio.get_running_loop()
-        future = loop.run_in_executor(self._pool, fn)
+        future = loop.run_in_executor(self._pool, self._timed(fn))
 
         def release(_: Any) -> None:
             self.running -= 1
