@@ -441,7 +441,10 @@ def synthetic_report(phi: PHI, rng: np.random.Generator) -> SyntheticReport:
             f"History: {phi.age}-year-old with cough.",
             [("AGE", str(phi.age))] if phi.age > 89 else [],
         ),
-        (f"Referring physician: Dr. {phi.physician}", [("NAME", n) for n in phi.physician.split()]),
+        (
+            f"Referring physician: Dr. {phi.physician}",
+            [("NAME", n) for n in phi.physician.split() if n[:1].isupper()],
+        ),
         (
             f"Address: {phi.street}, {phi.city} {phi.zip_code}",
             [("ADDRESS", phi.street), ("ADDRESS", phi.zip_code)],
@@ -457,7 +460,7 @@ def synthetic_report(phi: PHI, rng: np.random.Generator) -> SyntheticReport:
         ),
         (
             f"Electronically signed by {phi.physician}, {phi.institution}.",
-            [("NAME", n) for n in phi.physician.split()],
+            [("NAME", n) for n in phi.physician.split() if n[:1].isupper()],
         ),
     ]
     chosen = [phi_lines[i] for i in sorted(rng.permutation(len(phi_lines))[:7])]

@@ -54,8 +54,12 @@ _MONTHS = (
 )
 _DAY = r"(?:0?[1-9]|[12]\d|3[01])(?:st|nd|rd|th)?"
 _YEAR = r"(?:19|20)\d{2}"
-_CAP = r"[A-Z][a-z'\-]+"
-_NAME_WORD = r"(?:[A-Z][a-z'\-]+|[A-Z]\.|[A-Z]{2,}(?![a-z]))"
+# Latin letters with diacritics (Gröttner, Łyjak, Câmara): names are not ASCII.
+_UP = "A-ZÀ-ÖØ-ÞĀĂĄĆĈĊČĎĐĒĔĖĘĚĜĞĠĢĤĦĨĪĬĮİĴĶĹĻĽĿŁŃŅŇŌŎŐŒŔŖŘŚŜŞŠŢŤŦŨŪŬŮŰŲŴŶŸŹŻŽ"
+_LOW = "a-zß-öø-ÿā-žſ"
+_PARTICLE = r"(?:van|von|de|da|del|della|der|den|di|du|dos|das|le|la|ten|ter|al|el|bin|ibn)"
+_CAP = rf"(?:{_PARTICLE}\s+)*[{_UP}][{_LOW}'\-]+"
+_NAME_WORD = rf"(?:{_PARTICLE}\s+)*(?:[{_UP}][{_LOW}'\-]+|[{_UP}]\.|[{_UP}]{{2,}}(?![{_LOW}]))"
 _PERSON = rf"{_NAME_WORD}(?:[ \t]+{_NAME_WORD}){{0,3}}"
 
 _ID_LABEL = (
@@ -163,9 +167,9 @@ _PATTERNS: list[tuple[str, re.Pattern[str], int]] = [
     (
         "ADDRESS",
         re.compile(
-            rf"\b\d{{1,5}}[A-Za-z]?\s+(?:{_CAP}\s+){{0,3}}{_STREET}"
+            rf"\b\d{{1,5}}[A-Za-z]?\s+(?:{_CAP}\s+){{0,3}}{_STREET}\b"
             rf"(?:,?\s*(?:Apt|Apartment|Suite|Ste|Unit|Flat|#)\.?\s*\w+)?"
-            rf"(?:,\s*(?:{_CAP}\s?){{1,3}})?(?:,?\s*[A-Z]{{2}})?(?:,?\s*\d{{5}}(?:-\d{{4}})?)?"
+            rf"(?:,\s*(?:{_CAP}\s?){{1,3}})?(?:,?\s*[A-Z]{{2}}\b)?(?:,?\s*\d{{4,5}}(?:-\d{{4}})?)?"
         ),
         0,
     ),
@@ -183,7 +187,7 @@ _PATTERNS: list[tuple[str, re.Pattern[str], int]] = [
     ("NAME", re.compile(r"\b[A-Za-z][A-Za-z'\-]*\^[A-Za-z'\-]+(?:\^[A-Za-z'\-.]*)*"), 0),
     ("NAME", re.compile(rf"\b{_TITLE}\s+({_PERSON})"), 1),
     ("NAME", re.compile(rf"\b{_PERSON_LABEL}\s*[:\-]?\s*(?:{_TITLE}\s+)?({_PERSON})"), 1),
-    ("NAME", re.compile(rf"\b{_PERSON_LABEL}\s*[:\-]?\s*([A-Z][A-Za-z'\-]+,\s*{_PERSON})"), 1),
+    ("NAME", re.compile(rf"\b{_PERSON_LABEL}\s*[:\-]?\s*({_CAP},\s*{_PERSON})"), 1),
 ]
 
 _CLINICAL_HEADS = re.compile(
@@ -328,7 +332,7 @@ def name_gazetteer() -> tuple[frozenset[str], frozenset[str]]:
     return first - stop, last - stop
 
 
-_TOKEN = re.compile(r"[A-Za-z][A-Za-z'\-]*")
+_TOKEN = re.compile(r"[^\W\d_](?:[^\W\d_]|['\-])*")
 _SENTENCE_END = re.compile(r"(?:^|[.!?:;\n]\s*|\n)$")
 
 
