@@ -1,9 +1,11 @@
 """Load test of ``medlens serve``: N concurrent clients on loopback for a bounded time.
 
-The server runs in its own process (so clients and server do not share a GIL): either the
-real ``medlens serve`` CLI with a tiny random-weight transformers model (``--model tiny``,
-built offline by ``medlens.backends.tiny``), or a scripted backend that sleeps ``--delay-s``
-per request (``--model scripted``), which makes the model's service time exact.
+The server (``medlens.serve.create_app`` under uvicorn, as ``medlens serve`` runs it) is in
+its own process, so clients and server do not share a GIL. Its model is either a tiny
+random-weight transformers VLM (``--model tiny``, built offline by ``medlens.backends.tiny``)
+or a scripted backend that sleeps ``--delay-s`` per request (``--model scripted``). Either
+way every request runs the whole pipeline: load, de-identify (with OCR), model, parse,
+confidence.
 
 Each client sends closed questions about a small PNG to ``/v1/chat/completions`` as fast as
 answers come back. Reported: requests/s (answered), p50/p95/p99 latency, status counts, and
@@ -51,19 +53,27 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def scripted_server(args: argparse.Namespace) -> None:
-    """The server process for ``--model scripted`` (started by this script itself)."""
+def run_server(args: argparse.Namespace) -> None:
+    """The server process (this script started with ``--serve``)."""
     import uvicorn
 
-    from medlens.backends.scripted import ScriptedBackend
     from medlens.serve import ServeConfig, create_app
 
-    def reply(request: object) -> str:
-        time.sleep(args.delay_s)
-        return "yes"
+    if args.model == "scripted":
+        from medlens.backends.scripted import ScriptedBackend
 
+        def reply(request: object) -> str:
+            time.sleep(args.delay_s)
+            return "yes"
+
+        backend = ScriptedBackend(answers=reply)
+    else:
+        from medlens.backends import load_backend
+
+        backend = load_backend(str(args.model_path), "transformers", device="cpu")
     config = ServeConfig(
-        backend=ScriptedBackend(answers=reply),
+        backend=backend,
+        model=args.model,
         timeout_s=args.timeout_s,
         max_concurrency=args.concurrency,
         queue_size=args.queue_size,
@@ -74,18 +84,13 @@ def scripted_server(args: argparse.Namespace) -> None:
 
 def start_server(args: argparse.Namespace, workdir: Path) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
-    if args.model == "scripted":
-        command = [sys.executable, __file__, "--serve-scripted", "--port", str(port)]
-        command += ["--delay-s", str(args.delay_s)]
-    else:
+    command = [sys.executable, __file__, "--serve", "--port", str(port), "--model", args.model]
+    command += ["--delay-s", str(args.delay_s), "--timeout-s", str(args.timeout_s)]
+    command += ["--queue-size", str(args.queue_size), "--concurrency", str(args.concurrency)]
+    if args.model == "tiny":
         from medlens.backends.tiny import build_tiny_model
 
-        path = build_tiny_model(args.family, workdir / "tiny")
-        command = [sys.executable, "-m", "medlens.cli.main", "serve", "--model", str(path)]
-        command += ["--backend", "transformers", "--device", "cpu", "--no-auth"]
-        command += ["--port", str(port), "--max-new-tokens", str(args.max_new_tokens)]
-    command += ["--timeout-s", str(args.timeout_s), "--queue-size", str(args.queue_size)]
-    command += ["--concurrency", str(args.concurrency)]
+        command += ["--model-path", str(build_tiny_model(args.family, workdir / "tiny"))]
     if args.rate_limit:
         command += ["--rate-limit", str(args.rate_limit)]
     env = dict(os.environ, MEDLENS_HOME=str(workdir / "home"))
@@ -185,12 +190,12 @@ def main() -> int:
     parser.add_argument("--queue-size", type=int, default=8)
     parser.add_argument("--concurrency", type=int, default=1)
     parser.add_argument("--rate-limit", type=float, help="requests/min per client key")
-    parser.add_argument("--max-new-tokens", type=int, default=8)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
-    parser.add_argument("--serve-scripted", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--model-path", help=argparse.SUPPRESS)
+    parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.serve_scripted:
-        scripted_server(args)
+    if args.serve:
+        run_server(args)
         return 0
     with tempfile.TemporaryDirectory(prefix="medlens-load-") as tmp:
         process, url = start_server(args, Path(tmp))
