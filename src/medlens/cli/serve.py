@@ -42,6 +42,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     trust.add_argument("--calibration", help="calibration profile name or path")
     trust.add_argument("--abstain-below", type=float, help="abstain below this confidence")
     trust.add_argument("--whisper-path", help="local Whisper weights for spoken questions")
+    assert isinstance(parser, argparse.ArgumentParser)
     return parser
 
 

@@ -158,7 +158,7 @@ def install(app: FastAPI) -> None:
             )
         return chat.to_response(result, name)
 
-    analyze_fields = {
+    analyze_fields: dict[str, dict[str, Any]] = {
         "file": FILE | {"description": "DICOM file, zip of a DICOM series, NIfTI, PNG/JPEG"},
         "prior": FILE | {"description": "optional earlier study for comparison"},
         "question": {"type": "string"},

@@ -41,7 +41,7 @@ class Transcript:
 class Transcriber(Protocol):
     """Speech to text. ``transcribe`` takes a WAV file's bytes."""
 
-    name: str
+    name: ClassVar[str]
 
     def transcribe(self, audio: bytes, *, max_seconds: float = 60.0) -> Transcript: ...
 
@@ -222,7 +222,7 @@ class WhisperTranscriber:
     def transcribe(self, audio: bytes, *, max_seconds: float = 60.0) -> Transcript:
         samples, rate = read_wav(audio, max_seconds)
         with self._lock:
-            out = self._pipe({"raw": resample(samples, rate), "sampling_rate": SAMPLE_RATE})
+            out: Any = self._pipe({"raw": resample(samples, rate), "sampling_rate": SAMPLE_RATE})
         return Transcript(text=str(out["text"]).strip(), duration_s=samples.size / rate)
 
 
