@@ -72,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
             candidates=candidates,
             recipe=args.recipe,
             deidentify=not args.no_deid,
-            options=generation_options(args, kind),
+            options=generation_options(args),
             calibration=calibration,
             confidence_method=args.confidence,
             abstain_threshold=args.abstain_below,

@@ -20,7 +20,7 @@ import json
 import math
 from typing import TYPE_CHECKING, Any
 
-from medlens.cli.common import add_model_options, add_privacy_options
+from medlens.cli.common import add_model_options, add_privacy_options, generation_options
 
 if TYPE_CHECKING:
     from medlens.backends.base import Backend
@@ -41,13 +41,6 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     parser.add_argument("--benchmark", required=True, help="benchmark name, e.g. vqa-rad, slake")
     parser.add_argument("--name", required=True, help="profile name (letters, digits, . _ -)")
     add_model_options(parser)
-    # None: each task's own decoding defaults, as `medlens eval` uses them.
-    parser.set_defaults(max_new_tokens=None, temperature=None)
-    parser.add_argument(
-        "--score-candidates",
-        action="store_true",
-        help="score every candidate answer's likelihood (the decoding `medlens ask` uses)",
-    )
     add_privacy_options(parser)
     group = parser.add_argument_group("calibration")
     group.add_argument(
@@ -192,21 +185,6 @@ def _backend(args: argparse.Namespace, bench: Benchmark, prior_rows: list[Sample
     return BACKENDS.get(name)(name, prior=fit_prior(prior_rows) if prior_rows else None)
 
 
-def _options(args: argparse.Namespace) -> Any:
-    """Decoding: the task's defaults unless a flag asks otherwise (as `medlens eval` does)."""
-    flags = (args.max_new_tokens, args.temperature, args.seed)
-    if not args.score_candidates and all(v is None for v in flags):
-        return None
-    from medlens.types import GenerationOptions
-
-    return GenerationOptions(
-        max_new_tokens=args.max_new_tokens or GenerationOptions.max_new_tokens,
-        temperature=args.temperature or 0.0,
-        seed=args.seed,
-        score_candidates=args.score_candidates,
-    )
-
-
 def _answers(
     samples: list[Sample], backend: Backend, args: argparse.Namespace
 ) -> list[tuple[Result, Sample]]:
@@ -221,7 +199,7 @@ def _answers(
         batch_size=args.batch_size,
         confidence_method=args.confidence,
         deidentify=not args.no_deid,
-        options=_options(args),
+        options=generation_options(args),
     )
     return [(r, by_id[r.request.id]) for r in results]
 

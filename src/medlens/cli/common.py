@@ -24,7 +24,7 @@ def add_model_options(parser: argparse.ArgumentParser, *, required: bool = True)
     group.add_argument(
         "--max-new-tokens", type=int, help="generation budget (default: the task's own)"
     )
-    group.add_argument("--temperature", type=float, default=0.0, help="0 = greedy")
+    group.add_argument("--temperature", type=float, help="0 = greedy (the default)")
     group.add_argument("--seed", type=int)
     group.add_argument(
         "--score-candidates",
@@ -56,15 +56,18 @@ def backend_from_args(args: argparse.Namespace) -> Any:
     return load_backend(args.model, backend=name, **options)
 
 
-def generation_options(args: argparse.Namespace, kind: str) -> Any:
-    """Decoding settings from the flags, on top of the task's defaults, so that ``ask`` and
-    ``eval`` decode alike and one calibration profile fits both."""
-    from medlens.tasks import get_task
+def generation_options(args: argparse.Namespace) -> Any:
+    """Decoding settings from the flags, or None for each task's own defaults. ``ask``,
+    ``eval``, ``calibrate`` and ``demo`` all decode through this, so that a calibration
+    profile fitted by one fits the others (its fingerprint includes these settings)."""
     from medlens.types import GenerationOptions
 
+    flags = (args.max_new_tokens, args.temperature, args.seed)
+    if not args.score_candidates and all(v is None for v in flags):
+        return None
     return GenerationOptions(
-        max_new_tokens=args.max_new_tokens or get_task(kind).max_new_tokens,
-        temperature=args.temperature,
+        max_new_tokens=args.max_new_tokens or GenerationOptions.max_new_tokens,
+        temperature=args.temperature or 0.0,
         seed=args.seed,
-        score_candidates=bool(args.score_candidates) and kind in ("closed", "choice"),
+        score_candidates=args.score_candidates,
     )

@@ -66,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
                 question,
                 backend=backend,
                 kind=kind,
-                options=generation_options(args, kind),
+                options=generation_options(args),
             )
             results.append((study_name, result))
     finally:

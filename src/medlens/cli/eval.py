@@ -27,7 +27,6 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     parser.add_argument("benchmarks", help="benchmark name(s), comma-separated: vqa-rad,slake")
     add_model_options(parser)
     # None: each task's own decoding defaults (short answers for closed/open questions).
-    parser.set_defaults(max_new_tokens=None, temperature=None)
     add_privacy_options(parser)
     group = parser.add_argument_group("run")
     group.add_argument("--split", default="test", help="benchmark split (default: %(default)s)")
@@ -69,21 +68,14 @@ def run(args: argparse.Namespace) -> int:
     from medlens.bench.benchmarks import get_benchmark
     from medlens.bench.runner import EvalSpec, evaluate, resolve_protocols
     from medlens.bench.store import RunStore
-    from medlens.cli.common import backend_from_args
-    from medlens.types import GenerationOptions
+    from medlens.cli.common import backend_from_args, generation_options
 
     benchmarks = _names(args.benchmarks)
     for name in benchmarks:  # unknown names fail before any model loads
         get_benchmark(name)
     protocols = _names(args.protocol)
     resolve_protocols(protocols)
-    options = None
-    if args.max_new_tokens is not None or args.temperature is not None or args.seed is not None:
-        options = GenerationOptions(
-            max_new_tokens=args.max_new_tokens or GenerationOptions.max_new_tokens,
-            temperature=args.temperature or 0.0,
-            seed=args.seed,
-        )
+    options = generation_options(args)
     spec = EvalSpec(
         benchmarks=benchmarks,
         model=args.model,
