@@ -136,7 +136,7 @@ def test_method_is_recorded_with_cid_7050_codes(policy: DeidPolicy) -> None:
     out, _ = deidentify_dataset(ds, policy)
     assert out.PatientIdentityRemoved == "YES"
     codes = {item.CodeValue for item in out.DeidentificationMethodCodeSequence}
-    assert codes == {"113100", "113107", "113105"}  # basic, modified dates, clean descriptors
+    assert codes == {"113100", "113107"}  # basic profile, modified dates
     assert "DICOM PS3.15 E.1 Basic Profile" in out.DeidentificationMethod
 
 
@@ -160,11 +160,25 @@ def test_options_keep_what_they_name(phi: PHI) -> None:
     assert "PatientAge" not in basic
 
 
-def test_clean_descriptors_keeps_clinical_words_and_drops_names(
+def test_default_profile_removes_descriptors_with_unlabelled_foreign_names(
     phi: PHI, policy: DeidPolicy
 ) -> None:
     ds, _ = synthetic_dataset(phi, np.random.default_rng(4))
-    out, _ = deidentify_dataset(ds, policy)
+    # Names no gazetteer or label rule knows: only removal is safe (PS3.15 Table E.1-1: X).
+    ds.StudyDescription = "TC TORACE Wojciechowska Zbigniewa"
+    ds.ImageComments = "kontrola Przybyszewski"
+    out, record = deidentify_dataset(ds, policy)
+    for keyword in ("StudyDescription", "SeriesDescription", "ImageComments"):
+        assert keyword not in out, keyword
+        assert keyword in record.details["X_attributes"]
+    assert "clean-descriptors" not in policy.options
+    assert out.Modality == ds.Modality  # coded facts stay
+
+
+def test_clean_descriptors_keeps_clinical_words_and_drops_names(phi: PHI) -> None:
+    ds, _ = synthetic_dataset(phi, np.random.default_rng(4))
+    cleaning = DeidPolicy.from_names(["retain-longitudinal-modified-dates", "clean-descriptors"])
+    out, _ = deidentify_dataset(ds, cleaning)
     assert out.StudyDescription.startswith("CT CHEST") and phi.family not in out.StudyDescription
     assert phi.accession not in out.SeriesDescription
 

@@ -43,13 +43,36 @@ def test_headers_metadata_and_prior_are_deidentified(policy: DeidPolicy) -> None
     assert not study.deidentified and study.headers[0].PatientName == prior.headers[0].PatientName
     header = out.headers[0]
     assert header.PatientIdentityRemoved == "YES" and "PixelData" not in header
-    assert out.metadata == {"StudyDescription": "CT chest for [NAME]", "KVP": 120.0}
+    assert out.metadata == {"KVP": 120.0}  # free-text descriptor removed (Basic Profile)
     assert np.array_equal(out.pixels, study.pixels)  # BurnedInAnnotation NO: pixels untouched
     actions = [r.action for r in out.audit]
     assert actions == ["header-deid", "pixel-redaction", "text-scrub"]
     assert out.audit[1].details["searched"] is False
-    assert out.audit[2].details == {"metadata_keys_dropped": 1, "metadata_spans_scrubbed": 1}
+    assert out.audit[2].details == {"metadata_keys_dropped": 2, "metadata_spans_scrubbed": 0}
     assert out.prior.headers[0].StudyDate == header.StudyDate  # same patient, same shift
+
+
+def test_metadata_follows_the_profile_of_its_attribute(policy: DeidPolicy) -> None:
+    study = dataclasses.replace(
+        _ct_study(),
+        metadata={
+            "StudyDescription": "CT chest for Margaret Okonkwo",
+            "BodyPartExamined": "CHEST",
+            "ViewPosition": "PA",
+            "ContrastBolusAgent": "Omnipaque, given by Ines Oyelaran",
+            "KVP": 120.0,
+        },
+    )
+    assert deidentify(study, policy=policy).metadata == {
+        "BodyPartExamined": "CHEST",
+        "ViewPosition": "PA",
+        "KVP": 120.0,
+    }
+    cleaning = DeidPolicy(options=("clean-descriptors",), project_key=b"k")
+    kept = deidentify(study, policy=cleaning).metadata
+    assert kept["StudyDescription"] == "CT chest for [NAME]"
+    nifti = Study(pixels=np.zeros((1, 4, 4)), source_format="nifti", metadata={"description": "x"})
+    assert "description" not in deidentify(nifti, policy=policy).metadata
 
 
 @pytest.mark.slow

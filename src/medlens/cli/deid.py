@@ -27,9 +27,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         action="append",
         dest="options",
         metavar="NAME",
-        help="a DICOM PS3.15 profile option, repeatable (e.g. retain-device-identity); "
-        "giving any replaces the defaults (retain-longitudinal-modified-dates, "
-        "clean-descriptors)",
+        help="a DICOM PS3.15 profile option, repeatable (e.g. retain-device-identity, "
+        "clean-descriptors); giving any replaces the default "
+        "(retain-longitudinal-modified-dates: dates shifted, descriptors removed)",
     )
     parser.add_argument(
         "--ocr",

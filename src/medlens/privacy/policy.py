@@ -45,10 +45,13 @@ OPTION_CODES: dict[str, str] = {
 ``pydicom.sr.codedict.codes.DCM``. "Clean Recognizable Visual Features" (faces in volume
 renderings) is not offered: medlens cannot do it, so it must not claim it."""
 
-DEFAULT_OPTIONS: tuple[str, ...] = ("retain-longitudinal-modified-dates", "clean-descriptors")
-"""Dates are shifted per patient rather than blanked, so intervals between a prior and a
-current study survive; descriptions (StudyDescription, ...) are kept after free-text
-scrubbing because the model needs them. Everything else follows the Basic Profile."""
+DEFAULT_OPTIONS: tuple[str, ...] = ("retain-longitudinal-modified-dates",)
+"""The Basic Profile (PS3.15 Table E.1-1) with one option: dates are shifted per patient rather
+than blanked, so intervals between a prior and a current study survive. Descriptors
+(StudyDescription, SeriesDescription, ImageComments, ...) are removed as the Basic Profile
+says: scrubbing free text cannot be proven complete (names in any language, unlabelled), and
+the facts a model needs come from coded attributes (Modality, BodyPartExamined, ViewPosition,
+ImageLaterality). ``"clean-descriptors"`` keeps them, scrubbed, for users who accept that."""
 
 
 def check_option(name: str) -> str:

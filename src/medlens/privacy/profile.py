@@ -78,11 +78,18 @@ _DEVICE = re.compile(
 _INSTITUTION = re.compile(r"^Institution(Name|Address|CodeSequence|alDepartment\w*)$")
 _DESCRIPTOR = re.compile(
     r"(Description|Comments?|History|Diagnos\w*|Impressions|Notes|Reason\w*|Narrative"
-    r"|ProtocolName|TreatmentSite)$"
+    r"|ProtocolName|TreatmentSite)$",
+    re.IGNORECASE,
 )
 _DESCRIPTOR_EXTRA = frozenset({"ContrastBolusAgent"})
 _STRUCTURED = frozenset({"ContentSequence", "AcquisitionContextSequence"})
 _GRAPHICS = frozenset({"GraphicAnnotationSequence", "WaveformAnnotationSequence"})
+
+
+def is_descriptor(keyword: str) -> bool:
+    """Whether ``keyword`` names a free-text descriptor in the sense of Clean Descriptors
+    (PS3.15 E.3.5): descriptions, comments, history, reasons, protocol names."""
+    return bool(_DESCRIPTOR.search(keyword)) or keyword in _DESCRIPTOR_EXTRA
 
 
 @lru_cache(maxsize=1)
@@ -145,7 +152,7 @@ def resolve_action(
         ("clean-graphics", keyword in _GRAPHICS, "C"),
         (
             "clean-descriptors",
-            vr in TEXT_VRS and (bool(_DESCRIPTOR.search(keyword)) or keyword in _DESCRIPTOR_EXTRA),
+            vr in TEXT_VRS and is_descriptor(keyword),
             "C",
         ),
     )

@@ -35,8 +35,8 @@ _IDENTIFYING_METADATA = (
     "telephone",
     "name",
 )
-"""Metadata keys holding any of these words are dropped outright; other string values are
-scrubbed. ``Study.metadata`` should carry only clinical facts, this is the safety net."""
+"""Metadata keys holding any of these words are dropped outright whatever the policy.
+``Study.metadata`` should carry only clinical facts; this is the safety net."""
 
 
 def ocr_reason(study: Study, policy: DeidPolicy) -> str | None:
@@ -73,14 +73,41 @@ def _merge_header_audits(records: Iterable[AuditRecord]) -> AuditRecord:
     return AuditRecord("header-deid", merged)
 
 
-def scrub_metadata(metadata: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, int]]:
-    """Drop identifying keys and scrub free text in the rest; returns counts for the audit."""
+def _metadata_action(key: str, policy: DeidPolicy, dicom: bool) -> str:
+    """What happens to one metadata entry: "drop", "scrub" or "keep".
+
+    Entries named after a DICOM attribute follow that attribute's action under the policy
+    (PS3.15 Table E.1-1), so metadata never keeps what the header loses; free-text
+    descriptors of other sources (a NIfTI ``description``) follow Clean Descriptors; the rest
+    (image format, frame counts) is kept, with strings scrubbed as a safety net."""
+    from medlens.privacy.profile import is_descriptor, resolve_action
+
+    if any(word in key.lower() for word in _IDENTIFYING_METADATA):
+        return "drop"
+    if dicom:
+        from pydicom.datadict import dictionary_VR, tag_for_keyword
+
+        tag = tag_for_keyword(key)
+        if tag is not None:
+            action, _ = resolve_action(tag, key, dictionary_VR(tag), policy.options)
+            return {None: "keep", "K": "keep", "C": "scrub"}.get(action, "drop")
+    if is_descriptor(key):
+        return "scrub" if policy.has("clean-descriptors") else "drop"
+    return "keep"
+
+
+def scrub_metadata(
+    metadata: Mapping[str, Any], policy: DeidPolicy, *, dicom: bool = False
+) -> tuple[dict[str, Any], dict[str, int]]:
+    """Drop identifying entries and free-text descriptors (unless Clean Descriptors), scrub
+    the free text that stays; returns counts for the audit. ``dicom`` says the keys may be
+    DICOM keywords (the source had headers)."""
     from medlens.privacy.text import scrub_text
 
     out: dict[str, Any] = {}
     dropped = scrubbed = 0
     for key, value in metadata.items():
-        if any(word in key.lower() for word in _IDENTIFYING_METADATA):
+        if _metadata_action(key, policy, dicom) == "drop":
             dropped += 1
             continue
         if isinstance(value, str):
@@ -158,7 +185,7 @@ def deidentify(study: Study, *, policy: DeidPolicy | None = None) -> Study:
         if headers:
             _mark_pixels_clean(headers)
         burned = False
-    metadata, meta_counts = scrub_metadata(study.metadata)
+    metadata, meta_counts = scrub_metadata(study.metadata, policy, dicom=bool(study.headers))
     records.append(AuditRecord("text-scrub", meta_counts))
     prior = deidentify(study.prior, policy=policy) if study.prior is not None else None
     return replace(
