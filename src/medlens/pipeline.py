@@ -187,7 +187,7 @@ def prepare(
         prior_views=prior_views,
         system_prompt=system_prompt,
         metadata=dict(metadata or {}),
-        deidentified=deidentify is False or all(s.deidentified for s in studies),
+        deidentified=all(s.deidentified for s in studies),
     )
     if deidentify is not False:
         from medlens.privacy import scrub_text
@@ -232,10 +232,11 @@ def finish(
 
     confidence = estimate_confidence(answer, generation, request, method=confidence_method)
     threshold = abstain_threshold
-    if calibration is not None and confidence is not None:
+    if calibration is not None:
         calibration.check(fingerprint_of(prepared, generation))
-        confidence = calibration.apply(confidence)
         threshold = threshold if threshold is not None else calibration.threshold
+        if confidence is not None:
+            confidence = calibration.apply(confidence)
     reason = abstention_reason(answer, confidence, threshold)
     return replace(
         answer, confidence=confidence, abstained=reason is not None, abstain_reason=reason

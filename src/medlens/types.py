@@ -208,8 +208,9 @@ class Request:
     options: GenerationOptions = GenerationOptions()
     candidates: tuple[str, ...] = ()
     deidentified: bool = False
-    """True only when every image and text in ``messages`` went through medlens.privacy or
-    the user turned de-identification off explicitly; remote backends refuse otherwise."""
+    """True only when every image and text in ``messages`` went through medlens.privacy.
+    Remote backends refuse a request where it is False unless the user built them with
+    ``allow_identified=True`` (what ``--no-deid`` does)."""
     metadata: Mapping[str, Any] = field(default_factory=dict)
     """Task facts a baseline may use (question category, modality); never PHI."""
 

@@ -135,7 +135,7 @@ def test_tiny_model_profile_applies_in_ask(
     question = "Is there evidence of an aortic aneurysm?"
     code = main(
         ["ask", image, question, "--model", str(tiny_qwen), "--device", "cpu", "--no-deid"]
-        + ["--kind", "closed", "--calibration", "rad-tiny", "--json"]
+        + ["--kind", "closed", "--score-candidates", "--calibration", "rad-tiny", "--json"]
     )
     out = capsys.readouterr()
     assert code == 0, out.err
