@@ -140,7 +140,28 @@ class ScoringProtocol:
         abstained: bool = False,
     ) -> SampleScore:
         """Score the raw ``prediction`` (protocols extract answers as their source harness
-        does); ``parsed``/``parsed_ok`` carry medlens's task parser result."""
+        does); ``parsed``/``parsed_ok`` carry medlens's task parser result.
+
+        Multiple choice, reports and boxes go to ``score_choice`` and the shared report and
+        grounding metrics; closed and open questions to the protocol's own ``score_vqa``."""
+        text = self.extract(prediction)
+        if sample.kind == "choice":
+            return self.score_choice(sample, text)
+        if sample.kind == "report":
+            return score_report(sample, text)
+        if sample.kind == "grounding":
+            return score_grounding(sample, text)
+        return self.score_vqa(sample, text)
+
+    def extract(self, prediction: str) -> str:
+        """The part of the raw output the harness reads (e.g. a ``\\boxed{}`` answer)."""
+        return prediction
+
+    def score_choice(self, sample: Sample, text: str) -> SampleScore:
+        return score_choice(sample, text)
+
+    def score_vqa(self, sample: Sample, text: str) -> SampleScore:
+        """Score a closed or open answer as the source harness does."""
         raise NotImplementedError
 
     def bucket(self, sample: Sample) -> str:
@@ -313,13 +334,9 @@ class MedlensProtocol(ScoringProtocol):
             return SampleScore("abstained", 0.0, {}, None)
         if not parsed_ok:
             return _unparseable()
-        text = parsed if parsed is not None else prediction
-        if sample.kind == "choice":
-            return score_choice(sample, text)
-        if sample.kind == "report":
-            return score_report(sample, text)
-        if sample.kind == "grounding":
-            return score_grounding(sample, text)
+        return super().score(sample, parsed if parsed is not None else prediction)
+
+    def score_vqa(self, sample: Sample, text: str) -> SampleScore:
         refs = {normalize(a) for a in sample.answers}
         if sample.kind == "closed":
             if refs and refs <= {"yes", "no"}:
@@ -431,27 +448,13 @@ class MedEvalKitProtocol(ScoringProtocol):
             return sample.kind
         return "closed" if sample.answer.strip().lower() in ("yes", "no") else "open"
 
-    def score(
-        self,
-        sample: Sample,
-        prediction: str,
-        *,
-        parsed: str | None = None,
-        parsed_ok: bool = True,
-        abstained: bool = False,
-    ) -> SampleScore:
-        response = prediction
-        boxed = _last_boxed(response)
+    def extract(self, prediction: str) -> str:
+        boxed = _last_boxed(prediction)
         if boxed is not None:
-            response = boxed
-        elif "<answer>" in response:
-            response = _between(response, "answer")
-        if sample.kind == "choice":
-            return self._choice(sample, response)
-        if sample.kind == "report":
-            return score_report(sample, response)
-        if sample.kind == "grounding":
-            return score_grounding(sample, response)
+            return boxed
+        return _between(prediction, "answer") if "<answer>" in prediction else prediction
+
+    def score_vqa(self, sample: Sample, response: str) -> SampleScore:
         answer = sample.answer
         if sample.benchmark != "slake":
             answer, response = answer.lower().strip(), response.lower().strip()
@@ -505,7 +508,7 @@ class MedEvalKitProtocol(ScoringProtocol):
         }
         return SampleScore(outcome, exact, metrics, text)
 
-    def _choice(self, sample: Sample, response: str) -> SampleScore:
+    def score_choice(self, sample: Sample, response: str) -> SampleScore:
         choices = [c.lower() for c in sample.candidates]
         alphas = [chr(ord("a") + i) for i in range(len(choices))]
         answer = next(iter(sorted(correct_letters(sample.answers, sample.candidates))), "").lower()
@@ -677,21 +680,7 @@ class LlavaMedProtocol(ScoringProtocol):
         f"Source: {LLAVA_MED_SOURCE}."
     )
 
-    def score(
-        self,
-        sample: Sample,
-        prediction: str,
-        *,
-        parsed: str | None = None,
-        parsed_ok: bool = True,
-        abstained: bool = False,
-    ) -> SampleScore:
-        if sample.kind == "choice":
-            return score_choice(sample, prediction)
-        if sample.kind == "report":
-            return score_report(sample, prediction)
-        if sample.kind == "grounding":
-            return score_grounding(sample, prediction)
+    def score_vqa(self, sample: Sample, prediction: str) -> SampleScore:
         pred = llava_normalize_word(prediction.lower())
         gt = llava_normalize_word(sample.answer.lower())
         if sample.kind == "closed":
@@ -784,21 +773,7 @@ class LmmsEvalProtocol(ScoringProtocol):
         f"Source: {LMMS_EVAL_SOURCE}."
     )
 
-    def score(
-        self,
-        sample: Sample,
-        prediction: str,
-        *,
-        parsed: str | None = None,
-        parsed_ok: bool = True,
-        abstained: bool = False,
-    ) -> SampleScore:
-        if sample.kind == "choice":
-            return score_choice(sample, prediction)
-        if sample.kind == "report":
-            return score_report(sample, prediction)
-        if sample.kind == "grounding":
-            return score_grounding(sample, prediction)
+    def score_vqa(self, sample: Sample, prediction: str) -> SampleScore:
         pred = lmms_normalize(prediction)
         ok = any(pred == lmms_normalize(a) for a in sample.answers)
         return SampleScore("correct" if ok else "wrong", float(ok), {"exact": float(ok)}, pred)
@@ -827,21 +802,7 @@ class MedGemmaCardProtocol(ScoringProtocol):
         "accuracy = exact token match. Multiple choice, reports and boxes use medlens rules."
     )
 
-    def score(
-        self,
-        sample: Sample,
-        prediction: str,
-        *,
-        parsed: str | None = None,
-        parsed_ok: bool = True,
-        abstained: bool = False,
-    ) -> SampleScore:
-        if sample.kind == "choice":
-            return score_choice(sample, prediction)
-        if sample.kind == "report":
-            return score_report(sample, prediction)
-        if sample.kind == "grounding":
-            return score_grounding(sample, prediction)
+    def score_vqa(self, sample: Sample, prediction: str) -> SampleScore:
         pred = card_tokens(prediction)
         best_f1, exact = 0.0, 0.0
         for answer in sample.answers:
