@@ -163,7 +163,9 @@ def prepare(
     from medlens.study.recipes import apply_recipe, default_recipe_for
     from medlens.tasks import get_task, guess_kind
 
-    items = list(sources) if isinstance(sources, (list, tuple)) else [sources]
+    items: list[Study | str | os.PathLike[str] | bytes] = (
+        list(sources) if isinstance(sources, (list, tuple)) else [sources]  # type: ignore[list-item]
+    )
     studies = tuple(protect(_load(s), deidentify) for s in items)
     if not studies:
         raise ConfigError("A question needs at least one study or image.")

@@ -41,7 +41,7 @@ class Registry(Generic[T]):
         if target is not None:
             add(target)
             return lambda obj: obj
-        return add  # type: ignore[return-value]
+        return add
 
     def get(self, name: str) -> T:
         key = name.lower()
@@ -57,7 +57,7 @@ class Registry(Generic[T]):
                 resolved = getattr(module, attr)
                 self._entries[key] = resolved
             entry = resolved
-        return entry  # type: ignore[return-value]
+        return entry
 
     def _unknown_message(self, name: str) -> str:
         names = self.names()

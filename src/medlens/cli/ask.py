@@ -16,7 +16,9 @@ COMMAND = "ask"
 ORDER = 10
 
 
-def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:  # type: ignore[type-arg]
+def add_parser(
+    subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
+) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
         COMMAND,
         help="ask a model a question about a study",

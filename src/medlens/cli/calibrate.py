@@ -31,7 +31,9 @@ COMMAND = "calibrate"
 ORDER = 25
 
 
-def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:  # type: ignore[type-arg]
+def add_parser(
+    subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
+) -> argparse.ArgumentParser:
     parser: argparse.ArgumentParser = subparsers.add_parser(
         COMMAND,
         help="fit a calibration profile (temperature, isotonic, histogram) and a threshold",

@@ -31,7 +31,9 @@ PRIOR_TABLE = Path(__file__).resolve().parents[1] / "backends" / "priors" / "vqa
 leak test questions; shipped so the demo needs no data."""
 
 
-def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:  # type: ignore[type-arg]
+def add_parser(
+    subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
+) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
         COMMAND,
         help="run the whole pipeline offline on generated studies (no download)",

@@ -30,7 +30,9 @@ PROGRAMS = {
 }
 
 
-def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:  # type: ignore[type-arg]
+def add_parser(
+    subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
+) -> argparse.ArgumentParser:
     return subparsers.add_parser(COMMAND, help="list what works here and how to install the rest")
 
 

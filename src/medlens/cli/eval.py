@@ -17,7 +17,9 @@ COMMAND = "eval"
 ORDER = 20
 
 
-def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:  # type: ignore[type-arg]
+def add_parser(
+    subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
+) -> argparse.ArgumentParser:
     parser: argparse.ArgumentParser = subparsers.add_parser(
         COMMAND,
         help="evaluate a model on benchmarks (resumable, with baselines)",

@@ -13,7 +13,9 @@ COMMAND = "report"
 ORDER = 21
 
 
-def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:  # type: ignore[type-arg]
+def add_parser(
+    subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
+) -> argparse.ArgumentParser:
     parser: argparse.ArgumentParser = subparsers.add_parser(
         COMMAND,
         help="write the HTML/JSON/CSV report of stored runs",

@@ -8,7 +8,9 @@ COMMAND = "serve"
 ORDER = 40
 
 
-def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:  # type: ignore[type-arg]
+def add_parser(
+    subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
+) -> argparse.ArgumentParser:
     from medlens.cli.common import add_model_options
 
     parser = subparsers.add_parser(
