@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytesseract
 import pytest
 from PIL import Image, ImageDraw, ImageFont
 
 from medlens.errors import ImageTooLargeError
-from medlens.privacy import detect_text, redact_burned_in_text
+from medlens.privacy import detect_text, pixels, redact_burned_in_text
+from medlens.privacy.pixels import RegionCache
 from medlens.privacy.synthetic import fonts
 
 pytestmark = pytest.mark.slow
@@ -82,3 +85,34 @@ def test_huge_images_are_refused_before_any_work() -> None:
     huge = np.broadcast_to(np.uint8(0), (9000, 9000))
     with pytest.raises(ImageTooLargeError, match="OCR cap"):
         detect_text(huge)
+
+
+def test_region_cache_keeps_boxes_only_and_skips_the_second_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    screen = _screen(rotate_id=90)
+    cache = RegionCache(tmp_path / "regions", b"key")
+    first = detect_text(screen, cache=cache)
+    files = list((tmp_path / "regions").rglob("*.json"))
+    assert first and len(files) == 1
+    stored = files[0].read_text()
+    assert "OKONKWO" not in stored.upper() and "48213377" not in stored  # no text, no pixels
+    calls = []
+    monkeypatch.setattr(pixels, "read_line", lambda page: calls.append(1) or (0.0, 0, 0.0))
+    assert detect_text(screen, cache=cache) == first and calls == []
+    # Under another project key the entry is not found: the image is read again.
+    detect_text(screen, cache=RegionCache(tmp_path / "regions", b"other"))
+    assert calls
+
+
+@pytest.mark.data
+def test_real_radiographs_lose_little_area(shared_data: Path) -> None:
+    """Anatomy is not text: plain VQA-RAD radiographs keep almost all of their pixels."""
+    folder = shared_data / "vqa-rad" / "VQA_RAD Image Folder"
+    areas = []
+    for name in ("synpic100132.jpg", "synpic12210.jpg", "synpic13385.jpg"):
+        with Image.open(folder / name) as image:
+            grey = np.asarray(image.convert("L").resize((384, 384)))
+        redacted, _ = redact_burned_in_text(grey)
+        areas.append(float((np.asarray(redacted) != grey).mean()))
+    assert max(areas) < 0.05, areas

@@ -1,26 +1,43 @@
-"""Burned-in text: find it with OCR (Debian tesseract through pytesseract) and black it out.
+"""Burned-in text: find text lines, confirm them with OCR, black out the whole line.
 
-Tesseract reads clean black-on-white pages; a radiograph with a name written over bone is
-not one. So each image is first turned into two clean pages, one per polarity: a
-morphological top-hat (the image minus its grey opening, or its closing minus the image)
-keeps thin strokes brighter (darker) than their surroundings, whatever the local background,
-which is what burned-in annotations are, and drops anatomy, which is wider than a stroke.
-Each page is read at 0/90/180/270 degrees (page segmentation mode 11, sparse text), so
-vertical and upside-down text is found, and small skews are tolerated by tesseract itself.
+Reading a whole radiograph with OCR makes tesseract see words in bone and lung texture, and
+blacking those out destroys the image a model is asked about. So detection goes the other way
+round, as text detectors for natural scenes do (stroke-width and connected-component methods,
+Epshtein et al., CVPR 2010; Neumann & Matas, ACCV 2010):
 
-A word box tesseract reads becomes a black rectangle, grown by a margin and by every stroke
-of the page that touches it, so a word read only in part is still covered whole.
+1. **Strokes**: a morphological top-hat in each polarity (the image minus its grey opening,
+   or its closing minus the image) keeps strokes thinner than ``stroke`` pixels that stand
+   out from their local background by ``threshold`` grey levels: burned-in annotations are
+   that, anatomy mostly is not.
+2. **Letters**: connected components of the strokes whose size, fill and stroke width (twice
+   the largest distance-transform value inside them) are those of glyphs.
+3. **Lines**: letters of similar height that overlap across the line and follow each other
+   closely are chained, along rows and along columns (text drawn at 90/270 degrees); a chain
+   of three letters or more is a candidate line.
+4. **Verification**: only the candidate lines are read, in-process (tesserocr, libtesseract),
+   one crop each, upscaled, in the polarity of the text and in the two orientations of its
+   direction, as one text line. A line is text when tesseract reads enough letters and
+   digits with enough confidence, or when its letters are so regular (many, of one height,
+   on one baseline) that no anatomy makes them.
+5. **Redaction**: the line's whole box grows by a margin of half the line height and is
+   filled with the image minimum, so glyphs OCR misread, accents and anti-aliased edges go too.
 
-Vision-token masking alone removes under half of the identifiers burned into document images,
-while pixel-level redaction combined with text scrubbing removes most (the motivation of this
-module; see the medlens de-identification issue). Text scrubbing is ``medlens.privacy.text``.
+Regions (boxes only, never pixels or text) are cached by a keyed hash of the pixels and the
+detector's settings under ``$MEDLENS_HOME/cache/text-regions``, so asking about the same image
+again does not read it again.
 """
 
 from __future__ import annotations
 
+import glob
+import hashlib
+import hmac
+import json
 import os
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+import threading
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -30,22 +47,41 @@ if TYPE_CHECKING:
     from PIL import Image
 
 MAX_OCR_PIXELS = 64_000_000
-"""Above this, OCR would take minutes and gigabytes; such images are refused, not skipped."""
+"""Above this, detection would take minutes and gigabytes; such images are refused."""
+
+DETECTOR_VERSION = "lines-1"
+"""Part of every cache key: a new detector never reuses an old one's regions."""
 
 
 @dataclass(frozen=True)
 class TextRegion:
-    """A rectangle of the image (pixel coordinates, end-exclusive) that held text."""
+    """A rectangle of the image (pixel coordinates, end-exclusive) to black out: one text line
+    with its margin."""
 
     x0: int
     y0: int
     x1: int
     y1: int
     rotation: int
-    """The page rotation (degrees) under which the text was read."""
+    """The orientation (degrees, counter-clockwise) under which the line read best."""
     confidence: float
+    """Tesseract's mean word confidence (0-100) on the line."""
     chars: int
     """Number of alphanumeric characters read (the text itself is never kept)."""
+
+
+@dataclass(frozen=True)
+class DetectorSettings:
+    """What decides the regions found; all of it goes into the cache key."""
+
+    stroke: int = 9
+    threshold: float = 40.0
+    min_letter: int = 6
+    max_letter: int = 64
+    min_confidence: float = 45.0
+    min_chars: int = 3
+    regular_letters: int = 5
+    """A chain of this many letters of one height on one baseline is text even unread."""
 
 
 def to_grey8(image: np.ndarray | Image.Image) -> np.ndarray:
@@ -68,66 +104,387 @@ def to_grey8(image: np.ndarray | Image.Image) -> np.ndarray:
     lo, hi = np.percentile(values, [0.1, 99.9])
     if hi <= lo:
         return np.zeros(values.shape, np.uint8)
-    return (np.clip((values - lo) / (hi - lo), 0, 1) * 255).astype(np.uint8)
+    return np.asarray(np.clip((values - lo) / (hi - lo), 0, 1) * 255, dtype=np.uint8)
 
 
-def stroke_pages(grey: np.ndarray, *, stroke: int = 9, threshold: float = 40.0) -> list[np.ndarray]:
-    """The two polarity pages (bool masks of strokes): bright-on-dark and dark-on-bright."""
+def top_hats(grey: np.ndarray, *, stroke: int = 9) -> tuple[np.ndarray, np.ndarray]:
+    """How far each pixel stands out as part of a stroke thinner than ``stroke``: brighter
+    than its surroundings (image minus its grey opening) and darker (closing minus image)."""
     from scipy import ndimage as ndi
 
     values = grey.astype(np.float32)
     size = (stroke, stroke)
-    bright = values - ndi.grey_opening(values, size=size) > threshold
-    dark = ndi.grey_closing(values, size=size) - values > threshold
-    return [bright, dark]
+    return values - ndi.grey_opening(values, size=size), ndi.grey_closing(
+        values, size=size
+    ) - values
 
 
-def _read_words(
-    page: np.ndarray, min_confidence: float
-) -> list[tuple[int, int, int, int, float, int]]:
-    """Tesseract word boxes (x0, y0, x1, y1, confidence, alnum count) on a black-on-white page."""
-    pytesseract = require("pytesseract", "ocr", "Burned-in text detection")
+def stroke_pages(grey: np.ndarray, *, stroke: int = 9, threshold: float = 40.0) -> list[np.ndarray]:
+    """The two polarity masks of strokes: bright-on-dark and dark-on-bright."""
+    return [hat > threshold for hat in top_hats(grey, stroke=stroke)]
+
+
+# ------------------------------------------------------------------------------------------
+# Letters and lines
+# ------------------------------------------------------------------------------------------
+
+
+def letters(mask: np.ndarray, settings: DetectorSettings) -> np.ndarray:
+    """Glyph-like components of a stroke mask as rows (y0, y1, x0, x1): at least
+    ``min_letter`` pixels on their long side and at most ``max_letter`` on their short side,
+    strokes (twice the largest distance to the background, thickest where strokes meet)
+    at most half their long side, not a
+    solid block. Blobs of anatomy are as thick as they are long."""
+    from scipy import ndimage as ndi
+
+    labels, count = ndi.label(mask, structure=np.ones((3, 3), bool))
+    if count == 0:
+        return np.zeros((0, 4), np.int64)
+    slices = ndi.find_objects(labels)
+    boxes = np.array(
+        [(s[0].start, s[0].stop, s[1].start, s[1].stop) for s in slices], dtype=np.int64
+    )
+    h = boxes[:, 1] - boxes[:, 0]
+    w = boxes[:, 3] - boxes[:, 2]
+    long, short = np.maximum(h, w), np.minimum(h, w)
+    area = np.bincount(labels.ravel(), minlength=count + 1)[1:]
+    keep = (long >= settings.min_letter) & (long <= 20 * settings.max_letter)
+    keep &= (short <= settings.max_letter) & (area >= 6)
+    keep &= area <= 0.9 * h * w  # a solid block is not a glyph
+    if keep.any():
+        width = 2 * ndi.maximum(
+            ndi.distance_transform_edt(mask), labels, index=np.flatnonzero(keep) + 1
+        )
+        thin = np.zeros(count, bool)
+        thin[keep] = np.asarray(width) <= np.maximum(3.0, 0.5 * long[keep])
+        keep &= thin
+    return np.asarray(boxes[keep], dtype=np.int64)
+
+
+def chain_lines(boxes: np.ndarray, vertical: bool, settings: DetectorSettings) -> list[np.ndarray]:
+    """Chains of letters along rows (or columns when ``vertical``): neighbours of similar
+    height (within 2.2x) overlapping by half their height across the line and no further apart
+    than 1.5 line heights. Returns the member boxes of each chain of ``min_chars`` or more."""
+    if len(boxes) == 0:
+        return []
+    a0, a1, b0, b1 = (2, 3, 0, 1) if vertical else (0, 1, 2, 3)
+    across = boxes[:, a1] - boxes[:, a0]
+    along = boxes[:, b1] - boxes[:, b0]
+    ok = (across >= settings.min_letter // 2 + 2) & (across <= settings.max_letter)
+    ok &= along <= 20 * across
+    idx = np.flatnonzero(ok)
+    if len(idx) == 0:
+        return []
+    sub = boxes[idx]
+    order = np.argsort(sub[:, b0], kind="stable")
+    sub, idx = sub[order], idx[order]
+    height = sub[:, a1] - sub[:, a0]
+    parent = np.arange(len(sub))
+
+    def find(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = int(parent[i])
+        return i
+
+    starts = sub[:, b0]
+    for i in range(len(sub)):
+        reach = sub[i, b1] + 1.5 * height[i]
+        hi = int(np.searchsorted(starts, reach, side="right"))
+        if hi <= i + 1:
+            continue
+        js = np.arange(i + 1, hi)
+        other = sub[js]
+        overlap = np.minimum(sub[i, a1], other[:, a1]) - np.maximum(sub[i, a0], other[:, a0])
+        small = np.minimum(height[i], height[js])
+        big = np.maximum(height[i], height[js])
+        gap = other[:, b0] - sub[i, b1]
+        link = (overlap >= 0.5 * small) & (big <= 2.2 * small) & (gap >= -0.3 * small)
+        for j in js[link]:
+            parent[find(int(j))] = find(i)
+    roots = np.array([find(i) for i in range(len(sub))])
+    chains = []
+    for root in np.unique(roots):
+        members = sub[roots == root]
+        size = members[:, a1] - members[:, a0]
+        length = members[:, b1] - members[:, b0]
+        # Joined glyphs count for as many letters as their length allows.
+        count = int(np.maximum(1, np.round(length / (0.7 * np.median(size)))).sum())
+        if count >= settings.min_chars:
+            chains.append(members)
+    return chains
+
+
+def _regular(members: np.ndarray, vertical: bool, settings: DetectorSettings) -> bool:
+    """Many separate letters of one height on one baseline: typeset text, not texture."""
+    if len(members) < settings.regular_letters:
+        return False
+    a0, a1 = (2, 3) if vertical else (0, 1)
+    size = (members[:, a1] - members[:, a0]).astype(float)
+    median = float(np.median(size))
+    tops, bottoms = members[:, a0].astype(float), members[:, a1].astype(float)
+    spread = min(
+        np.median(np.abs(tops - np.median(tops))), np.median(np.abs(bottoms - np.median(bottoms)))
+    )
+    return bool(np.median(np.abs(size - median)) <= 0.12 * median and spread <= 0.12 * median)
+
+
+# ------------------------------------------------------------------------------------------
+# OCR
+# ------------------------------------------------------------------------------------------
+
+
+def tessdata_path() -> str:
+    """The folder holding tesseract's ``eng.traineddata``: ``$TESSDATA_PREFIX``, else the
+    Debian/Ubuntu and /usr/local locations."""
+    candidates = [os.environ.get("TESSDATA_PREFIX", "")]
+    candidates += sorted(glob.glob("/usr/share/tesseract-ocr/*/tessdata"), reverse=True)
+    candidates += ["/usr/share/tessdata", "/usr/local/share/tessdata"]
+    for folder in candidates:
+        if folder and Path(folder, "eng.traineddata").is_file():
+            return folder.rstrip("/") + "/"
+    raise PrivacyError(
+        "Burned-in text detection needs tesseract's English model (eng.traineddata), which "
+        "was not found. Install it with: apt-get install tesseract-ocr-eng (or set "
+        "TESSDATA_PREFIX), or de-identify with ocr='never' if the pixels carry no text."
+    )
+
+
+_LOCAL = threading.local()
+
+
+def _line_reader() -> Any:
+    """One in-process tesseract per thread (the API object is not thread-safe), reading one
+    text line (page segmentation mode 7), created once: no process per image."""
+    api = getattr(_LOCAL, "api", None)
+    if api is None:
+        # One thread per engine: OpenMP threads oversubscribe small machines; parallelism
+        # belongs to the caller (one file per worker).
+        os.environ.setdefault("OMP_THREAD_LIMIT", "1")
+        tesserocr: Any = require("tesserocr", "ocr", "Burned-in text detection")
+        api = tesserocr.PyTessBaseAPI(
+            path=tessdata_path(), lang="eng", psm=tesserocr.PSM.SINGLE_LINE
+        )
+        _LOCAL.api = api
+    return api
+
+
+def read_line(page: np.ndarray) -> tuple[float, int, float]:
+    """(mean confidence, alphanumeric count, alphanumeric share of the non-space characters)
+    of one text line, dark on light, upright."""
     from PIL import Image as PILImage
 
-    # One thread per tesseract process: its OpenMP threads oversubscribe small machines and
-    # made each call 3x slower here; parallelism belongs to the caller (one file per worker).
-    os.environ.setdefault("OMP_THREAD_LIMIT", "1")
+    api = _line_reader()
+    api.SetImage(PILImage.fromarray(page))
+    text = "".join(api.GetUTF8Text().split())
+    alnum = sum(ch.isalnum() for ch in text)
+    return float(api.MeanTextConf()), alnum, alnum / max(1, len(text))
 
-    try:
-        data = pytesseract.image_to_data(
-            PILImage.fromarray(page), config="--psm 11", output_type=pytesseract.Output.DICT
+
+def _verify(
+    grey: np.ndarray, box: tuple[int, int, int, int], across: int, vertical: bool
+) -> tuple[float, int, int]:
+    """Read one candidate line in both polarities and the two orientations of its direction;
+    returns the best (confidence, alphanumerics, rotation) among readings that look like text
+    (at least 60% letters and digits)."""
+    from PIL import Image as PILImage
+
+    y0, y1, x0, x1 = box
+    pad = max(2, across // 2)
+    crop = grey[max(0, y0 - pad) : y1 + pad, max(0, x0 - pad) : x1 + pad]
+    scale = int(np.clip(round(36 / max(across, 1)), 1, 4))
+    if scale > 1:
+        image = PILImage.fromarray(np.ascontiguousarray(crop))
+        size = (image.width * scale, image.height * scale)
+        crop = np.asarray(image.resize(size, PILImage.Resampling.BICUBIC))
+    best = (0.0, 0, 0)
+    for page in (crop, 255 - crop):
+        for rotation in (90, 270) if vertical else (0, 180):
+            # np.rot90 turns counter-clockwise; text drawn at +90 degrees reads after -90.
+            upright = np.ascontiguousarray(np.rot90(page, -rotation // 90))
+            confidence, alnum, share = read_line(upright)
+            if share >= 0.6 and (confidence, alnum) > best[:2]:
+                best = (confidence, alnum, rotation)
+    return best
+
+
+# ------------------------------------------------------------------------------------------
+# Detection, cache, redaction
+# ------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Line:
+    """A candidate text line: its box (y0, y1, x0, x1), letter height across the line, whether
+    it runs along columns, and whether its letters are regular enough to count as text
+    unread."""
+
+    box: tuple[int, int, int, int]
+    across: int
+    vertical: bool
+    regular: bool
+
+
+def _merge(lines: list[_Line]) -> list[_Line]:
+    """Join candidates of one direction and similar letter height that lie on the same line
+    (overlapping by half across it) no further apart than 1.5 letter heights: the pieces of one
+    text line (both polarities, split words) become one box to read and redact."""
+    merged = list(lines)
+    changed = True
+    while changed:
+        changed = False
+        out: list[_Line] = []
+        for line in merged:
+            for k, other in enumerate(out):
+                if other.vertical != line.vertical:
+                    continue
+                big = max(line.across, other.across)
+                if big > 1.6 * min(line.across, other.across):
+                    continue
+                a, b = line.box, other.box
+                c0, c1, d0, d1 = (2, 3, 0, 1) if line.vertical else (0, 1, 2, 3)
+                across = min(a[c1], b[c1]) - max(a[c0], b[c0])
+                extent = min(a[c1] - a[c0], b[c1] - b[c0])
+                gap = max(a[d0], b[d0]) - min(a[d1], b[d1])
+                if across >= 0.5 * extent and gap <= 1.5 * big:
+                    out[k] = _Line(
+                        (min(a[0], b[0]), max(a[1], b[1]), min(a[2], b[2]), max(a[3], b[3])),
+                        max(line.across, other.across),
+                        line.vertical,
+                        line.regular or other.regular,
+                    )
+                    changed = True
+                    break
+            else:
+                out.append(line)
+        merged = out
+    return merged
+
+
+def candidate_lines(grey: np.ndarray, settings: DetectorSettings) -> tuple[list[_Line], np.ndarray]:
+    """Letter chains of both polarities and both directions merged into line boxes; also every
+    letter box (y0, y1, x0, x1) of both polarities, to complete confirmed lines."""
+    chains: list[_Line] = []
+    found = []
+    hats = top_hats(grey, stroke=settings.stroke)
+    for hat in hats:
+        boxes = letters(hat > settings.threshold, settings)
+        found.append(boxes)
+        for vertical in (False, True):
+            a0, a1 = (2, 3) if vertical else (0, 1)
+            for members in chain_lines(boxes, vertical, settings):
+                box = (
+                    int(members[:, 0].min()),
+                    int(members[:, 1].max()),
+                    int(members[:, 2].min()),
+                    int(members[:, 3].max()),
+                )
+                across = int(np.median(members[:, a1] - members[:, a0]))
+                regular = _regular(members, vertical, settings)
+                chains.append(_Line(box, across, vertical, regular))
+    return _merge(chains), np.concatenate(found)
+
+
+def complete_line(line: _Line, boxes: np.ndarray) -> tuple[int, int, int, int]:
+    """Grow a confirmed line along its direction over the letters that continue it (about its
+    height, overlapping it by half across, at most 1.5 heights apart), so that the part of a
+    string OCR could not confirm is blacked out with the part it could. It grows at most by
+    its own length each way, so texture that looks like letters cannot carry it across."""
+    c0, c1, d0, d1 = (2, 3, 0, 1) if line.vertical else (0, 1, 2, 3)
+    size = line.across
+    box = list(line.box)
+    across = boxes[:, c1] - boxes[:, c0]
+    overlap = np.minimum(box[c1], boxes[:, c1]) - np.maximum(box[c0], boxes[:, c0])
+    near = boxes[
+        (overlap >= 0.5 * np.minimum(across, box[c1] - box[c0]))
+        & (across <= 1.6 * size)
+        & (across >= 0.5 * size)
+    ]
+    length = box[d1] - box[d0]
+    low, high = box[d0] - length - size, box[d1] + length + size
+    while len(near):
+        gap = np.maximum(near[:, d0] - box[d1], box[d0] - near[:, d1])
+        joined = near[gap <= 1.5 * size]
+        if not len(joined):
+            break
+        box[d0] = max(low, min(box[d0], int(joined[:, d0].min())))
+        box[d1] = min(high, max(box[d1], int(joined[:, d1].max())))
+        near = near[gap > 1.5 * size]
+    return box[0], box[1], box[2], box[3]
+
+
+def _find_regions(grey: np.ndarray, settings: DetectorSettings) -> list[TextRegion]:
+    rows, cols = grey.shape
+    regions: list[TextRegion] = []
+    lines, boxes = candidate_lines(grey, settings)
+    for line in lines:
+        confidence, alnum, rotation = _verify(grey, line.box, line.across, line.vertical)
+        read = confidence >= settings.min_confidence and alnum >= settings.min_chars
+        if not (read or line.regular):
+            continue
+        y0, y1, x0, x1 = complete_line(line, boxes)
+        margin = max(3, line.across // 2)
+        regions.append(
+            TextRegion(
+                max(0, x0 - margin),
+                max(0, y0 - margin),
+                min(cols, x1 + margin),
+                min(rows, y1 + margin),
+                rotation if read else (90 if line.vertical else 0),
+                confidence,
+                alnum,
+            )
         )
-    except pytesseract.TesseractNotFoundError as exc:
-        raise PrivacyError(
-            "Burned-in text detection needs the tesseract program. Install it with: "
-            "apt-get install tesseract-ocr (or run with ocr='never' if the pixels are known "
-            "to carry no text)."
-        ) from exc
-    words = []
-    for text, conf, x, y, w, h in zip(
-        data["text"], data["conf"], data["left"], data["top"], data["width"], data["height"]
-    ):
-        alnum = sum(ch.isalnum() for ch in str(text))
-        # One character read at low confidence is what anatomy texture looks like to OCR.
-        if alnum and float(conf) >= min_confidence and (alnum >= 2 or float(conf) >= 80):
-            words.append((int(x), int(y), int(x + w), int(y + h), float(conf), alnum))
-    return words
+    return regions
+
+
+def _cache_key(grey: np.ndarray, settings: DetectorSettings, key: bytes) -> str:
+    """A keyed hash (HMAC-SHA256 under the project key) of the pixels, their shape and the
+    detector's settings and version: without the key nobody can test whether an image they
+    hold was processed here."""
+    mac = hmac.new(key, digestmod=hashlib.sha256)
+    mac.update(f"{DETECTOR_VERSION}|{grey.shape}|{sorted(asdict(settings).items())}|".encode())
+    mac.update(np.ascontiguousarray(grey).tobytes())
+    return mac.hexdigest()
+
+
+class RegionCache:
+    """Detected text regions by content: one small JSON file of box coordinates per image
+    under ``folder`` (never pixels, never text), written atomically."""
+
+    def __init__(self, folder: Path, key: bytes) -> None:
+        self.folder = Path(folder)
+        self.key = key
+
+    def _path(self, digest: str) -> Path:
+        return self.folder / digest[:2] / f"{digest}.json"
+
+    def get(self, grey: np.ndarray, settings: DetectorSettings) -> list[TextRegion] | None:
+        path = self._path(_cache_key(grey, settings, self.key))
+        try:
+            rows = json.loads(path.read_text())
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError):
+            return None  # a damaged entry is recomputed and rewritten
+        return [TextRegion(**row) for row in rows]
+
+    def put(self, grey: np.ndarray, settings: DetectorSettings, found: list[TextRegion]) -> None:
+        path = self._path(_cache_key(grey, settings, self.key))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")
+        tmp.write_text(json.dumps([asdict(r) for r in found]))
+        tmp.replace(path)
 
 
 def detect_text(
     image: np.ndarray | Image.Image,
     *,
-    rotations: tuple[int, ...] = (0, 90, 180, 270),
-    min_confidence: float = 30.0,
-    upscale: int | None = None,
-    max_text_height: int = 64,
+    settings: DetectorSettings | None = None,
+    cache: RegionCache | None = None,
 ) -> list[TextRegion]:
-    """Regions of ``image`` where tesseract reads text, in any of ``rotations``.
-
-    ``upscale`` enlarges the pages before reading (small annotation fonts read better at
-    twice their size); by default 2 for images under 800 pixels on their short side.
-    Word boxes taller than ``max_text_height`` pixels are texture read as letters, not text.
-    """
+    """Boxes of the text lines burned into ``image``, each with its redaction margin."""
+    settings = settings or DetectorSettings()
     grey = to_grey8(image)
     rows, cols = grey.shape
     if rows * cols > MAX_OCR_PIXELS:
@@ -135,115 +492,31 @@ def detect_text(
             f"Image of {rows}x{cols} pixels is above the OCR cap of {MAX_OCR_PIXELS:,}; "
             "split it into tiles, or de-identify it with ocr='never' if it carries no text."
         )
-    scale = upscale or (2 if min(rows, cols) < 800 else 1)
-    regions: list[TextRegion] = []
-    for mask in stroke_pages(grey):
-        if not mask.any():
-            continue
-        page = np.where(mask, 0, 255).astype(np.uint8)
-        if scale > 1:
-            page = np.kron(page, np.ones((scale, scale), np.uint8))
-        for rotation in rotations:
-            k = rotation // 90
-            rotated = np.ascontiguousarray(np.rot90(page, k))
-            height, width = rotated.shape
-            for x0, y0, x1, y1, conf, alnum in _read_words(rotated, min_confidence):
-                # Map the box back through the rotation (np.rot90 turns counter-clockwise).
-                corners = [_unrotate(x, y, k, width, height) for x, y in ((x0, y0), (x1, y1))]
-                xs = sorted(c[0] for c in corners)
-                ys = sorted(c[1] for c in corners)
-                across = (y1 - y0) // scale
-                if across > max_text_height or (alnum >= 2 and (x1 - x0) < (y1 - y0) / 2):
-                    continue  # taller than annotation text, or not shaped like a word
-                regions.append(
-                    TextRegion(
-                        xs[0] // scale,
-                        ys[0] // scale,
-                        -(-xs[1] // scale),
-                        -(-ys[1] // scale),
-                        rotation,
-                        conf,
-                        alnum,
-                    )
-                )
-    return regions
+    if cache is not None:
+        cached = cache.get(grey, settings)
+        if cached is not None:
+            return cached
+    found = _find_regions(grey, settings)
+    if cache is not None:
+        cache.put(grey, settings, found)
+    return found
 
 
-def _unrotate(x: int, y: int, k: int, width: int, height: int) -> tuple[int, int]:
-    """A point of ``np.rot90(page, k)`` (size width×height) in the unrotated page."""
-    for _ in range(k % 4):
-        # np.rot90 sends (x, y) of an image W wide to (y, W - x); undo one turn at a time.
-        x, y = height - y, x
-        width, height = height, width
-    return x, y
-
-
-def _components(strokes: list[np.ndarray], max_extent: int) -> np.ndarray:
-    """Bounding boxes (y0, y1, x0, x1) of the stroke components small enough to be letters."""
-    from scipy import ndimage as ndi
-
-    found = []
-    for mask in strokes:
-        labels, _ = ndi.label(mask)
-        for ys, xs in filter(None, ndi.find_objects(labels)):
-            if max(ys.stop - ys.start, xs.stop - xs.start) <= max_extent:
-                found.append((ys.start, ys.stop, xs.start, xs.stop))
-    return np.array(found, dtype=np.int64).reshape(-1, 4)
-
-
-def _complete_line(box: np.ndarray, horizontal: bool, comps: np.ndarray) -> np.ndarray:
-    """Extend a word box along its text line over neighbouring letter-sized strokes, so a word
-    that tesseract read only in part ("1/03/2009" of "DOB 21/03/2009") is covered whole.
-
-    The box keeps its height (across the line) and grows at most by its own length each way,
-    so texture that merely looks like letters cannot carry it across the image."""
-    a0, a1, b0, b1 = (0, 1, 2, 3) if horizontal else (2, 3, 0, 1)
-    size = int(box[a1] - box[a0])
-    low, high = int(box[b0]), int(box[b1])
-    limit_low, limit_high = low - (high - low) - size, high + (high - low) + size
-    overlap = np.minimum(box[a1], comps[:, a1]) - np.maximum(box[a0], comps[:, a0])
-    across = comps[:, a1] - comps[:, a0]
-    letters = comps[(overlap >= 0.5 * across) & (across <= 1.3 * size) & (across >= 0.25 * size)]
-    gap_max = max(3, size)
-    changed = True
-    while changed:
-        gap = np.maximum(letters[:, b0] - high, low - letters[:, b1])
-        near = letters[gap <= gap_max]
-        new_low = max(limit_low, min(low, int(near[:, b0].min()) if len(near) else low))
-        new_high = min(limit_high, max(high, int(near[:, b1].max()) if len(near) else high))
-        changed = (new_low, new_high) != (low, high)
-        low, high = new_low, new_high
-    out = box.copy()
-    out[b0], out[b1] = low, high
-    return out
-
-
-def redaction_mask(
-    shape: tuple[int, int], regions: list[TextRegion], strokes: list[np.ndarray], margin: int
-) -> np.ndarray:
-    """Word boxes completed along their text line (``_complete_line``), grown by ``margin``."""
+def redaction_mask(shape: tuple[int, int], regions: list[TextRegion]) -> np.ndarray:
+    """The union of the regions' boxes."""
     out = np.zeros(shape, bool)
-    if not regions:
-        return out
-    longest = max(max(r.x1 - r.x0, r.y1 - r.y0) for r in regions)
-    comps = _components(strokes, max_extent=max(8, min(96, longest)))
     for r in regions:
-        box = np.array([r.y0, r.y1, r.x0, r.x1], dtype=np.int64)
-        horizontal = r.rotation in (0, 180)
-        if len(comps) and r.chars >= 2:
-            box = _complete_line(box, horizontal, comps)
-        y0, y1, x0, x1 = (int(v) for v in box)
-        out[max(0, y0 - margin) : y1 + margin, max(0, x0 - margin) : x1 + margin] = True
+        out[r.y0 : r.y1, r.x0 : r.x1] = True
     return out
 
 
 def redact_burned_in_text(
     pixels: np.ndarray | Image.Image,
     *,
-    margin: int = 3,
     fill: float | None = None,
     regions: list[TextRegion] | None = None,
-    rotations: tuple[int, ...] = (0, 90, 180, 270),
+    settings: DetectorSettings | None = None,
+    cache: RegionCache | None = None,
 ) -> tuple[np.ndarray | Image.Image, list[TextRegion]]:
     """Black out the text of one image; returns the new image (same type, dtype and shape)
     and the regions found. ``fill`` defaults to the image minimum (black in MONOCHROME2;
@@ -251,19 +524,25 @@ def redact_burned_in_text(
     from PIL import Image as PILImage
 
     is_pil = isinstance(pixels, PILImage.Image)
-    mode = pixels.mode if is_pil else ""
-    array = np.array(pixels.convert("RGB") if is_pil and mode not in ("L", "RGB") else pixels)
+    mode = pixels.mode if isinstance(pixels, PILImage.Image) else ""
+    source = (
+        pixels.convert("RGB")
+        if isinstance(pixels, PILImage.Image)
+        and mode
+        not in (
+            "L",
+            "RGB",
+        )
+        else pixels
+    )
+    array = np.array(source)
     if array.ndim not in (2, 3):
         raise PrivacyError(f"Expected a 2D grey or colour image, got shape {array.shape}.")
-    grey = to_grey8(array)
-    found = detect_text(grey, rotations=rotations) if regions is None else regions
-    if not found:
-        out_array = array
-    else:
-        mask = redaction_mask(grey.shape, found, stroke_pages(grey), margin)
+    found = detect_text(array, settings=settings, cache=cache) if regions is None else regions
+    out_array = array
+    if found:
         out_array = array.copy()
-        value = array.min() if fill is None else fill
-        out_array[mask] = value
+        out_array[redaction_mask(array.shape[:2], found)] = array.min() if fill is None else fill
     if is_pil:
         image = PILImage.fromarray(out_array)
         return (image.convert(mode) if image.mode != mode else image), found

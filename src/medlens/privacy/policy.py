@@ -106,6 +106,10 @@ class DeidPolicy:
     project_key: bytes = field(default=b"", repr=False)
     """Empty means ``load_project_key()`` at construction."""
     max_date_shift_days: int = 3650
+    cache_regions: bool = True
+    """Keep the text regions found in an image (boxes only) under
+    ``$MEDLENS_HOME/cache/text-regions``, keyed by a keyed hash of its pixels, so the same
+    image is not read again."""
 
     def __post_init__(self) -> None:
         canonical = tuple(dict.fromkeys(check_option(o) for o in self.options))

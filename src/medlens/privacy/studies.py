@@ -8,13 +8,16 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from medlens.errors import PrivacyError
 from medlens.privacy.policy import DeidPolicy
 from medlens.types import AuditRecord, Study
+
+if TYPE_CHECKING:
+    from medlens.privacy.pixels import RegionCache
 
 TEXT_PRONE_MODALITIES = frozenset({"US", "OT", "SC", "XA", "ES", "DOC", "IVUS", "OP", "XC"})
 """Modalities whose images usually show text on screen (ultrasound, secondary capture,
@@ -118,14 +121,26 @@ def scrub_metadata(
     return out, {"metadata_keys_dropped": dropped, "metadata_spans_scrubbed": scrubbed}
 
 
-def redact_slices(pixels: np.ndarray) -> tuple[np.ndarray, dict[str, int]]:
+def region_cache(policy: DeidPolicy) -> RegionCache | None:
+    """The text-region cache of ``policy`` (None when it turns caching off)."""
+    from medlens.privacy.pixels import RegionCache
+    from medlens.privacy.policy import medlens_home
+
+    if not policy.cache_regions:
+        return None
+    return RegionCache(medlens_home() / "cache" / "text-regions", policy.project_key)
+
+
+def redact_slices(
+    pixels: np.ndarray, cache: RegionCache | None = None
+) -> tuple[np.ndarray, dict[str, int]]:
     """Run ``redact_burned_in_text`` on every slice of a (slices, rows, cols[, 3]) array."""
     from medlens.privacy.pixels import redact_burned_in_text
 
     out = pixels.copy()
     regions = redacted = 0
     for index in range(pixels.shape[0]):
-        cleaned, found = redact_burned_in_text(pixels[index])
+        cleaned, found = redact_burned_in_text(pixels[index], cache=cache)
         if found:
             out[index] = np.asarray(cleaned)
             regions += len(found)
@@ -178,7 +193,7 @@ def deidentify(study: Study, *, policy: DeidPolicy | None = None) -> Study:
         if study.burned_in_annotation is True:
             records.append(AuditRecord("warning", {"pixels": "BurnedInAnnotation=YES kept"}))
     else:
-        pixels, counts = redact_slices(study.pixels)
+        pixels, counts = redact_slices(study.pixels, region_cache(policy))
         records.append(
             AuditRecord("pixel-redaction", {"searched": True, "reason": reason, **counts})
         )

@@ -80,7 +80,7 @@ def _process_dicom(src: Path, dst: Path, policy: DeidPolicy) -> FileResult:
 
     from medlens.errors import CorruptFileError, ImageTooLargeError
     from medlens.privacy.header import deidentify_dataset
-    from medlens.privacy.studies import _mark_pixels_clean, redact_slices
+    from medlens.privacy.studies import _mark_pixels_clean, redact_slices, region_cache
 
     try:
         # Files without the 128-byte preamble (ACR-NEMA style, found by extension) need force;
@@ -107,7 +107,7 @@ def _process_dicom(src: Path, dst: Path, policy: DeidPolicy) -> FileResult:
             raise CorruptFileError(f"pixel data cannot be decoded ({type(exc).__name__})") from exc
         color = int(ds.get("SamplesPerPixel", 1)) > 1
         stack = array if (array.ndim == 4 or (array.ndim == 3 and not color)) else array[None]
-        cleaned, counts = redact_slices(stack)
+        cleaned, counts = redact_slices(stack, region_cache(policy))
         regions = counts["regions"]
         if regions:
             cleaned = cleaned.reshape(array.shape).astype(array.dtype)
@@ -127,6 +127,7 @@ def _process_image(src: Path, dst: Path, kind: str, policy: DeidPolicy) -> FileR
 
     from medlens.errors import CorruptFileError, ImageTooLargeError
     from medlens.privacy.pixels import redact_burned_in_text
+    from medlens.privacy.studies import region_cache
 
     plugin = PngImagePlugin.PngImageFile if kind == "png" else JpegImagePlugin.JpegImageFile
     try:
@@ -148,7 +149,7 @@ def _process_image(src: Path, dst: Path, kind: str, policy: DeidPolicy) -> FileR
         raise CorruptFileError(f"not a readable image ({type(exc).__name__})") from exc
     regions = 0
     if policy.ocr != "never":
-        redacted, found = redact_burned_in_text(clean)
+        redacted, found = redact_burned_in_text(clean, cache=region_cache(policy))
         clean, regions = redacted, len(found)  # type: ignore[assignment]
     dst.parent.mkdir(parents=True, exist_ok=True)
     clean.save(dst, format="PNG" if kind == "png" else "JPEG", quality=95)
