@@ -80,6 +80,12 @@ class Benchmark:
     """medlens split name → Hub split name where they differ (e.g. "val" → "validation")."""
     local_marker: ClassVar[str] = ""
     """A path, relative to the release folder, whose presence identifies the release."""
+    deidentified_release: ClassVar[bool] = False
+    """True when the publisher de-identified the release before publishing it (each spec says
+    how). The runner then leaves its pixels exactly as published (``DeidPolicy(ocr="never")``):
+    OCR redaction would black out laterality markers and annotations that questions are about,
+    change the benchmark and make scores incomparable with the literature. DICOM headers and
+    question text are still de-identified; ``medlens eval --deid-ocr`` overrides."""
 
     def load(
         self,

@@ -15,6 +15,10 @@ generation cache, scores every ``Result`` under each requested protocol and comm
   same samples in the same order get the same request ids, keys and scores.
 - **``limit``** keeps the first N samples in the release's own order (the loader's order), the
   same subset as lmms-eval's ``--limit``; it is deterministic and part of the run's identity.
+- **Pixels as published.** A benchmark its publisher de-identified
+  (``Benchmark.deidentified_release``) is de-identified with ``DeidPolicy(ocr="never")``:
+  headers and question text are still scrubbed, but no OCR redaction changes the images the
+  literature scored (``deid_ocr`` overrides; ``deidentify=False`` turns everything off).
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from medlens.bench.benchmark import QualityIssue, Sample
 from medlens.bench.store import RunInfo, RunStore, StoredResult, sample_from_json, sample_to_json
@@ -34,6 +38,10 @@ if TYPE_CHECKING:
     from medlens.backends.base import Backend
     from medlens.bench.benchmark import Benchmark
     from medlens.pipeline import Item, Result
+    from medlens.privacy import DeidPolicy
+    from medlens.privacy.policy import OcrMode
+
+OCR_MODES = ("auto", "always", "never")
 
 CATEGORY_KEY = "question_type"
 """The ``Sample.metadata`` key loaders fill with the question category (VQA-RAD
@@ -56,6 +64,9 @@ class EvalSpec:
     """Empty: every protocol registered."""
     baselines: bool = True
     deidentify: bool = True
+    deid_ocr: str | None = None
+    """OCR redaction of pixels ("auto", "always", "never"); None: "never" for a
+    publisher-de-identified release, else "auto" (``pixel_policy``)."""
     options: GenerationOptions | None = None
     """Decoding options; None lets each task choose its defaults."""
     seed: int = 0
@@ -68,6 +79,15 @@ class EvalSpec:
             raise ConfigError(f"--batch-size must be 1 or more, not {self.batch_size}.")
         if self.limit is not None and self.limit < 1:
             raise ConfigError(f"--limit must be 1 or more, not {self.limit}.")
+        if self.deid_ocr is not None and self.deid_ocr not in OCR_MODES:
+            raise ConfigError(
+                f"--deid-ocr must be one of {', '.join(OCR_MODES)}, not '{self.deid_ocr}'."
+            )
+        if self.deid_ocr is not None and not self.deidentify:
+            raise ConfigError(
+                "--deid-ocr chooses how studies are de-identified, and --no-deid turns "
+                "de-identification off; give one of them."
+            )
 
     @property
     def backend_name(self) -> str:
@@ -85,6 +105,37 @@ class RunOutcome:
     n_new: int
     n_cached: int
     elapsed_s: float
+
+
+# --------------------------------------------------------------------------------------------
+# De-identification of benchmark studies
+# --------------------------------------------------------------------------------------------
+
+
+def pixel_policy(spec: EvalSpec, bench: Benchmark) -> tuple[bool | DeidPolicy, dict[str, Any]]:
+    """What ``pipeline.prepare`` gets as ``deidentify`` for ``bench``, and the record of it
+    that goes into the run config and the report."""
+    if not spec.deidentify:
+        return False, {"deidentify": False, "pixels": "unchanged: de-identification off"}
+    from medlens.privacy import DeidPolicy
+
+    published = bench.deidentified_release and spec.deid_ocr is None
+    ocr = spec.deid_ocr or ("never" if bench.deidentified_release else "auto")
+    if ocr == "never":
+        pixels = (
+            "unchanged: publisher-de-identified release"
+            if published
+            else "unchanged: --deid-ocr never"
+        )
+    else:
+        pixels = f"redacted where OCR finds burned-in text (--deid-ocr {ocr})"
+    record = {
+        "deidentify": True,
+        "ocr": ocr,
+        "ocr_source": "benchmark" if spec.deid_ocr is None else "--deid-ocr",
+        "pixels": pixels,
+    }
+    return DeidPolicy(ocr=cast("OcrMode", ocr)), record
 
 
 # --------------------------------------------------------------------------------------------
@@ -188,7 +239,7 @@ def run_samples(
     *,
     batch_size: int = 8,
     cache: bool = True,
-    deidentify: bool = True,
+    deidentify: bool | DeidPolicy = True,
     options: GenerationOptions | None = None,
     progress: bool = True,
 ) -> RunOutcome:
@@ -196,6 +247,7 @@ def run_samples(
 
     ``cache``: look generations up in (and add them to) the store's cache by request key.
     Without it no key is computed (stored as ""): hashing a request encodes its images.
+    ``deidentify``: as ``pipeline.prepare`` takes it (``pixel_policy`` chooses it per benchmark).
     """
     from tqdm import tqdm
 
@@ -325,7 +377,12 @@ def fit_prior(train: Sequence[Sample]) -> Any:
     return PriorTable.fit((s.kind, s.metadata.get(CATEGORY_KEY), s.answer) for s in train)
 
 
-def _fingerprint(spec: EvalSpec, bench: Benchmark, protocols: Mapping[str, Any]) -> dict[str, Any]:
+def _fingerprint(
+    spec: EvalSpec,
+    bench: Benchmark,
+    protocols: Mapping[str, Any],
+    pixels: Mapping[str, Any],
+) -> dict[str, Any]:
     import platform
 
     import medlens
@@ -336,6 +393,7 @@ def _fingerprint(spec: EvalSpec, bench: Benchmark, protocols: Mapping[str, Any])
         "limit": spec.limit,
         "batch_size": spec.batch_size,
         "deidentify": spec.deidentify,
+        "pixel_policy": dict(pixels),
         "options": None if spec.options is None else vars(spec.options),
         "benchmark_version": bench.version,
         "benchmark_revision": bench.hf_revision,
@@ -406,7 +464,8 @@ def evaluate(
                 wanted += [(b, b, "baseline") for b in BASELINES if b != spec.backend_name]
             train = bench.load("train", spec.data_dir) if "train" in bench.splits else []
             quality = bench.quality(samples, train=train if spec.split != "train" else ())
-            config = _fingerprint(spec, bench, protocols)
+            deidentify, pixels = pixel_policy(spec, bench)
+            config = _fingerprint(spec, bench, protocols, pixels)
             for model, backend_name, role in wanted:
                 run = _find_or_create(
                     store,
@@ -437,7 +496,7 @@ def evaluate(
                             run_protocols,
                             batch_size=spec.batch_size,
                             cache=cache,
-                            deidentify=spec.deidentify,
+                            deidentify=deidentify,
                             options=spec.options,
                             progress=progress,
                         )
@@ -543,6 +602,7 @@ __all__ = [
     "evaluate",
     "fit_prior",
     "item_of",
+    "pixel_policy",
     "rescore",
     "run_samples",
     "score_answer",

@@ -30,6 +30,12 @@ def add_parser(
     add_model_options(parser)
     # None: each task's own decoding defaults (short answers for closed/open questions).
     add_privacy_options(parser)
+    parser.add_argument(
+        "--deid-ocr",
+        choices=["auto", "always", "never"],
+        help="OCR redaction of burned-in text in the images (default: never for releases "
+        "their publishers de-identified, whose pixels stay as published; else auto)",
+    )
     group = parser.add_argument_group("run")
     group.add_argument("--split", default="test", help="benchmark split (default: %(default)s)")
     group.add_argument("--limit", type=int, help="only the first N samples, in the release's order")
@@ -89,6 +95,7 @@ def run(args: argparse.Namespace) -> int:
         protocols=protocols,
         baselines=not args.no_baselines,
         deidentify=not args.no_deid,
+        deid_ocr=args.deid_ocr,
         options=options,
         seed=args.seed or 0,
     )
@@ -146,5 +153,11 @@ def summary_table(store: Any, outcomes: list[Any]) -> str:
                 f"{_pct(headline.get('closed_accuracy')):>6} {_pct(open_est):>6} "
                 f"{_pct(overall):>7} {ci:>13} {summary.n_results:>5} {run.elapsed_s:>7.1f}"
             )
+    policies = {
+        o.run.benchmark: o.run.config["pixel_policy"]["pixels"]
+        for o in outcomes
+        if o.run.role == "model" and "pixel_policy" in o.run.config
+    }
+    lines += [f"{name}: pixels {pixels}" for name, pixels in policies.items()]
     lines.append(f"store: {store.path}  (report: medlens report RUN_ID)")
     return "\n".join(lines)

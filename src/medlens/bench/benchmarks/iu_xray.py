@@ -34,6 +34,9 @@ class IUXray(Benchmark):
     )
     local_dirname = "iu_xray"
     local_marker = "annotation.json"
+    deidentified_release = True
+    """Open-i images and reports were de-identified by the NLM before release (DICOM headers
+    removed, PHI in reports replaced by "XXXX"; Demner-Fushman et al., JAMIA 2016)."""
 
     def load_local(self, root: Path, split: str) -> list[Sample]:
         entries = read_json(root / "annotation.json")[SPLITS[split]]

@@ -32,6 +32,9 @@ class MediConfusion(Benchmark):
     scoring_rule = "Set accuracy (both images of a pair right) and confusion (same option twice)."
     local_dirname = "MediConfusion"
     local_marker = "dataset.json"
+    deidentified_release = True
+    """ROCO images, i.e. figures of PubMed Central open-access articles, de-identified
+    by their authors and journals before publication."""
 
     def load_local(self, root: Path, split: str) -> list[Sample]:
         return [

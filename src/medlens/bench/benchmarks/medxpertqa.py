@@ -32,6 +32,9 @@ class MedXpertQAMM(Benchmark):
     )
     local_dirname = "MedXpertQA"
     local_marker = "MM/test.jsonl"
+    deidentified_release = True
+    """Images of published exam questions and textbook cases (Zuo et al., ICML 2025):
+    published material, not patient records."""
 
     def load_local(self, root: Path, split: str) -> list[Sample]:
         path = root / "MM" / f"{split}.jsonl"

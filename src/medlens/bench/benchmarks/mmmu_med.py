@@ -43,6 +43,9 @@ class MMMUMed(Benchmark):
     )
     local_dirname = "MMMU"
     local_marker = "Clinical_Medicine"
+    deidentified_release = True
+    """Images from textbooks, exams and public web sources: published material, not
+    patient records."""
 
     def _rows(self, source: str, subject: str, split: str, revision: str | None) -> Any:
         datasets = require("datasets", "bench", f"Loading {self.name}")

@@ -30,6 +30,9 @@ class OmniMedVQA(Benchmark):
     )
     local_dirname = "OmniMedVQA"
     local_marker = "QA_information/Open-access"
+    deidentified_release = True
+    """Built from 73 public classification datasets, each de-identified by its
+    publisher (Hu et al., CVPR 2024)."""
 
     def load_local(self, root: Path, split: str) -> list[Sample]:
         samples: list[Sample] = []

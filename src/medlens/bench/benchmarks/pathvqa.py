@@ -32,6 +32,9 @@ class PathVQA(Benchmark):
     )
     local_dirname = "pvqa"
     local_marker = "qas/test/test_qa.pkl"
+    deidentified_release = True
+    """Figures of pathology textbooks and the PEIR digital library: published teaching
+    images, not patient records."""
 
     def load_local(self, root: Path, split: str) -> list[Sample]:
         folder = "val" if split == "validation" else split

@@ -34,6 +34,9 @@ class PMCVQA(Benchmark):
     scoring_rule = "Multiple-choice accuracy over the four options (the PMC-VQA paper)."
     local_dirname = "pmc-vqa"
     local_marker = "test_clean.csv"
+    deidentified_release = True
+    """Figures of PubMed Central open-access articles, de-identified by their authors
+    and journals before publication."""
 
     def load_local(self, root: Path, split: str) -> list[Sample]:
         path = root / SPLIT_FILES[split]

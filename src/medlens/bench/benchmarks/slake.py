@@ -50,6 +50,9 @@ class _SlakeRelease(Benchmark):
     homepage = "https://www.med-vqa.com/slake/"
     local_dirname = "slake"
     local_marker = "Slake1.0/test.json"
+    deidentified_release = True
+    """Images selected from public releases (Medical Segmentation Decathlon, NIH
+    ChestX-ray8, CHAOS) that their publishers de-identified (Liu et al., ISBI 2021)."""
     language = "en"
 
     def local_root(self, data_dir: Any = None) -> Path | None:

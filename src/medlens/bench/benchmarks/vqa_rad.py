@@ -48,6 +48,9 @@ class VQARad(Benchmark):
     )
     local_dirname = "vqa-rad"
     local_marker = "data_RAD/testset.json"
+    deidentified_release = True
+    """Images from MedPix, a public teaching archive whose cases are de-identified for
+    publication; released on OSF as CC0 (Lau et al. 2018)."""
 
     def load_local(self, root: Path, split: str) -> list[Sample]:
         rows = read_json(root / "data_RAD" / f"{split}set.json")

@@ -331,6 +331,21 @@ def config_section(runs: Sequence[RunSummary]) -> str:
     return f"<h3>Configuration</h3>{blocks}"
 
 
+def privacy_line(runs: Sequence[RunSummary]) -> str:
+    """How the runs' studies were de-identified (``runner.pixel_policy``): whether the pixels
+    are exactly as published decides whether scores compare with the literature."""
+    policies = [s.run.config["pixel_policy"] for s in runs if "pixel_policy" in s.run.config]
+    if not policies:
+        return ""
+    what = (
+        "headers and question text de-identified"
+        if any(p.get("deidentify") for p in policies)
+        else "off"
+    )
+    pixels = "; ".join(dict.fromkeys(str(p.get("pixels", "")) for p in policies))
+    return f"<p class='muted'>De-identification: {what}; pixels {escape(pixels)}.</p>"
+
+
 def rules_section(data: ReportData, benchmark: str) -> str:
     info = data.benchmarks.get(benchmark, {})
     protocol_items = "".join(
@@ -360,6 +375,7 @@ def render(data: ReportData, sections: Sequence[ReportSection] = ()) -> str:
             "intervals over questions; baselines (prior from the train split, no-image, "
             "random) ran on the same samples.</p>"
         )
+        body.append(privacy_line(runs))
         body.append(results_section(data, benchmark))
         body.append(category_section(data, benchmark))
         body.append(quality_section(info))
