@@ -19,10 +19,15 @@ generation cache, scores every ``Result`` under each requested protocol and comm
   (``Benchmark.deidentified_release``) is de-identified with ``DeidPolicy(ocr="never")``:
   headers and question text are still scrubbed, but no OCR redaction changes the images the
   literature scored (``deid_ocr`` overrides; ``deidentify=False`` turns everything off).
+- **Calibrated confidence.** With a calibration profile (``medlens calibrate``), the model's
+  answers to the questions the profile was fitted on (its task, e.g. closed) are stored with
+  calibrated confidence and abstain below its threshold (or ``abstain_below``); a profile
+  fitted under another model, prompt, recipe or decoding fails before any sample runs.
 """
 
 from __future__ import annotations
 
+import itertools
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -40,6 +45,7 @@ if TYPE_CHECKING:
     from medlens.pipeline import Item, Result
     from medlens.privacy import DeidPolicy
     from medlens.privacy.policy import OcrMode
+    from medlens.trust.calibration import CalibrationProfile
 
 OCR_MODES = ("auto", "always", "never")
 
@@ -71,6 +77,10 @@ class EvalSpec:
     """Decoding options; None lets each task choose its defaults."""
     seed: int = 0
     """Seed of the random baseline."""
+    calibration: str | None = None
+    """Calibration profile (name or path) applied to the model's answers of its task."""
+    abstain_below: float | None = None
+    """Abstain below this confidence (default: the calibration profile's threshold)."""
 
     def __post_init__(self) -> None:
         if not self.benchmarks:
@@ -82,6 +92,10 @@ class EvalSpec:
         if self.deid_ocr is not None and self.deid_ocr not in OCR_MODES:
             raise ConfigError(
                 f"--deid-ocr must be one of {', '.join(OCR_MODES)}, not '{self.deid_ocr}'."
+            )
+        if self.abstain_below is not None and not 0.0 <= self.abstain_below <= 1.0:
+            raise ConfigError(
+                f"--abstain-below is a confidence between 0 and 1, not {self.abstain_below}."
             )
         if self.deid_ocr is not None and not self.deidentify:
             raise ConfigError(
@@ -136,6 +150,75 @@ def pixel_policy(spec: EvalSpec, bench: Benchmark) -> tuple[bool | DeidPolicy, d
         "pixels": pixels,
     }
     return DeidPolicy(ocr=cast("OcrMode", ocr)), record
+
+
+# --------------------------------------------------------------------------------------------
+# Calibration
+# --------------------------------------------------------------------------------------------
+
+
+def task_of(sample: Sample) -> str:
+    """The task and version (``"closed@1"``) a sample is asked with, as fingerprints name it."""
+    from medlens.tasks import get_task
+
+    task = get_task(sample.kind)
+    return f"{task.name}@{task.version}"
+
+
+def calibrated_samples(
+    profile: CalibrationProfile, samples: Sequence[Sample], benchmark: str
+) -> list[Sample]:
+    """The samples of the profile's task; a profile that fits none of them is an error."""
+    fits = [s for s in samples if task_of(s) == profile.fingerprint.task]
+    if not fits:
+        tasks = ", ".join(sorted({task_of(s) for s in samples}))
+        raise ConfigError(
+            f"Calibration profile '{profile.name}' was fitted on '{profile.fingerprint.task}' "
+            f"questions, and none of the {len(samples)} {benchmark} samples is one ({tasks}). "
+            "Fit a profile for these questions (medlens calibrate --kind ...) or leave out "
+            "--calibration."
+        )
+    return fits
+
+
+def check_calibration(
+    profile: CalibrationProfile,
+    samples: Sequence[Sample],
+    backend: Backend,
+    **prepare_options: Any,
+) -> None:
+    """Raise ``CalibrationError`` unless ``profile`` was fitted under the setup ``samples`` are
+    about to run with (model, task, recipe, decoding), before the model answers any of them:
+    the fingerprint is built from the first sample whose study loads, as ``pipeline.finish``
+    would check it."""
+    from medlens import pipeline
+    from medlens.errors import StudyError
+    from medlens.trust.calibration import Fingerprint
+
+    for sample in samples:
+        item = item_of(sample)
+        try:
+            prepared = pipeline.prepare(
+                item.sources,
+                item.question,
+                kind=item.kind,
+                candidates=item.candidates,
+                metadata=item.metadata,
+                model=backend.model_id,
+                **prepare_options,
+            )
+        except StudyError:
+            continue
+        request = prepared.request
+        profile.check(
+            Fingerprint.of(
+                model=backend.model_id,
+                task=prepared.task_version,
+                recipe=prepared.recipe,
+                options=request.options,
+            )
+        )
+        return
 
 
 # --------------------------------------------------------------------------------------------
@@ -241,6 +324,8 @@ def run_samples(
     cache: bool = True,
     deidentify: bool | DeidPolicy = True,
     options: GenerationOptions | None = None,
+    calibration: CalibrationProfile | None = None,
+    abstain_below: float | None = None,
     progress: bool = True,
 ) -> RunOutcome:
     """Run the samples ``run`` does not hold yet and store each batch as it completes.
@@ -248,6 +333,8 @@ def run_samples(
     ``cache``: look generations up in (and add them to) the store's cache by request key.
     Without it no key is computed (stored as ""): hashing a request encodes its images.
     ``deidentify``: as ``pipeline.prepare`` takes it (``pixel_policy`` chooses it per benchmark).
+    ``calibration`` applies to the samples of the profile's task (checked before the first
+    generation), ``abstain_below`` to every sample.
     """
     from tqdm import tqdm
 
@@ -298,6 +385,14 @@ def run_samples(
     prepare_options: dict[str, Any] = {"deidentify": deidentify}
     if options is not None:
         prepare_options["options"] = options
+    streams: list[tuple[list[Sample], CalibrationProfile | None]] = [(todo, None)]
+    if calibration is not None:
+        fits = {s.id for s in calibrated_samples(calibration, samples, run.benchmark)}
+        streams = [
+            ([s for s in todo if s.id in fits], calibration),
+            ([s for s in todo if s.id not in fits], None),
+        ]
+        check_calibration(calibration, streams[0][0], backend, **prepare_options)
     started = time.perf_counter()
     status = "failed"
     bar = tqdm(
@@ -310,13 +405,19 @@ def run_samples(
         dynamic_ncols=True,
     )
     try:
-        results = pipeline.run(
-            (item_of(s) for s in todo),
-            backend,
-            batch_size=batch_size,
-            cache=keyed,
-            on_error=on_error,
-            **prepare_options,
+        results = itertools.chain.from_iterable(
+            pipeline.run(
+                (item_of(s) for s in part),
+                backend,
+                batch_size=batch_size,
+                cache=keyed,
+                on_error=on_error,
+                calibration=profile,
+                abstain_threshold=abstain_below,
+                **prepare_options,
+            )
+            for part, profile in streams
+            if part
         )
         for result in results:
             answer = answer_record(result)
@@ -382,6 +483,7 @@ def _fingerprint(
     bench: Benchmark,
     protocols: Mapping[str, Any],
     pixels: Mapping[str, Any],
+    profile: CalibrationProfile | None,
 ) -> dict[str, Any]:
     import platform
 
@@ -401,7 +503,17 @@ def _fingerprint(
         "scoring_rule": bench.scoring_rule,
         "protocol_versions": {n: p.version for n, p in protocols.items()},
         "seed": spec.seed,
+        "calibration": None if profile is None else profile.name,
+        "abstain_below": spec.abstain_below,
     }
+
+
+def _load_profile(name: str | None) -> CalibrationProfile | None:
+    if name is None:
+        return None
+    from medlens.trust.calibration import CalibrationProfile
+
+    return CalibrationProfile.load(name)
 
 
 def _resume_group(store: RunStore, spec: EvalSpec, resume: str | bool) -> str | None:
@@ -449,6 +561,7 @@ def evaluate(
 
     protocols = resolve_protocols(spec.protocols)
     benches = [get_benchmark(name) for name in spec.benchmarks]
+    profile = _load_profile(spec.calibration)
     group_id = _resume_group(store, spec, resume)
     backends = _Backends(spec, backend_factory)
     outcomes: list[RunOutcome] = []
@@ -465,7 +578,9 @@ def evaluate(
             train = bench.load("train", spec.data_dir) if "train" in bench.splits else []
             quality = bench.quality(samples, train=train if spec.split != "train" else ())
             deidentify, pixels = pixel_policy(spec, bench)
-            config = _fingerprint(spec, bench, protocols, pixels)
+            if profile is not None:
+                calibrated_samples(profile, samples, bench.name)
+            config = _fingerprint(spec, bench, protocols, pixels, profile)
             for model, backend_name, role in wanted:
                 run = _find_or_create(
                     store,
@@ -498,6 +613,8 @@ def evaluate(
                             cache=cache,
                             deidentify=deidentify,
                             options=spec.options,
+                            calibration=profile if role == "model" else None,
+                            abstain_below=spec.abstain_below if role == "model" else None,
                             progress=progress,
                         )
                     )
@@ -599,6 +716,8 @@ __all__ = [
     "EvalSpec",
     "RunOutcome",
     "answer_record",
+    "calibrated_samples",
+    "check_calibration",
     "evaluate",
     "fit_prior",
     "item_of",
@@ -606,4 +725,5 @@ __all__ = [
     "rescore",
     "run_samples",
     "score_answer",
+    "task_of",
 ]

@@ -36,6 +36,19 @@ def add_parser(
         help="OCR redaction of burned-in text in the images (default: never for releases "
         "their publishers de-identified, whose pixels stay as published; else auto)",
     )
+    trust = parser.add_argument_group("trust")
+    trust.add_argument(
+        "--calibration",
+        metavar="PROFILE",
+        help="calibration profile (medlens calibrate) for the model's answers to the questions "
+        "it was fitted on; stored answers then carry calibrated confidence and abstentions",
+    )
+    trust.add_argument(
+        "--abstain-below",
+        type=float,
+        metavar="P",
+        help="abstain when confidence is below P (default: the profile's threshold)",
+    )
     group = parser.add_argument_group("run")
     group.add_argument("--split", default="test", help="benchmark split (default: %(default)s)")
     group.add_argument("--limit", type=int, help="only the first N samples, in the release's order")
@@ -98,6 +111,8 @@ def run(args: argparse.Namespace) -> int:
         deid_ocr=args.deid_ocr,
         options=options,
         seed=args.seed or 0,
+        calibration=args.calibration,
+        abstain_below=args.abstain_below,
     )
     is_baseline = spec.backend_name in BASELINES
     store = RunStore(args.store)
