@@ -12,14 +12,14 @@ import pytest
 
 from medlens import pipeline
 from medlens.backends.scripted import ScriptedBackend
-from medlens.bench.benchmark import Benchmark
+from medlens.bench.benchmark import Benchmark, Sample
 from medlens.bench.benchmarks import benchmark_names, get_benchmark
 from medlens.bench.runner import EvalSpec, evaluate, pixel_policy
 from medlens.bench.store import RunStore
 from medlens.cli.main import main
 from medlens.errors import ConfigError
 from medlens.privacy import DeidPolicy
-from medlens.types import Request
+from medlens.types import Request, View
 
 
 def _yes(request: Request) -> str:
@@ -254,3 +254,279 @@ def test_calibration_profile_for_questions_the_benchmark_lacks(
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert "fitted on 'choice@1' questions, and none of the 4 vqa-rad samples" in err
+
+
+# --------------------------------------------------------------------------------------------
+# Sanity checks and shifts
+# --------------------------------------------------------------------------------------------
+
+SANITY_LIMIT = 12
+
+
+def _pixels(image: object) -> bytes:
+    return np.asarray(image).tobytes()
+
+
+def _views(samples: list[Sample]) -> dict[str, View]:
+    """Each sample's first view as the model sees it with its own, published image."""
+    policy = DeidPolicy(ocr="never")
+    return {
+        s.id: pipeline.prepare(s.images, s.question, deidentify=policy).views[0] for s in samples
+    }
+
+
+class Oracle:
+    """A scripted VLM that answers right only when it sees a sample's real image with its
+    question (the reference answer, confident), and otherwise says "No." (closed) or
+    "unknown" (open) with little confidence: a model that reads the image."""
+
+    def __init__(self, samples: list[Sample]) -> None:
+        policy = DeidPolicy(ocr="never")
+        self.truth = {}
+        for s in samples:
+            prepared = pipeline.prepare(s.images, s.question, deidentify=policy)
+            self.truth[(prepared.request.question, _pixels(prepared.views[0].image))] = s.answer
+        self.backend = ScriptedBackend("oracle-vlm", answers=self.answer, logprobs=self.logprobs)
+
+    def known(self, request: Request) -> str | None:
+        if not request.images:
+            return None
+        return self.truth.get((request.question, _pixels(request.images[0])))
+
+    def answer(self, request: Request) -> str:
+        return self.known(request) or ("No." if request.kind == "closed" else "unknown")
+
+    def logprobs(self, request: Request) -> dict[str, float]:
+        said = (self.known(request) or "no").strip().lower()
+        sure = -0.05 if self.known(request) else -0.6
+        return {"yes": sure if said == "yes" else -1.0, "no": sure if said == "no" else -1.0}
+
+
+def _accuracy(store: RunStore, run_id: str) -> float:
+    rows = store.results(run_id)
+    return sum(r.scores["medlens"]["outcome"] == "correct" for r in rows) / len(rows)
+
+
+@pytest.mark.data
+def test_sanity_checks_and_shifts_run_beside_the_model(shared_data: Path, tmp_path: Path) -> None:
+    from medlens.bench.protocols import get_protocol
+    from medlens.bench.report import write_report
+    from medlens.trust.probes import make_probe, make_question_shift
+
+    samples = get_benchmark("vqa-rad").load("test", shared_data / "vqa-rad")[:SANITY_LIMIT]
+    oracle = Oracle(samples)
+    loads: list[int] = []
+
+    def make() -> ScriptedBackend:
+        loads.append(1)
+        return oracle.backend
+
+    store = RunStore(tmp_path / "runs.sqlite")
+    spec = _spec(
+        shared_data,
+        limit=SANITY_LIMIT,
+        sanity=("blank", "noise-image", "swap", "no-image"),
+        shifts=("blur:radius=2", "typos:rate=0.2"),
+    )
+    outcomes = evaluate(spec, store, progress=False, backend_factory=make)
+    names = [(o.run.model, o.run.role) for o in outcomes]
+    assert names == [
+        ("scripted-vlm", "model"),
+        ("no-image", "baseline"),
+        ("sanity:blank", "sanity"),
+        ("sanity:noise-image", "sanity"),
+        ("sanity:swap", "sanity"),
+        ("shift:blur:radius=2", "shift"),
+        ("shift:typos:rate=0.2", "shift"),
+    ]
+    assert len({o.run.group_id for o in outcomes}) == 1 and len(loads) == 1
+    assert outcomes[2].run.config["treatment"] == {"role": "sanity", "spec": "blank"}
+    assert all(o.n_new == SANITY_LIMIT and o.run.status == "complete" for o in outcomes)
+
+    # What the model saw, run by run (each run asked the one scripted backend in turn; a
+    # request identical to an earlier one is served from the cache and not asked again).
+    asked = iter(oracle.backend.requests)
+    seen = {o.run.model: [next(asked) for _ in range(o.n_new - o.n_cached)] for o in outcomes}
+    assert next(asked, None) is None
+    clean, blind, blank, noise, swap, blur = (
+        seen[n]
+        for n in (
+            "scripted-vlm",
+            "no-image",
+            "sanity:blank",
+            "sanity:noise-image",
+            "sanity:swap",
+            "shift:blur:radius=2",
+        )
+    )
+    views = _views(samples)
+    own = {_pixels(v.image) for v in views.values()}
+    for sample, c, n, b, x, sw, bl in zip(samples, clean, blind, blank, noise, swap, blur):
+        assert c.id == n.id == b.id == x.id == sw.id == bl.id == sample.id
+        view = views[sample.id]
+        assert _pixels(c.images[0]) == _pixels(view.image)
+        assert not n.images and n.question == c.question
+        assert b.images[0].size == view.image.size and not np.asarray(b.images[0]).any()
+        assert _pixels(x.images[0]) == _pixels(make_probe("noise-image")(view).image)
+        assert _pixels(sw.images[0]) != _pixels(view.image)  # never its own image...
+        assert _pixels(sw.images[0]) in own  # ...but another question's
+        assert _pixels(bl.images[0]) == _pixels(make_probe("blur:radius=2")(view).image)
+    assert all(len(seen[o.run.model]) == SANITY_LIMIT for o in outcomes[:-1])
+    shift = make_question_shift("typos:rate=0.2")
+    misread = [shift(s.question) != s.question for s in samples]
+    assert 0 < sum(misread) < SANITY_LIMIT
+    # Questions the typos missed are the clean requests again: served from the cache.
+    typos = {r.id: r.question for r in seen["shift:typos:rate=0.2"]}
+    assert list(typos) == [s.id for s, m in zip(samples, misread) if m]
+    assert all(typos[s.id] == shift(s.question) for s, m in zip(samples, misread) if m)
+
+    # Scored against the untouched samples: the oracle is right only on real images.
+    medlens = get_protocol("medlens")
+    guessed = [
+        medlens.score(s, "No." if s.kind == "closed" else "unknown").outcome == "correct"
+        for s in samples
+    ]
+    fallback = sum(guessed) / len(samples)
+    accuracy = {o.run.model: _accuracy(store, o.run.id) for o in outcomes}
+    assert accuracy["scripted-vlm"] == 1.0
+    assert accuracy["sanity:blank"] == accuracy["sanity:noise-image"] == pytest.approx(fallback)
+    assert accuracy["no-image"] == accuracy["shift:blur:radius=2"] == pytest.approx(fallback)
+    assert accuracy["shift:typos:rate=0.2"] == pytest.approx(
+        sum(g if m else 1 for g, m in zip(guessed, misread)) / len(samples)
+    )
+    for outcome in outcomes[1:]:
+        stored = store.results(outcome.run.id)
+        assert [r.sample["question"] for r in stored] == [s.question for s in samples]
+
+    # The report: image reliance beside the prior, robustness against the clean run.
+    files = write_report(store, [outcomes[0].run.id], tmp_path / "report", n_boot=50)
+    sections = json.loads(files.json.read_text())["sections"]
+    reliance = sections["Image reliance"][outcomes[0].run.id]
+    rows = {r["run"]: r for r in reliance["rows"]}
+    assert list(rows) == ["scripted-vlm", "no-image", "blank", "noise-image", "swap"]
+    assert rows["blank"]["image_reliance"] == pytest.approx(1.0 - fallback)
+    assert rows["swap"]["accuracy"] == pytest.approx(accuracy["sanity:swap"])
+    robust = sections["Robustness"][outcomes[0].run.id]
+    shifted = {r["shift"]: r for r in robust["rows"]}
+    assert list(shifted) == ["blur:radius=2", "typos:rate=0.2"]
+    assert shifted["blur:radius=2"]["delta_accuracy"] == pytest.approx(fallback - 1.0)
+    assert robust["clean"]["accuracy"] == 1.0
+    assert all(np.isfinite(r["ece"]) and np.isfinite(r["auroc"]) for r in robust["rows"])
+    page = files.html.read_text()
+    assert "sanity:swap" in page and "Robustness" in page and "drop (points)" in page
+
+    # Resuming the finished group runs nothing again.
+    n_asked = len(oracle.backend.requests)
+    again = evaluate(spec, store, resume=True, progress=False, backend_factory=make)
+    assert [o.run.id for o in again] == [o.run.id for o in outcomes]
+    assert sum(o.n_new for o in again) == 0 and len(oracle.backend.requests) == n_asked
+    store.close()
+
+
+@pytest.mark.data
+def test_swap_is_a_seeded_derangement_of_distinct_images(shared_data: Path) -> None:
+    from medlens.bench.runner import swap_images
+
+    samples = get_benchmark("vqa-rad").load("test", shared_data / "vqa-rad")
+    swapped = swap_images(samples, seed=0)
+
+    def content(source: str | bytes) -> bytes:
+        return Path(source).read_bytes() if isinstance(source, str) else source
+
+    assert set(swapped) == {s.id for s in samples}
+    assert all(content(swapped[s.id][0]) != content(s.images[0]) for s in samples)
+    # Questions on one image see one other image; every image is shown to someone.
+    by_image: dict[str, set[str | bytes]] = {}
+    for s in samples:
+        by_image.setdefault(str(s.images[0]), set()).add(swapped[s.id][0])
+    assert all(len(shown) == 1 for shown in by_image.values())
+    assert {v[0] for v in swapped.values()} == {s.images[0] for s in samples}
+    assert swap_images(samples, seed=0) == swapped
+    assert swap_images(samples, seed=1) != swapped
+    one_image = [s for s in samples if s.images == samples[0].images]
+    with pytest.raises(ConfigError, match="raise --limit"):
+        swap_images(one_image)
+
+
+def test_probe_names_are_checked_before_any_run() -> None:
+    from medlens.bench.runner import split_probe_list
+    from medlens.errors import UnknownNameError
+
+    assert split_probe_list("blur:radius=2,typos:rate=0.1,seed=1,paraphrase") == (
+        "blur:radius=2",
+        "typos:rate=0.1,seed=1",
+        "paraphrase",
+    )
+    spec = EvalSpec(
+        ("vqa-rad",),
+        model="prior",
+        sanity=("swap", "blank", "blank"),
+        shifts=("jpeg:quality=10", "gaussian-noise:sigma=0.1", "typos:seed=1,rate=0.05"),
+    )
+    assert spec.sanity == ("swap", "blank")
+    assert spec.shifts == ("jpeg:quality=10", "gaussian-noise:sigma=0.1", "typos:rate=0.05,seed=1")
+    with pytest.raises(UnknownNameError, match="Did you mean 'noise-image'"):
+        EvalSpec(("vqa-rad",), model="prior", sanity=("noise",))
+    with pytest.raises(UnknownNameError, match="Unknown --shift 'blank'"):
+        EvalSpec(("vqa-rad",), model="prior", shifts=("blank",))
+    with pytest.raises(ConfigError, match="'blur' takes radius, not sigma"):
+        EvalSpec(("vqa-rad",), model="prior", shifts=("blur:sigma=2",))
+
+
+# --------------------------------------------------------------------------------------------
+# Pairs (MediConfusion layout, built from real VQA-RAD images)
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.data
+def test_pair_scores_in_the_report(shared_data: Path, tmp_path: Path) -> None:
+    import shutil
+
+    from medlens.bench.report import write_report
+
+    root = tmp_path / "MediConfusion"
+    (root / "images").mkdir(parents=True)
+    source = sorted((shared_data / "vqa-rad" / "VQA_RAD Image Folder").glob("*.jpg"))[:6]
+    for image in source:
+        shutil.copy(image, root / "images" / image.name)
+    pairs = [
+        {
+            "id": str(i),
+            "question": "Which finding does this image show?",
+            "option_A": "Effusion",
+            "option_B": "Pneumothorax",
+            "im_1": source[2 * i].name,
+            "im_2": source[2 * i + 1].name,
+            "answer_1": "A",
+            "answer_2": "B",
+        }
+        for i in range(3)
+    ]
+    (root / "dataset.json").write_text(json.dumps(pairs))
+    # Reads the images of pairs 0 and 1 (right on both sides), guesses "A" on pair 2.
+    known = get_benchmark("mediconfusion").load("test", root)[:4]
+    views = _views(known)
+    seen = {_pixels(views[s.id].image): "AB"[s.metadata["side"] - 1] for s in known}
+
+    def answer(request: Request) -> str:
+        return seen.get(_pixels(request.images[0]), "A") if request.images else "A"
+
+    store = RunStore(tmp_path / "runs.sqlite")
+    spec = EvalSpec(
+        ("mediconfusion",),
+        model="scripted-vlm",
+        backend="scripted",
+        data_dir=str(root),
+        protocols=("medlens",),
+        baselines=False,
+        sanity=("no-image",),
+    )
+    model, blind = evaluate(
+        spec, store, progress=False, backend_factory=lambda: ScriptedBackend(answers=answer)
+    )
+    files = write_report(store, [model.run.id], tmp_path / "report", n_boot=50)
+    numbers = json.loads(files.json.read_text())["sections"]["Pairs"]
+    assert numbers[model.run.id] == {"pairs": 3, "set_accuracy": 2 / 3, "confusion": 1 / 3}
+    assert numbers[blind.run.id] == {"pairs": 3, "set_accuracy": 0.0, "confusion": 1.0}
+    assert "set accuracy %" in files.html.read_text()
+    store.close()

@@ -23,21 +23,30 @@ generation cache, scores every ``Result`` under each requested protocol and comm
   answers to the questions the profile was fitted on (its task, e.g. closed) are stored with
   calibrated confidence and abstain below its threshold (or ``abstain_below``); a profile
   fitted under another model, prompt, recipe or decoding fails before any sample runs.
+- **Sanity and robustness runs.** ``sanity`` re-runs the model with the image blanked,
+  replaced by noise or by another sample's image, or removed (``no-image``): the accuracy it
+  keeps is what it gets without looking (Agrawal et al. 2018). ``shifts`` re-run it under
+  controlled corruptions (Hendrycks & Dietterich, ICLR 2019) and question rewrites. Each is a
+  sibling run of the model run in its group, scored like it, so reports put them side by side.
 """
 
 from __future__ import annotations
 
+import difflib
+import hashlib
+import inspect
 import itertools
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 from medlens.bench.benchmark import QualityIssue, Sample
 from medlens.bench.store import RunInfo, RunStore, StoredResult, sample_from_json, sample_to_json
-from medlens.errors import ConfigError
-from medlens.types import GenerationOptions, TextPart
+from medlens.errors import ConfigError, UnknownNameError
+from medlens.types import GenerationOptions, TextPart, View
 
 if TYPE_CHECKING:
     from medlens.backends.base import Backend
@@ -48,6 +57,9 @@ if TYPE_CHECKING:
     from medlens.trust.calibration import CalibrationProfile
 
 OCR_MODES = ("auto", "always", "never")
+SANITY_CHECKS = ("blank", "noise-image", "swap", "no-image")
+"""What ``--sanity`` runs when given no names: the image replaced by one grey level, by
+noise, by another sample's image, and removed."""
 
 CATEGORY_KEY = "question_type"
 """The ``Sample.metadata`` key loaders fill with the question category (VQA-RAD
@@ -81,6 +93,11 @@ class EvalSpec:
     """Calibration profile (name or path) applied to the model's answers of its task."""
     abstain_below: float | None = None
     """Abstain below this confidence (default: the calibration profile's threshold)."""
+    sanity: tuple[str, ...] = ()
+    """Sanity checks run beside the model (``SANITY_CHECKS``), stored canonical."""
+    shifts: tuple[str, ...] = ()
+    """Robustness shifts (image probes and question shifts of ``medlens.trust.probes``, as
+    ``"jpeg:quality=10"``), stored canonical."""
 
     def __post_init__(self) -> None:
         if not self.benchmarks:
@@ -89,6 +106,8 @@ class EvalSpec:
             raise ConfigError(f"--batch-size must be 1 or more, not {self.batch_size}.")
         if self.limit is not None and self.limit < 1:
             raise ConfigError(f"--limit must be 1 or more, not {self.limit}.")
+        object.__setattr__(self, "sanity", canonical_probes(self.sanity, "sanity"))
+        object.__setattr__(self, "shifts", canonical_probes(self.shifts, "shift"))
         if self.deid_ocr is not None and self.deid_ocr not in OCR_MODES:
             raise ConfigError(
                 f"--deid-ocr must be one of {', '.join(OCR_MODES)}, not '{self.deid_ocr}'."
@@ -153,8 +172,142 @@ def pixel_policy(spec: EvalSpec, bench: Benchmark) -> tuple[bool | DeidPolicy, d
 
 
 # --------------------------------------------------------------------------------------------
-# Calibration
+# Sanity and robustness runs
 # --------------------------------------------------------------------------------------------
+
+
+def split_probe_list(text: str) -> tuple[str, ...]:
+    """``"blur:radius=2,typos:rate=0.1,seed=1,paraphrase"`` → one spec per probe: a piece
+    with ``=`` and no ``:`` is one more parameter of the probe before it."""
+    specs: list[str] = []
+    for piece in filter(None, (p.strip() for p in text.split(","))):
+        if specs and "=" in piece and ":" not in piece:
+            specs[-1] += f",{piece}"
+        else:
+            specs.append(piece)
+    return tuple(specs)
+
+
+def canonical_probes(specs: Sequence[str], role: str) -> tuple[str, ...]:
+    """Checked specs in canonical form (``probes.probe_name``), each once: ``role`` "sanity"
+    takes ``SANITY_CHECKS``, "shift" the corruptions and question shifts of
+    ``medlens.trust.probes``. Unknown names and parameters fail here, before any run."""
+    if not specs:
+        return ()
+    from medlens.trust.probes import (
+        PROBES,
+        QUESTION_SHIFTS,
+        SANITY_PROBES,
+        parse_probe,
+        probe_name,
+    )
+
+    if role == "sanity":
+        allowed = list(SANITY_CHECKS)
+    else:
+        allowed = [n for n in PROBES.names() if n not in SANITY_PROBES] + QUESTION_SHIFTS.names()
+    flag = f"--{role}"
+    out: list[str] = []
+    for text in specs:
+        name, params = parse_probe(text)
+        if name not in allowed:
+            close = difflib.get_close_matches(name, allowed, n=3, cutoff=0.5)
+            hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+            raise UnknownNameError(
+                f"Unknown {flag} '{name}'.{hint} Available: {', '.join(allowed)}."
+            )
+        factory = (
+            None
+            if name == "no-image"
+            else (QUESTION_SHIFTS if name in QUESTION_SHIFTS else PROBES).get(name)
+        )
+        accepted = (
+            set() if factory is None else set(inspect.signature(factory).parameters) - {"pool"}
+        )
+        unknown = sorted(set(params) - accepted)
+        if unknown:
+            takes = ", ".join(sorted(accepted)) or "no parameters"
+            raise ConfigError(f"{flag} '{text}': '{name}' takes {takes}, not {', '.join(unknown)}.")
+        out.append(probe_name(name, params))
+    return tuple(dict.fromkeys(out))
+
+
+@dataclass(frozen=True)
+class Treatment:
+    """How a sibling run changes the model's input: a view transform (sanity images and
+    corruptions), a question shift, or other images per sample (``swap``)."""
+
+    role: str
+    """"sanity" or "shift"."""
+    spec: str
+    view_transform: Callable[[View], View] | None = None
+    question_shift: Callable[[str], str] | None = None
+    images: Mapping[str, tuple[str | bytes, ...]] = field(default_factory=dict)
+    """Sample id → the images shown instead of its own."""
+
+    @property
+    def run_name(self) -> str:
+        """The run's ``model`` column in the store: ``"sanity:blank"``, ``"shift:jpeg:..."``."""
+        return f"{self.role}:{self.spec}"
+
+    def item(self, sample: Sample) -> Item:
+        item = item_of(sample)
+        question = self.question_shift(item.question) if self.question_shift else item.question
+        return replace(item, question=question, sources=self.images.get(sample.id, item.sources))
+
+
+def make_treatment(role: str, spec: str, samples: Sequence[Sample], seed: int = 0) -> Treatment:
+    """The treatment a canonical spec names; ``swap`` draws its images from ``samples``."""
+    from medlens.trust.probes import (
+        QUESTION_SHIFTS,
+        make_probe,
+        make_question_shift,
+        parse_probe,
+    )
+
+    name, params = parse_probe(spec)
+    if name == "swap":
+        return Treatment(role, spec, images=swap_images(samples, int(params.get("seed", seed))))
+    if name in QUESTION_SHIFTS:
+        return Treatment(role, spec, question_shift=make_question_shift(spec))
+    return Treatment(role, spec, view_transform=make_probe(spec))
+
+
+def _image_key(source: str | bytes) -> str:
+    """Content hash of an image source (file bytes), so copies of one image share a key."""
+    if isinstance(source, bytes):
+        data = source
+    else:
+        try:
+            data = Path(source).read_bytes()
+        except OSError:  # unreadable: the pipeline reports it per sample; key by name
+            data = source.encode()
+    return hashlib.sha256(data).hexdigest()
+
+
+def swap_images(samples: Sequence[Sample], seed: int = 0) -> dict[str, tuple[str | bytes, ...]]:
+    """Per sample, another sample's images: a seeded derangement of the distinct images (by
+    content) of ``samples``, so no question is shown its own image, even when several
+    questions share one (VQA-RAD asks about 2 questions per image)."""
+    import numpy as np
+
+    keys: dict[str | bytes, str] = {}
+    first: dict[str, str | bytes] = {}
+    for sample in samples:
+        for source in sample.images:
+            if source not in keys:
+                keys[source] = _image_key(source)
+                first.setdefault(keys[source], source)
+    distinct = list(first)
+    if len(distinct) < 2:
+        raise ConfigError(
+            "The 'swap' sanity check shows each question another sample's image, and these "
+            f"{len(samples)} samples hold {len(distinct)} distinct image(s); raise --limit."
+        )
+    order = [distinct[i] for i in np.random.default_rng(seed).permutation(len(distinct))]
+    # One cycle through a shuffled order: every image maps to another one.
+    target = {key: order[(i + 1) % len(order)] for i, key in enumerate(order)}
+    return {s.id: tuple(first[target[keys[src]]] for src in s.images) for s in samples}
 
 
 def task_of(sample: Sample) -> str:
@@ -183,20 +336,19 @@ def calibrated_samples(
 
 def check_calibration(
     profile: CalibrationProfile,
-    samples: Sequence[Sample],
+    items: Sequence[Item],
     backend: Backend,
     **prepare_options: Any,
 ) -> None:
-    """Raise ``CalibrationError`` unless ``profile`` was fitted under the setup ``samples`` are
+    """Raise ``CalibrationError`` unless ``profile`` was fitted under the setup ``items`` are
     about to run with (model, task, recipe, decoding), before the model answers any of them:
-    the fingerprint is built from the first sample whose study loads, as ``pipeline.finish``
+    the fingerprint is built from the first item whose study loads, as ``pipeline.finish``
     would check it."""
     from medlens import pipeline
     from medlens.errors import StudyError
     from medlens.trust.calibration import Fingerprint
 
-    for sample in samples:
-        item = item_of(sample)
+    for item in items:
         try:
             prepared = pipeline.prepare(
                 item.sources,
@@ -326,6 +478,7 @@ def run_samples(
     options: GenerationOptions | None = None,
     calibration: CalibrationProfile | None = None,
     abstain_below: float | None = None,
+    treatment: Treatment | None = None,
     progress: bool = True,
 ) -> RunOutcome:
     """Run the samples ``run`` does not hold yet and store each batch as it completes.
@@ -334,7 +487,8 @@ def run_samples(
     Without it no key is computed (stored as ""): hashing a request encodes its images.
     ``deidentify``: as ``pipeline.prepare`` takes it (``pixel_policy`` chooses it per benchmark).
     ``calibration`` applies to the samples of the profile's task (checked before the first
-    generation), ``abstain_below`` to every sample.
+    generation), ``abstain_below`` to every sample. ``treatment`` changes what the model sees
+    (sanity and robustness runs); answers are scored against the untouched samples.
     """
     from tqdm import tqdm
 
@@ -385,6 +539,9 @@ def run_samples(
     prepare_options: dict[str, Any] = {"deidentify": deidentify}
     if options is not None:
         prepare_options["options"] = options
+    make_item = item_of if treatment is None else treatment.item
+    if treatment is not None and treatment.view_transform is not None:
+        prepare_options["view_transform"] = treatment.view_transform
     streams: list[tuple[list[Sample], CalibrationProfile | None]] = [(todo, None)]
     if calibration is not None:
         fits = {s.id for s in calibrated_samples(calibration, samples, run.benchmark)}
@@ -392,7 +549,8 @@ def run_samples(
             ([s for s in todo if s.id in fits], calibration),
             ([s for s in todo if s.id not in fits], None),
         ]
-        check_calibration(calibration, streams[0][0], backend, **prepare_options)
+        items = [make_item(s) for s in streams[0][0]]
+        check_calibration(calibration, items, backend, **prepare_options)
     started = time.perf_counter()
     status = "failed"
     bar = tqdm(
@@ -407,7 +565,7 @@ def run_samples(
     try:
         results = itertools.chain.from_iterable(
             pipeline.run(
-                (item_of(s) for s in part),
+                (make_item(s) for s in part),
                 backend,
                 batch_size=batch_size,
                 cache=keyed,
@@ -556,7 +714,6 @@ def evaluate(
     ``backend_factory`` builds the model's backend (default: ``load_backend(spec.model,
     spec.backend)``); it is called only when a sample needs the model, and closed at the end.
     """
-    from medlens.backends.base import BASELINES
     from medlens.bench.benchmarks import get_benchmark
 
     protocols = resolve_protocols(spec.protocols)
@@ -572,16 +729,17 @@ def evaluate(
             samples = split_samples[: spec.limit] if spec.limit else split_samples
             if not samples:
                 raise ConfigError(f"{bench.name} has no samples in split '{spec.split}'.")
-            wanted = [(spec.model, spec.backend_name, "model")]
-            if spec.baselines:
-                wanted += [(b, b, "baseline") for b in BASELINES if b != spec.backend_name]
+            wanted = _planned_runs(spec)
             train = bench.load("train", spec.data_dir) if "train" in bench.splits else []
             quality = bench.quality(samples, train=train if spec.split != "train" else ())
             deidentify, pixels = pixel_policy(spec, bench)
             if profile is not None:
                 calibrated_samples(profile, samples, bench.name)
             config = _fingerprint(spec, bench, protocols, pixels, profile)
-            for model, backend_name, role in wanted:
+            for model, backend_name, role, probe in wanted:
+                run_config = config
+                if probe is not None:
+                    run_config = {**config, "treatment": {"role": role, "spec": probe}}
                 run = _find_or_create(
                     store,
                     group_id,
@@ -591,7 +749,7 @@ def evaluate(
                     backend_name,
                     role,
                     protocols,
-                    config,
+                    run_config,
                     len(samples),
                     quality,
                 )
@@ -600,7 +758,11 @@ def evaluate(
                 if store.count(run.id) >= len(samples):
                     outcomes.append(RunOutcome(run, len(samples), 0, 0, 0.0))
                     continue
+                treatment = (
+                    None if probe is None else make_treatment(role, probe, samples, spec.seed)
+                )
                 backend, cache = backends.for_run(bench, backend_name, train, split_samples)
+                model_backed = role != "baseline"
                 try:
                     outcomes.append(
                         run_samples(
@@ -613,8 +775,9 @@ def evaluate(
                             cache=cache,
                             deidentify=deidentify,
                             options=spec.options,
-                            calibration=profile if role == "model" else None,
-                            abstain_below=spec.abstain_below if role == "model" else None,
+                            calibration=profile if model_backed else None,
+                            abstain_below=spec.abstain_below if model_backed else None,
+                            treatment=treatment,
                             progress=progress,
                         )
                     )
@@ -623,6 +786,21 @@ def evaluate(
     finally:
         backends.close()
     return outcomes
+
+
+def _planned_runs(spec: EvalSpec) -> list[tuple[str, str, str, str | None]]:
+    """(model column, backend, role, probe spec) of each run of one benchmark: the model,
+    the baselines, the sanity checks and the shifts. ``no-image`` is the baseline of that
+    name (the model without images), run once whether asked as a baseline or a sanity check;
+    the other checks and shifts run the model's backend on changed inputs."""
+    from medlens.backends.base import BASELINES
+
+    runs: list[tuple[str, str, str, str | None]] = [(spec.model, spec.backend_name, "model", None)]
+    blind = [b for b in BASELINES if spec.baselines or (b == "no-image" and b in spec.sanity)]
+    runs += [(b, b, "baseline", None) for b in blind if b != spec.backend_name]
+    for role, probes in (("sanity", spec.sanity), ("shift", spec.shifts)):
+        runs += [(f"{role}:{p}", spec.backend_name, role, p) for p in probes if p != "no-image"]
+    return runs
 
 
 class _Backends:
@@ -713,17 +891,23 @@ def _find_or_create(
 
 __all__ = [
     "CATEGORY_KEY",
+    "SANITY_CHECKS",
     "EvalSpec",
     "RunOutcome",
+    "Treatment",
     "answer_record",
     "calibrated_samples",
+    "canonical_probes",
     "check_calibration",
     "evaluate",
     "fit_prior",
     "item_of",
+    "make_treatment",
     "pixel_policy",
     "rescore",
     "run_samples",
     "score_answer",
+    "split_probe_list",
+    "swap_images",
     "task_of",
 ]

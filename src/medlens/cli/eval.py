@@ -13,6 +13,9 @@ from typing import Any
 
 from medlens.cli.common import add_model_options, add_privacy_options
 
+SANITY = ("blank", "noise-image", "swap", "no-image")
+"""``medlens.bench.runner.SANITY_CHECKS``, repeated so that ``--help`` imports nothing."""
+
 COMMAND = "eval"
 ORDER = 20
 
@@ -48,6 +51,21 @@ def add_parser(
         type=float,
         metavar="P",
         help="abstain when confidence is below P (default: the profile's threshold)",
+    )
+    trust.add_argument(
+        "--sanity",
+        nargs="?",
+        const=",".join(SANITY),
+        metavar="CHECKS",
+        help="also run the model with the image blanked, replaced by noise or by another "
+        f"sample's image, and removed (default checks: {','.join(SANITY)})",
+    )
+    trust.add_argument(
+        "--shift",
+        metavar="SHIFTS",
+        help="also run the model under each shift, e.g. blur:radius=2,jpeg:quality=10,"
+        "gaussian-noise:sigma=25,contrast:factor=0.5,resolution:scale=0.5,"
+        "rotation:degrees=10,typos:rate=0.05,paraphrase",
     )
     group = parser.add_argument_group("run")
     group.add_argument("--split", default="test", help="benchmark split (default: %(default)s)")
@@ -87,7 +105,7 @@ def _names(value: str | None) -> tuple[str, ...]:
 def run(args: argparse.Namespace) -> int:
     from medlens.backends.base import BASELINES
     from medlens.bench.benchmarks import get_benchmark
-    from medlens.bench.runner import EvalSpec, evaluate, resolve_protocols
+    from medlens.bench.runner import EvalSpec, evaluate, resolve_protocols, split_probe_list
     from medlens.bench.store import RunStore
     from medlens.cli.common import backend_from_args, generation_options
 
@@ -113,6 +131,8 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed or 0,
         calibration=args.calibration,
         abstain_below=args.abstain_below,
+        sanity=split_probe_list(args.sanity or ""),
+        shifts=split_probe_list(args.shift or ""),
     )
     is_baseline = spec.backend_name in BASELINES
     store = RunStore(args.store)
@@ -142,19 +162,22 @@ def _pct(est: Mapping[str, Any] | None) -> str:
 
 def summary_table(store: Any, outcomes: list[Any]) -> str:
     """Closed accuracy, the protocol's open metric and overall per run and protocol (overall
-    with its 95 % interval), and the wall time of each run."""
+    with its 95 % interval and, for the runs beside the model, its change from the model's in
+    points), and the wall time of each run."""
     from medlens.bench.report import summarize
     from medlens.bench.runner import resolve_protocols
 
     header = (
-        f"{'benchmark':<12} {'run':<10} {'model':<28} {'protocol':<18} "
-        f"{'closed':>6} {'open':>6} {'overall':>7} {'95% CI':>13} {'n':>5} {'time s':>7}"
+        f"{'benchmark':<12} {'run':<10} {'model':<30} {'protocol':<18} {'closed':>6} "
+        f"{'open':>6} {'overall':>7} {'95% CI':>13} {'Δ':>6} {'n':>5} {'time s':>7}"
     )
     lines = [header]
+    reference: dict[tuple[str, str, str], float] = {}
     for outcome in outcomes:
         run = outcome.run
         summary = summarize(store, run, run.protocols)
         protocols = resolve_protocols(run.protocols)
+        label = run.label if run.role in ("model", "baseline") else run.model
         for protocol, headline in summary.headline.items():
             overall = headline.get("overall") or {}
             open_est = headline.get(protocols[protocol].open_metric)
@@ -163,10 +186,19 @@ def summary_table(store: Any, outcomes: list[Any]) -> str:
                 if overall.get("n")
                 else "–"
             )
+            key = (run.group_id, run.benchmark, protocol)
+            if run.role == "model" and overall.get("n"):
+                reference[key] = overall["value"]
+            delta = (
+                f"{100 * (overall['value'] - reference[key]):+.1f}"
+                if run.role != "model" and overall.get("n") and key in reference
+                else ""
+            )
             lines.append(
-                f"{run.benchmark:<12} {run.id:<10} {run.label[:28]:<28} {protocol[:18]:<18} "
+                f"{run.benchmark:<12} {run.id:<10} {label[:30]:<30} {protocol[:18]:<18} "
                 f"{_pct(headline.get('closed_accuracy')):>6} {_pct(open_est):>6} "
-                f"{_pct(overall):>7} {ci:>13} {summary.n_results:>5} {run.elapsed_s:>7.1f}"
+                f"{_pct(overall):>7} {ci:>13} {delta:>6} {summary.n_results:>5} "
+                f"{run.elapsed_s:>7.1f}"
             )
     policies = {
         o.run.benchmark: o.run.config["pixel_policy"]["pixels"]

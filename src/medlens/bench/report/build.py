@@ -76,6 +76,9 @@ class ReportSection:
     data: Mapping[str, Any] = field(default_factory=dict)
 
 
+SIBLING_ROLES = ("baseline", "sanity", "shift")
+"""Roles of the runs an evaluation starts beside the model (``runner._planned_runs``)."""
+
 SectionBuilder = Callable[[ReportData, RunStore], "ReportSection | None"]
 SECTIONS: list[SectionBuilder] = []
 
@@ -102,8 +105,9 @@ class ReportFiles:
 def select_runs(
     store: RunStore, run_ids: Sequence[str], *, baselines: bool = True
 ) -> list[RunInfo]:
-    """The named runs, each followed by the baselines that ran beside it on the same
-    benchmark (when ``baselines``), each run once, grouped by benchmark."""
+    """The named runs, each followed by the runs beside it on the same benchmark (when
+    ``baselines``): baselines, sanity checks and shifts; each run once, grouped by
+    benchmark."""
     if not run_ids:
         raise ConfigError("Name at least one run id (see 'medlens report --list').")
     chosen: list[RunInfo] = []
@@ -112,14 +116,15 @@ def select_runs(
         siblings = [
             r
             for r in store.group(run.id)
-            if baselines and r.benchmark == run.benchmark and r.role == "baseline"
+            if baselines and r.benchmark == run.benchmark and r.role in SIBLING_ROLES
         ]
         for candidate in (run, *siblings):
             if candidate.id not in {c.id for c in chosen}:
                 chosen.append(candidate)
     order = list(dict.fromkeys(r.benchmark for r in chosen))
-    # Models first, then baselines, within each benchmark (stable otherwise).
-    return sorted(chosen, key=lambda r: (order.index(r.benchmark), r.role != "model"))
+    # Models, then baselines, sanity checks and shifts, within each benchmark (stable otherwise).
+    rank = {"model": 0, **{role: i + 1 for i, role in enumerate(SIBLING_ROLES)}}
+    return sorted(chosen, key=lambda r: (order.index(r.benchmark), rank.get(r.role, 9)))
 
 
 def summarize(
@@ -234,7 +239,7 @@ def results_section(data: ReportData, benchmark: str) -> str:
             est = summary.headline.get(name, {})
             cells = [html.text_cell(_label(summary), left=True)]
             cells += [html.estimate_cell(est.get(m)) for m in metrics]
-            rows.append(("baseline" if summary.run.role == "baseline" else "model", cells))
+            rows.append(("model" if summary.run.role == "model" else "baseline", cells))
         parts.append(
             f"<h3>Protocol <code>{escape(name)}</code> "
             f"<span class='muted'>version {escape(info['version'])}</span></h3>"
@@ -288,7 +293,7 @@ def timing_section(runs: Sequence[RunSummary]) -> str:
         r = s.run
         rows.append(
             (
-                "baseline" if r.role == "baseline" else "model",
+                "model" if r.role == "model" else "baseline",
                 [
                     html.text_cell(_label(s), left=True),
                     html.text_cell(r.backend),
@@ -373,7 +378,8 @@ def render(data: ReportData, sections: Sequence[ReportSection] = ()) -> str:
         body.append(
             "<p class='muted'>Accuracy-type scores in percent with percentile-bootstrap 95 % "
             "intervals over questions; baselines (prior from the train split, no-image, "
-            "random) ran on the same samples.</p>"
+            "random), sanity checks (<code>sanity:</code>) and shifts (<code>shift:</code>, "
+            "the model on changed images or questions) ran on the same samples.</p>"
         )
         body.append(privacy_line(runs))
         body.append(results_section(data, benchmark))

@@ -58,8 +58,9 @@ def text_cell(text: object, *, left: bool = False) -> str:
 
 
 def colour(index: int, backend: str, role: str) -> str:
-    """Models get strong colours; baselines greys, so the eye goes to the model."""
-    if role == "baseline":
+    """Models get strong colours; baselines, sanity and shift runs greys, so the eye goes
+    to the model."""
+    if role != "model":
         return BASELINE_SHADES.get(backend, "#c7ccd6")
     return PALETTE[index % len(PALETTE)]
 

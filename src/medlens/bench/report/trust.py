@@ -1,6 +1,7 @@
-"""Default report sections from ``medlens.trust``: calibration / selective prediction per run
-and "does the image matter?" per benchmark (the model beside its no-image self and the
-baselines). Both use the outcomes of the report's first protocol.
+"""Default report sections from ``medlens.trust``: calibration / selective prediction per run,
+"does the image matter?" per model (beside its no-image and ``--sanity`` runs and the prior
+baseline), robustness per model (its ``--shift`` runs against its clean run), and pair scores
+(MediConfusion). All use the outcomes of the report's first protocol.
 
 They are ordinary section builders (see ``build.SectionBuilder``); ``write_report`` adds
 them unless ``trust_sections=False``. Plots need matplotlib (``medlens[bench]``).
@@ -13,7 +14,7 @@ from html import escape
 from typing import Any
 
 from medlens.bench.report.build import ReportData, ReportSection, RunSummary
-from medlens.bench.report.html import pre_json
+from medlens.bench.report.html import pct, pre_json, table, text_cell
 from medlens.bench.store import RunStore
 
 
@@ -34,8 +35,32 @@ def _outcomes(store: RunStore, summary: RunSummary, protocol: str) -> tuple[list
     return [r.answer for r in rows], [r.scores[protocol]["outcome"] for r in rows]
 
 
+def _siblings(data: ReportData, model: RunSummary) -> list[RunSummary]:
+    """The runs that ran beside ``model``: same group, same benchmark."""
+    run = model.run
+    return [
+        s
+        for s in data.runs
+        if s.run.group_id == run.group_id and s.run.benchmark == run.benchmark and s is not model
+    ]
+
+
+def _treated(siblings: list[RunSummary], role: str) -> dict[str, RunSummary]:
+    """Sanity or shift runs by their probe spec."""
+    return {
+        str(s.run.config.get("treatment", {}).get("spec", s.run.model)): s
+        for s in siblings
+        if s.run.role == role
+    }
+
+
+def _model_runs(data: ReportData) -> list[RunSummary]:
+    return [s for s in data.runs if s.run.role == "model"]
+
+
 def calibration(data: ReportData, store: RunStore) -> ReportSection | None:
-    """Reliability diagram and risk-coverage curve of every run that reports confidences."""
+    """Reliability diagram and risk-coverage curve of every model and baseline run that
+    reports confidences (sanity and shift runs are summarised by the robustness section)."""
     from medlens.trust.sections import arrays, calibration_section
 
     protocol = next(iter(data.protocols), None)
@@ -43,6 +68,8 @@ def calibration(data: ReportData, store: RunStore) -> ReportSection | None:
         return None
     parts, numbers = [], {}
     for summary in data.runs:
+        if summary.run.role not in ("model", "baseline"):
+            continue
         answers, outcomes = _outcomes(store, summary, protocol)
         confidence, outcome = arrays(answers, outcomes)
         if not any(math.isfinite(c) for c in confidence):
@@ -61,34 +88,156 @@ def calibration(data: ReportData, store: RunStore) -> ReportSection | None:
 
 
 def image_reliance(data: ReportData, store: RunStore) -> ReportSection | None:
-    """Accuracy of each model next to its no-image run and the baselines of its group."""
+    """Accuracy of each model with its real images, without them (``no-image``) and with
+    them blanked, replaced by noise or by another sample's (``--sanity``): the drop from the
+    real image is how much of the score needs the image, read beside the prior baseline."""
     from medlens.trust.sections import sanity_section
 
     protocol = next(iter(data.protocols), None)
     if protocol is None:
         return None
     parts, numbers = [], {}
-    for benchmark in data.benchmarks:
-        runs = data.runs_of(benchmark)
-        by_model = {s.run.model: s for s in runs}
-        if "no-image" not in by_model:
+    for model in _model_runs(data):
+        siblings = _siblings(data, model)
+        blind = {s.run.model: s for s in siblings if s.run.role == "baseline"}
+        checks = _treated(siblings, "sanity")
+        if "no-image" in blind:
+            checks = {"no-image": blind["no-image"], **checks}
+        if not checks:
             continue
-        for model in (s for s in runs if s.run.role == "model"):
-            outcomes = {
-                name: _outcomes(store, s, protocol)[1]
-                for name, s in [(model.run.model, model)]
-                + [(b, by_model[b]) for b in ("no-image", "random") if b in by_model]
-            }
-            prior = (
-                _outcomes(store, by_model["prior"], protocol)[1] if "prior" in by_model else None
-            )
-            title = f"{benchmark} · {model.run.label}: does the image matter?"
-            section = sanity_section(outcomes, clean=model.run.model, prior=prior, title=title)
-            parts.append(_trust_html(section))
-            numbers[model.run.id] = section.to_dict()["data"]
+        outcomes = {model.run.model: _outcomes(store, model, protocol)[1]}
+        outcomes |= {name: _outcomes(store, s, protocol)[1] for name, s in checks.items()}
+        prior = _outcomes(store, blind["prior"], protocol)[1] if "prior" in blind else None
+        title = f"{model.run.benchmark} · {model.run.label}: does the image matter?"
+        section = sanity_section(outcomes, clean=model.run.model, prior=prior, title=title)
+        parts.append(_trust_html(section) + _sanity_table(section.data))
+        numbers[model.run.id] = section.to_dict()["data"]
     if not parts:
         return None
-    return ReportSection("Image reliance", "".join(parts), numbers)
+    intro = (
+        f"<p class='muted'>Accuracy under <code>{escape(protocol)}</code> (unparseable and "
+        "abstained answers count as not correct). Image reliance: accuracy with the real image "
+        "minus accuracy with the image changed or removed.</p>"
+    )
+    return ReportSection("Image reliance", intro + "".join(parts), numbers)
 
 
-DEFAULT_SECTIONS = (calibration, image_reliance)
+def _sanity_table(data: Any) -> str:
+    rows = [
+        (
+            "model" if i == 0 else "baseline",
+            [
+                text_cell(r["run"], left=True),
+                text_cell(r["n"]),
+                text_cell(pct(r["accuracy"])),
+                text_cell("–" if i == 0 else pct(r["image_reliance"])),
+            ],
+        )
+        for i, r in enumerate(data["rows"])
+    ]
+    prior = data.get("prior_accuracy")
+    if prior is not None:
+        cells = [text_cell("prior (baseline)", left=True), text_cell(""), text_cell(pct(prior))]
+        rows.append(("baseline", [*cells, text_cell("")]))
+    return table(["run", "n", "accuracy %", "drop (points)"], rows)
+
+
+def robustness(data: ReportData, store: RunStore) -> ReportSection | None:
+    """Accuracy, ECE and AUROC of correctness of each model under each ``--shift``, and
+    their change from its clean run (Hendrycks & Dietterich, ICLR 2019)."""
+    from medlens.trust.sections import arrays, robustness_section
+
+    protocol = next(iter(data.protocols), None)
+    if protocol is None:
+        return None
+    parts, numbers = [], {}
+    for model in _model_runs(data):
+        shifted = _treated(_siblings(data, model), "shift")
+        if not shifted:
+            continue
+        clean = arrays(*_outcomes(store, model, protocol))
+        runs = {name: arrays(*_outcomes(store, s, protocol)) for name, s in shifted.items()}
+        title = f"{model.run.benchmark} · {model.run.label}: robustness"
+        section = robustness_section(clean, runs, title=title)
+        parts.append(_trust_html(section) + _robustness_table(section.data))
+        numbers[model.run.id] = section.to_dict()["data"]
+    if not parts:
+        return None
+    intro = (
+        f"<p class='muted'>Outcomes under <code>{escape(protocol)}</code>; ECE and AUROC over "
+        "answered questions with a confidence (– where the model gives none).</p>"
+    )
+    return ReportSection("Robustness", intro + "".join(parts), numbers)
+
+
+def _robustness_table(data: Any) -> str:
+    clean = data["clean"]
+    rows = [
+        (
+            "model",
+            [
+                text_cell("clean", left=True),
+                text_cell(clean["n"]),
+                text_cell(pct(clean["accuracy"])),
+            ]
+            + [text_cell("–"), text_cell(_num(clean["ece"])), text_cell("–")]
+            + [text_cell(_num(clean["auroc"]))],
+        )
+    ]
+    for r in data["rows"]:
+        rows.append(
+            (
+                "baseline",
+                [text_cell(r["shift"], left=True), text_cell(r["n"]), text_cell(pct(r["accuracy"]))]
+                + [text_cell(_signed(100 * r["delta_accuracy"])), text_cell(_num(r["ece"]))]
+                + [text_cell(_signed(r["delta_ece"], 3)), text_cell(_num(r["auroc"]))],
+            )
+        )
+    header = ["run", "n", "accuracy %", "Δ accuracy", "ECE", "Δ ECE", "AUROC"]
+    return table(header, rows)
+
+
+def pairs(data: ReportData, store: RunStore) -> ReportSection | None:
+    """MediConfusion-style pair scores of every run whose samples carry ``pair_id``: set
+    accuracy (both questions of a pair right) and confusion (the same option for both). The
+    numbers are the scoring protocol's own (``protocols.corpus_metrics``), not recomputed."""
+    protocol = next(iter(data.protocols), None)
+    if protocol is None:
+        return None
+    rows, numbers = [], {}
+    for summary in data.runs:
+        corpus = summary.details.get(protocol, {}).get("corpus", {})
+        if "set_accuracy" not in corpus:
+            continue
+        numbers[summary.run.id] = {k: corpus[k] for k in ("pairs", "set_accuracy", "confusion")}
+        rows.append(
+            (
+                "model" if summary.run.role == "model" else "baseline",
+                [
+                    text_cell(f"{summary.run.benchmark} · {summary.run.label}", left=True),
+                    text_cell(int(corpus["pairs"])),
+                    text_cell(pct(corpus["set_accuracy"])),
+                    text_cell(pct(corpus["confusion"])),
+                ],
+            )
+        )
+    if not rows:
+        return None
+    intro = (
+        f"<p class='muted'>Under <code>{escape(protocol)}</code>. A model that answers from the "
+        "question alone gets at most one question of a pair right (Sepehri et al., ICLR "
+        "2025).</p>"
+    )
+    header = ["run", "pairs", "set accuracy %", "confusion %"]
+    return ReportSection("Pairs", intro + table(header, rows), numbers)
+
+
+def _num(value: float | None, digits: int = 3) -> str:
+    return "–" if value is None or math.isnan(value) else f"{value:.{digits}f}"
+
+
+def _signed(value: float | None, digits: int = 1) -> str:
+    return "–" if value is None or math.isnan(value) else f"{value:+.{digits}f}"
+
+
+DEFAULT_SECTIONS = (calibration, image_reliance, robustness, pairs)
