@@ -129,3 +129,63 @@ def test_help_lists_both_commands(capsys: pytest.CaptureFixture[str]) -> None:
         main(["--help"])
     out = capsys.readouterr().out
     assert "eval" in out and "report" in out
+
+
+@pytest.mark.data
+def test_sanity_flag_alone_runs_every_check(
+    shared_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["eval", "vqa-rad", "--model", "prior", "--limit", "6", "--sanity", "--no-baselines"]
+    argv += ["--data-dir", str(shared_data), "--store", str(tmp_path / "r.db"), "--no-progress"]
+    assert main(argv) == 0
+    db = RunStore(tmp_path / "r.db")
+    runs = db.runs()
+    db.close()
+    assert sorted((r.model, r.role) for r in runs) == [
+        ("no-image", "baseline"),
+        ("prior", "model"),
+        ("sanity:blank", "sanity"),
+        ("sanity:noise-image", "sanity"),
+        ("sanity:swap", "sanity"),
+    ]
+    assert "sanity:swap" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+@pytest.mark.data
+def test_eval_tiny_model_with_sanity_and_shifts(
+    shared_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from medlens.backends.tiny import build_tiny_model
+
+    model = build_tiny_model("qwen2_5_vl", tmp_path / "tiny-qwen")
+    argv = ["eval", "vqa-rad", "--model", str(model), "--limit", "4", "--protocol", "medlens"]
+    argv += ["--sanity", "blank,swap", "--shift", "blur:radius=2,typos:rate=0.5,seed=1"]
+    argv += ["--data-dir", str(shared_data), "--store", str(tmp_path / "r.db")]
+    argv += ["--out", str(tmp_path / "report"), "--no-progress", "--device", "cpu"]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    db = RunStore(tmp_path / "r.db")
+    runs = {r.model: r for r in db.runs()}
+    assert set(runs) == {
+        str(model),
+        "prior",
+        "no-image",
+        "random",
+        "sanity:blank",
+        "sanity:swap",
+        "shift:blur:radius=2",
+        "shift:typos:rate=0.5,seed=1",
+    }
+    assert all(r.status == "complete" and db.count(r.id) == 4 for r in runs.values())
+    # Each sibling's row shows its change from the model's overall score.
+    for name in ("sanity:blank", "shift:blur:radius=2"):
+        row = next(line for line in out.splitlines() if f" {name} " in line)
+        assert re.search(r"\s[+-]\d+\.\d\s", row)
+    sections = json.loads((tmp_path / "report" / "report.json").read_text())["sections"]
+    model_run = runs[str(model)].id
+    reliance = [r["run"] for r in sections["Image reliance"][model_run]["rows"]]
+    assert reliance == [str(model), "no-image", "blank", "swap"]
+    shifted = [r["shift"] for r in sections["Robustness"][model_run]["rows"]]
+    assert shifted == ["blur:radius=2", "typos:rate=0.5,seed=1"]
+    db.close()

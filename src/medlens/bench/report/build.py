@@ -239,7 +239,7 @@ def results_section(data: ReportData, benchmark: str) -> str:
             est = summary.headline.get(name, {})
             cells = [html.text_cell(_label(summary), left=True)]
             cells += [html.estimate_cell(est.get(m)) for m in metrics]
-            rows.append(("model" if summary.run.role == "model" else "baseline", cells))
+            rows.append((summary.run.role, cells))
         parts.append(
             f"<h3>Protocol <code>{escape(name)}</code> "
             f"<span class='muted'>version {escape(info['version'])}</span></h3>"
@@ -249,8 +249,9 @@ def results_section(data: ReportData, benchmark: str) -> str:
 
 
 def category_section(data: ReportData, benchmark: str) -> str:
-    """Per-category bars (first protocol), baselines in grey beside the model."""
-    runs = data.runs_of(benchmark)
+    """Per-category bars (first protocol), baselines in grey beside the model (sanity and
+    shift runs have their own sections; a bar each would bury the model's)."""
+    runs = [r for r in data.runs_of(benchmark) if r.run.role in ("model", "baseline")]
     if not runs or not data.protocols:
         return ""
     name = next((p for p in data.protocols if any(p in r.categories for r in runs)), None)
@@ -293,7 +294,7 @@ def timing_section(runs: Sequence[RunSummary]) -> str:
         r = s.run
         rows.append(
             (
-                "model" if r.role == "model" else "baseline",
+                r.role,
                 [
                     html.text_cell(_label(s), left=True),
                     html.text_cell(r.backend),

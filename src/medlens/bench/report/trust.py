@@ -115,9 +115,11 @@ def image_reliance(data: ReportData, store: RunStore) -> ReportSection | None:
     if not parts:
         return None
     intro = (
-        f"<p class='muted'>Accuracy under <code>{escape(protocol)}</code> (unparseable and "
-        "abstained answers count as not correct). Image reliance: accuracy with the real image "
-        "minus accuracy with the image changed or removed.</p>"
+        f"<p class='muted'>Accuracy under <code>{escape(protocol)}</code>: the share of "
+        "questions answered correctly (unparseable and abstained answers count as not correct, "
+        "partial credit for open answers does not count, so it can be below the overall score "
+        "above). The drop is the accuracy with the real image minus the accuracy with the "
+        "image changed or removed.</p>"
     )
     return ReportSection("Image reliance", intro + "".join(parts), numbers)
 
@@ -125,7 +127,7 @@ def image_reliance(data: ReportData, store: RunStore) -> ReportSection | None:
 def _sanity_table(data: Any) -> str:
     rows = [
         (
-            "model" if i == 0 else "baseline",
+            "model" if i == 0 else "baseline" if r["run"] == "no-image" else "sanity",
             [
                 text_cell(r["run"], left=True),
                 text_cell(r["n"]),
@@ -137,7 +139,7 @@ def _sanity_table(data: Any) -> str:
     ]
     prior = data.get("prior_accuracy")
     if prior is not None:
-        cells = [text_cell("prior (baseline)", left=True), text_cell(""), text_cell(pct(prior))]
+        cells = [text_cell("prior", left=True), text_cell(""), text_cell(pct(prior))]
         rows.append(("baseline", [*cells, text_cell("")]))
     return table(["run", "n", "accuracy %", "drop (points)"], rows)
 
@@ -187,7 +189,7 @@ def _robustness_table(data: Any) -> str:
     for r in data["rows"]:
         rows.append(
             (
-                "baseline",
+                "shift",
                 [text_cell(r["shift"], left=True), text_cell(r["n"]), text_cell(pct(r["accuracy"]))]
                 + [text_cell(_signed(100 * r["delta_accuracy"])), text_cell(_num(r["ece"]))]
                 + [text_cell(_signed(r["delta_ece"], 3)), text_cell(_num(r["auroc"]))],
@@ -212,9 +214,9 @@ def pairs(data: ReportData, store: RunStore) -> ReportSection | None:
         numbers[summary.run.id] = {k: corpus[k] for k in ("pairs", "set_accuracy", "confusion")}
         rows.append(
             (
-                "model" if summary.run.role == "model" else "baseline",
+                summary.run.role,
                 [
-                    text_cell(f"{summary.run.benchmark} · {summary.run.label}", left=True),
+                    text_cell(f"{summary.run.benchmark} · {summary.run.model}", left=True),
                     text_cell(int(corpus["pairs"])),
                     text_cell(pct(corpus["set_accuracy"])),
                     text_cell(pct(corpus["confusion"])),
