@@ -4,6 +4,7 @@ and their report sections; on real VQA-RAD rows with scripted and tiny real mode
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -188,8 +189,23 @@ def test_calibration_profile_calibrates_the_model_answers_of_its_task(
     store = RunStore(tmp_path / "runs.sqlite")
     raw_spec = _spec(shared_data, limit=16)
     (raw,) = evaluate(raw_spec, store, progress=False, backend_factory=_calibrated_backend)
-    spec = _spec(shared_data, limit=16, calibration="vqa-closed", abstain_below=0.7)
-    (cal,) = evaluate(spec, store, progress=False, backend_factory=_calibrated_backend)
+    spec = _spec(
+        shared_data,
+        limit=16,
+        calibration="vqa-closed",
+        abstain_below=0.7,
+        sanity=("no-image",),
+        shifts=("blur:radius=2",),
+    )
+    cal, blind, blurred = evaluate(spec, store, progress=False, backend_factory=_calibrated_backend)
+    # The model on blurred images is still the model the profile was fitted on; without
+    # images (a baseline wrapping it) it is not, so its answers stay raw.
+    for row in store.results(blurred.run.id):
+        if row.sample["kind"] == "closed":
+            assert row.answer["confidence"]["profile"] == "vqa-closed"
+    assert not any(
+        (r.answer["confidence"] or {}).get("calibrated") for r in store.results(blind.run.id)
+    )
 
     assert cal.run.config["calibration"] == "vqa-closed"
     assert cal.run.config["abstain_below"] == 0.7
@@ -241,8 +257,6 @@ def test_calibration_fingerprint_mismatch_fails_before_any_sample(
 def test_calibration_profile_for_questions_the_benchmark_lacks(
     shared_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    import dataclasses
-
     from medlens.trust.calibration import CalibrationProfile
 
     _fit_profile(shared_data, "vqa-closed")
@@ -529,4 +543,21 @@ def test_pair_scores_in_the_report(shared_data: Path, tmp_path: Path) -> None:
     assert numbers[model.run.id] == {"pairs": 3, "set_accuracy": 2 / 3, "confusion": 1 / 3}
     assert numbers[blind.run.id] == {"pairs": 3, "set_accuracy": 0.0, "confusion": 1.0}
     assert "set accuracy %" in files.html.read_text()
+    store.close()
+
+
+@pytest.mark.data
+def test_no_image_runs_once_when_asked_as_baseline_and_sanity_check(
+    shared_data: Path, tmp_path: Path
+) -> None:
+    store = RunStore(tmp_path / "runs.sqlite")
+    spec = _spec(shared_data, model="prior", backend=None, limit=4, baselines=True)
+    spec = dataclasses.replace(spec, sanity=("no-image", "blank"))
+    runs = [(o.run.model, o.run.role) for o in evaluate(spec, store, progress=False)]
+    assert runs == [
+        ("prior", "model"),
+        ("no-image", "baseline"),
+        ("random", "baseline"),
+        ("sanity:blank", "sanity"),
+    ]
     store.close()
