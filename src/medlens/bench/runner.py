@@ -245,11 +245,6 @@ class Treatment:
     images: Mapping[str, tuple[str | bytes, ...]] = field(default_factory=dict)
     """Sample id → the images shown instead of its own."""
 
-    @property
-    def run_name(self) -> str:
-        """The run's ``model`` column in the store: ``"sanity:blank"``, ``"shift:jpeg:..."``."""
-        return f"{self.role}:{self.spec}"
-
     def item(self, sample: Sample) -> Item:
         item = item_of(sample)
         question = self.question_shift(item.question) if self.question_shift else item.question
@@ -257,7 +252,11 @@ class Treatment:
 
 
 def make_treatment(role: str, spec: str, samples: Sequence[Sample], seed: int = 0) -> Treatment:
-    """The treatment a canonical spec names; ``swap`` draws its images from ``samples``."""
+    """The treatment a canonical spec names. ``swap`` replaces each sample's image sources by
+    another sample's (``swap_images``) rather than using the view-level ``probes.swap``, which
+    picks from a pool by pixel hash: a view does not say which sample it belongs to, so only
+    the sources can guarantee that a question never sees its own image; the other image then
+    goes through the same loader, de-identification and recipe as it would in its own row."""
     from medlens.trust.probes import (
         QUESTION_SHIFTS,
         make_probe,
@@ -308,6 +307,11 @@ def swap_images(samples: Sequence[Sample], seed: int = 0) -> dict[str, tuple[str
     # One cycle through a shuffled order: every image maps to another one.
     target = {key: order[(i + 1) % len(order)] for i, key in enumerate(order)}
     return {s.id: tuple(first[target[keys[src]]] for src in s.images) for s in samples}
+
+
+# --------------------------------------------------------------------------------------------
+# Calibration
+# --------------------------------------------------------------------------------------------
 
 
 def task_of(sample: Sample) -> str:
