@@ -194,8 +194,9 @@ class RunInfo:
 
     @property
     def label(self) -> str:
-        """How reports name the run: the model, or the baseline's name."""
-        return self.model if self.role == "model" else f"{self.model} (baseline)"
+        """How reports name the run: the model, a probe run by its probe, or the baseline's
+        name."""
+        return f"{self.model} (baseline)" if self.role == "baseline" else self.model
 
 
 @dataclass(frozen=True)

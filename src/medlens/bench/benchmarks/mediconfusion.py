@@ -71,18 +71,22 @@ class MediConfusion(Benchmark):
 def pair_scores(
     samples: Sequence[Sample], chosen: Sequence[str | None], correct: Sequence[bool]
 ) -> dict[str, float]:
-    """Set accuracy and confusion over complete pairs: ``chosen`` is the option each sample's
-    answer picked (None when unparseable), ``correct`` whether it was right."""
-    pairs: dict[str, list[int]] = {}
-    for i, sample in enumerate(samples):
-        pairs.setdefault(str(sample.metadata["pair_id"]), []).append(i)
-    complete = [ix for ix in pairs.values() if len(ix) == 2]
-    if not complete:
-        return {"set_accuracy": float("nan"), "confusion": float("nan"), "pairs": 0.0}
-    both = sum(correct[a] and correct[b] for a, b in complete)
-    same = sum(chosen[a] is not None and chosen[a] == chosen[b] for a, b in complete)
+    """Set accuracy and confusion over complete pairs (``medlens.trust.pairs``): ``chosen`` is
+    the option each sample's answer picked (None when unparseable), ``correct`` whether it
+    was right."""
+    from medlens.trust.pairs import pair_accuracy
+
+    summary = pair_accuracy(
+        [str(s.metadata["pair_id"]) for s in samples],
+        [
+            "correct" if ok else ("wrong" if pick is not None else "unparseable")
+            for ok, pick in zip(correct, chosen)
+        ],
+        chosen,
+    )
     return {
-        "set_accuracy": both / len(complete),
-        "confusion": same / len(complete),
-        "pairs": float(len(complete)),
+        "set_accuracy": summary.pair_accuracy,
+        "confusion": summary.confusion,
+        "pairs": float(summary.pairs),
+        "unanswered_pairs": float(summary.unanswered_pairs),
     }
