@@ -434,11 +434,12 @@ def candidate_lines(
     return _merge(chains), np.concatenate(found), hats
 
 
-def complete_line(line: _Line, boxes: np.ndarray) -> tuple[int, int, int, int]:
-    """Grow a confirmed line along its direction over the letters that continue it (about its
-    height, overlapping it by half across, at most 1.5 heights apart), so that the part of a
-    string OCR could not confirm is blacked out with the part it could. It grows at most by
-    its own length each way, so texture that looks like letters cannot carry it across."""
+def complete_line(line: _Line, boxes: np.ndarray, ink: np.ndarray) -> tuple[int, int, int, int]:
+    """Grow a confirmed line along its direction over the letters and the stroke ink that
+    continue it (in its band across, runs no further than 1.5 letter heights apart), so that
+    the part of a string OCR could not confirm, or whose glyphs merged into the background,
+    is blacked out with the part it could. It grows at most by its own length each way, so
+    texture that looks like letters cannot carry it across the image."""
     c0, c1, d0, d1 = (2, 3, 0, 1) if line.vertical else (0, 1, 2, 3)
     size = line.across
     box = list(line.box)
@@ -450,7 +451,7 @@ def complete_line(line: _Line, boxes: np.ndarray) -> tuple[int, int, int, int]:
         & (across >= 0.5 * size)
     ]
     length = box[d1] - box[d0]
-    low, high = box[d0] - length - size, box[d1] + length + size
+    low, high = max(0, box[d0] - length - size), min(ink.shape[d0 // 2], box[d1] + length + size)
     while len(near):
         gap = np.maximum(near[:, d0] - box[d1], box[d0] - near[:, d1])
         joined = near[gap <= 1.5 * size]
@@ -459,6 +460,15 @@ def complete_line(line: _Line, boxes: np.ndarray) -> tuple[int, int, int, int]:
         box[d0] = max(low, min(box[d0], int(joined[:, d0].min())))
         box[d1] = min(high, max(box[d1], int(joined[:, d1].max())))
         near = near[gap > 1.5 * size]
+    band = ink[box[0] : box[1], :] if not line.vertical else ink[:, box[2] : box[3]].T
+    inked = np.flatnonzero(band.sum(axis=0) >= 2)
+    step = 1.5 * size
+    after = inked[(inked >= box[d1]) & (inked < high)]
+    breaks = np.flatnonzero(np.diff(np.concatenate([[box[d1] - 1], after])) > step)
+    box[d1] = int((after[: breaks[0]] if len(breaks) else after).max(initial=box[d1] - 1)) + 1
+    before = inked[(inked < box[d0]) & (inked >= low)][::-1]
+    breaks = np.flatnonzero(np.diff(np.concatenate([[box[d0]], before])) < -step)
+    box[d0] = int((before[: breaks[0]] if len(breaks) else before).min(initial=box[d0]))
     return box[0], box[1], box[2], box[3]
 
 
@@ -466,12 +476,13 @@ def _find_regions(grey: np.ndarray, settings: DetectorSettings) -> list[TextRegi
     rows, cols = grey.shape
     regions: list[TextRegion] = []
     lines, boxes, hats = candidate_lines(grey, settings)
+    ink = (hats[0] > settings.threshold) | (hats[1] > settings.threshold)
     for line in lines:
         confidence, alnum, rotation = _verify(grey, hats, line, settings)
         read = confidence >= settings.min_confidence and alnum >= settings.min_chars
         if not (read or line.regular):
             continue
-        y0, y1, x0, x1 = complete_line(line, boxes)
+        y0, y1, x0, x1 = complete_line(line, boxes, ink)
         margin = max(3, line.across // 2)
         regions.append(
             TextRegion(
