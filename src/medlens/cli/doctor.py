@@ -15,7 +15,7 @@ EXTRAS = {
     "nifti": (("nibabel",), "NIfTI volumes"),
     "hf": (("torch", "transformers", "torchvision"), "in-process Hugging Face VLMs"),
     "openai": (("httpx",), "OpenAI-compatible servers (vLLM, SGLang, Ollama)"),
-    "ocr": (("pytesseract",), "burned-in text redaction"),
+    "ocr": (("pytesseract", "tesserocr"), "burned-in text redaction"),
     "bench": (
         ("sklearn", "matplotlib", "rouge_score", "nltk"),
         "calibration, report metrics, plots",
@@ -24,7 +24,7 @@ EXTRAS = {
     "speech": (("pocketsphinx",), "spoken questions"),
 }
 PROGRAMS = {
-    "tesseract": ("ocr", "apt-get install tesseract-ocr"),
+    "tesseract": ("ocr", "apt-get install tesseract-ocr tesseract-ocr-eng"),
     "chromium": ("web page test", "apt-get install chromium"),
     "espeak-ng": ("speech test", "apt-get install espeak-ng"),
 }
