@@ -116,3 +116,44 @@ def test_real_radiographs_lose_little_area(shared_data: Path) -> None:
         redacted, _ = redact_burned_in_text(grey)
         areas.append(float((np.asarray(redacted) != grey).mean()))
     assert max(areas) < 0.05, areas
+
+
+@pytest.mark.parametrize("angle", [-7.0, 6.0])
+def test_skewed_text_is_levelled_read_and_redacted(angle: float) -> None:
+    """Strings burned in a few degrees off the row read only once levelled (fitted baseline)."""
+    image = Image.new("L", (420, 200), 15)
+    layer = Image.new("L", (300, 34), 0)
+    ImageDraw.Draw(layer).text((2, 2), NAME, fill=255, font=_font(22))
+    layer = layer.rotate(angle, expand=True, resample=Image.Resampling.BICUBIC)
+    image.paste(Image.new("L", layer.size, 220), (40, 60), layer)
+    screen = np.asarray(image)
+    redacted, regions = redact_burned_in_text(screen)
+    assert regions
+    ink = screen > 120
+    assert (redacted[ink] == screen.min()).mean() > 0.98
+
+
+def test_skew_follows_the_letters_baseline() -> None:
+    xs = np.arange(0, 200, 20)
+    rise = np.round(-np.tan(np.radians(5.0)) * xs).astype(int)  # rows grow downwards
+    members = np.stack([100 + rise, 112 + rise, xs, xs + 12], axis=1)
+    assert pixels.skew(members) == pytest.approx(5.0, abs=0.5)
+    assert pixels.skew(members[:2]) == 0.0
+
+
+def test_confirmed_line_grows_over_the_ink_that_continues_it() -> None:
+    """Glyphs merged into the background are no letters, but their ink continues the line and
+    is blacked out with it; ink farther than 1.5 letter heights is not."""
+    ink = np.zeros((60, 400), bool)
+    ink[20:32, 40:100] = True  # the confirmed part
+    ink[22:30, 110:150] = True  # the rest of the string, 10 px on
+    ink[22:30, 200:220] = True  # something else, 50 px on
+    line = pixels._Line((20, 32, 40, 100), 12, False, False)
+    assert pixels.complete_line(line, np.zeros((0, 4), np.int64), ink) == (20, 32, 40, 150)
+    vertical = pixels._Line((40, 100, 20, 32), 12, True, False)
+    assert pixels.complete_line(vertical, np.zeros((0, 4), np.int64), ink.T.copy()) == (
+        40,
+        150,
+        20,
+        32,
+    )
