@@ -57,9 +57,15 @@ _YEAR = r"(?:19|20)\d{2}"
 # Latin letters with diacritics (Gröttner, Łyjak, Câmara): names are not ASCII.
 _UP = "A-ZÀ-ÖØ-ÞĀĂĄĆĈĊČĎĐĒĔĖĘĚĜĞĠĢĤĦĨĪĬĮİĴĶĹĻĽĿŁŃŅŇŌŎŐŒŔŖŘŚŜŞŠŢŤŦŨŪŬŮŰŲŴŶŸŹŻŽ"
 _LOW = "a-zß-öø-ÿā-žſ"
-_PARTICLE = r"(?:van|von|de|da|del|della|der|den|di|du|dos|das|le|la|ten|ter|al|el|bin|ibn)"
-_CAP = rf"(?:{_PARTICLE}\s+)*[{_UP}][{_LOW}'\-]+"
-_NAME_WORD = rf"(?:{_PARTICLE}\s+)*(?:[{_UP}][{_LOW}'\-]+|[{_UP}]\.|[{_UP}]{{2,}}(?![{_LOW}]))"
+_PARTICLE = (
+    r"(?:van|von|de|da|do|del|della|der|den|di|du|dos|das|le|la|ten|ter|het|'t|op|am|an|en|und|zu"
+    r"|al|el|bin"
+    r"|ibn)"
+)
+# A capitalised word, with capitals inside (McKenzie, Hans-Heinrich, DiMaggio).
+_WORD = rf"[{_UP}][{_LOW}'\-]+(?:[{_UP}][{_LOW}'\-]+)*"
+_CAP = rf"(?:{_PARTICLE}\s+)*(?:{_WORD}|[IVX]{{2,4}}\b)"
+_NAME_WORD = rf"(?:{_PARTICLE}\s+)*(?:{_WORD}|[{_UP}]\.|[{_UP}]{{2,}}(?![{_LOW}]))"
 _PERSON = rf"{_NAME_WORD}(?:[ \t]+{_NAME_WORD}){{0,3}}"
 
 _ID_LABEL = (
@@ -169,7 +175,7 @@ _PATTERNS: list[tuple[str, re.Pattern[str], int]] = [
         re.compile(
             rf"\b\d{{1,5}}[A-Za-z]?\s+(?:{_CAP}\s+){{0,3}}{_STREET}\b"
             rf"(?:,?\s*(?:Apt|Apartment|Suite|Ste|Unit|Flat|#)\.?\s*\w+)?"
-            rf"(?:,\s*(?:{_CAP}\s?){{1,3}})?(?:,?\s*[A-Z]{{2}}\b)?(?:,?\s*\d{{4,5}}(?:-\d{{4}})?)?"
+            rf"(?:,\s*(?:{_CAP}\s?){{1,4}})?(?:,?\s*[A-Z]{{2}}\b)?(?:,?\s*\d{{4,5}}(?:-\d{{4}})?)?"
         ),
         0,
     ),
@@ -187,7 +193,11 @@ _PATTERNS: list[tuple[str, re.Pattern[str], int]] = [
     ("NAME", re.compile(r"\b[A-Za-z][A-Za-z'\-]*\^[A-Za-z'\-]+(?:\^[A-Za-z'\-.]*)*"), 0),
     ("NAME", re.compile(rf"\b{_TITLE}\s+({_PERSON})"), 1),
     ("NAME", re.compile(rf"\b{_PERSON_LABEL}\s*[:\-]?\s*(?:{_TITLE}\s+)?({_PERSON})"), 1),
-    ("NAME", re.compile(rf"\b{_PERSON_LABEL}\s*[:\-]?\s*({_CAP},\s*{_PERSON})"), 1),
+    (
+        "NAME",
+        re.compile(rf"\b{_PERSON_LABEL}\s*[:\-]?\s*({_PERSON}(?:\s+{_PARTICLE})?,\s*{_PERSON})"),
+        1,
+    ),
 ]
 
 _CLINICAL_HEADS = re.compile(
