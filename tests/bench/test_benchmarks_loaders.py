@@ -206,3 +206,17 @@ def test_slake_on_shared_data(shared_data: Path, monkeypatch: pytest.MonkeyPatch
         0 <= b["box"][0] < b["box"][2] <= width and 0 <= b["box"][1] < b["box"][3] <= height
         for b in grounding[0].metadata["boxes"]
     )
+
+
+def test_hub_loads_record_an_exact_revision(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every Hub load is pinned to a commit, and a run records which one."""
+    from medlens.bench.benchmarks import get_benchmark
+    from medlens.errors import DataError
+
+    pathvqa = get_benchmark("pathvqa")
+    assert pathvqa.pin("0123abc") == "0123abc" and pathvqa.loaded_revision == "0123abc"
+    vqa_rad = get_benchmark("vqa-rad")
+    assert vqa_rad.pin() == vqa_rad.hf_revision
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(DataError, match="no pinned revision of flaviagiammarino/path-vqa"):
+        get_benchmark("pathvqa").pin()

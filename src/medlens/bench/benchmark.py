@@ -64,6 +64,8 @@ class Benchmark:
     hf_id: ClassVar[str | None] = None
     hf_revision: ClassVar[str | None] = None
     """Pinned dataset revision (commit sha) so numbers are reproducible."""
+    loaded_revision: str | None = None
+    """The Hub commit the last ``load`` used (None after a local load); runs record it."""
     splits: ClassVar[Sequence[str]] = ("test",)
     default_split: ClassVar[str] = "test"
     license: ClassVar[str] = ""
@@ -104,6 +106,7 @@ class Benchmark:
             )
         root = self.local_root(data_dir)
         if root is not None:
+            self.loaded_revision = None
             return self.load_local(root, split)
         if data_dir is not None:
             raise DataError(
@@ -138,14 +141,7 @@ class Benchmark:
                 f"{self.name} has no Hugging Face dataset; pass --data-dir with the release."
             )
         datasets = require("datasets", "bench", f"Loading {self.name} from the Hugging Face Hub")
-        pinned = revision or self.hf_revision
-        if pinned is None:
-            logger.warning(
-                "%s: no pinned revision of %s; loading the newest one, so numbers may not be "
-                "reproducible (pass revision=... to pin one)",
-                self.name,
-                self.hf_id,
-            )
+        pinned = self.pin(revision)
         rows = datasets.load_dataset(  # type: ignore[attr-defined]
             self.hf_id, self.hf_config, split=self.hf_splits.get(split, split), revision=pinned
         )
@@ -153,6 +149,30 @@ class Benchmark:
         for index, row in enumerate(rows):
             samples.extend(self.from_hub_row(row, split, index))
         return samples
+
+    def pin(self, revision: str | None = None) -> str:
+        """The exact Hub commit to load: ``revision``, else the spec's ``hf_revision``, else
+        the dataset's newest commit resolved now (with a warning), so that every run records
+        the commit its numbers come from (``loaded_revision``)."""
+        pinned = revision or self.hf_revision
+        if pinned is None:
+            hub = require("huggingface_hub", "bench", f"Resolving the revision of {self.hf_id}")
+            try:
+                pinned = str(hub.HfApi().dataset_info(self.hf_id).sha)  # type: ignore[attr-defined]
+            except Exception as exc:  # offline mode, network, auth: all mean "cannot resolve"
+                raise DataError(
+                    f"{self.name}: medlens has no pinned revision of {self.hf_id} and could not "
+                    f"look up its newest commit ({type(exc).__name__}). Pass a revision (a "
+                    "commit sha from the dataset page) or use --data-dir with a local release."
+                ) from exc
+            logger.warning(
+                "%s: no pinned revision of %s in medlens; this run uses its newest commit %s",
+                self.name,
+                self.hf_id,
+                pinned,
+            )
+        self.loaded_revision = pinned
+        return pinned
 
     def from_hub_row(self, row: Mapping[str, Any], split: str, index: int) -> list[Sample]:
         """Samples made from one Hub row (usually one; none for rows the benchmark skips)."""

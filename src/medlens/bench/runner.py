@@ -660,7 +660,7 @@ def _fingerprint(
         "pixel_policy": dict(pixels),
         "options": None if spec.options is None else vars(spec.options),
         "benchmark_version": bench.version,
-        "benchmark_revision": bench.hf_revision,
+        "benchmark_revision": bench.loaded_revision,
         "benchmark_source": "local" if bench.local_root(spec.data_dir) else "hub",
         "scoring_rule": bench.scoring_rule,
         "protocol_versions": {n: p.version for n, p in protocols.items()},
