@@ -21,6 +21,8 @@ the family or one branch of it::
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class MedlensError(Exception):
     """Base of every error medlens raises on purpose."""
@@ -77,7 +79,7 @@ class CalibrationError(MedlensError):
     """A calibration profile cannot be used here (fingerprint mismatch, too little data)."""
 
 
-def require(module: str, extra: str, purpose: str) -> object:
+def require(module: str, extra: str, purpose: str) -> Any:
     """Import ``module`` or raise a ``MissingDependencyError`` naming the extra to install.
 
     >>> require("json", "core", "tests")  # doctest: +ELLIPSIS

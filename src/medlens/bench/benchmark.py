@@ -142,7 +142,7 @@ class Benchmark:
             )
         datasets = require("datasets", "bench", f"Loading {self.name} from the Hugging Face Hub")
         pinned = self.pin(revision)
-        rows = datasets.load_dataset(  # type: ignore[attr-defined]
+        rows = datasets.load_dataset(
             self.hf_id, self.hf_config, split=self.hf_splits.get(split, split), revision=pinned
         )
         samples: list[Sample] = []
@@ -158,7 +158,7 @@ class Benchmark:
         if pinned is None:
             hub = require("huggingface_hub", "bench", f"Resolving the revision of {self.hf_id}")
             try:
-                pinned = str(hub.HfApi().dataset_info(self.hf_id).sha)  # type: ignore[attr-defined]
+                pinned = str(hub.HfApi().dataset_info(self.hf_id).sha)
             except Exception as exc:  # offline mode, network, auth: all mean "cannot resolve"
                 raise DataError(
                     f"{self.name}: medlens has no pinned revision of {self.hf_id} and could not "

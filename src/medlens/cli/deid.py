@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
 
 COMMAND = "deid"
 ORDER = 30
 
 
-def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+def add_parser(
+    subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
+) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
         COMMAND,
         help="de-identify a folder of DICOM/PNG/JPEG files (PS3.15 profile, OCR redaction)",

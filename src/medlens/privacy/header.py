@@ -182,7 +182,7 @@ def _apply(ds: Dataset, elem: DataElement, action: Action, run: _Run) -> None:
 
 
 def _is_well_known_uid(value: str) -> bool:
-    from pydicom.uid import UID_dictionary
+    from pydicom._uid_dict import UID_dictionary
 
     return value.strip() in UID_dictionary
 

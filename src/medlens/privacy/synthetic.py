@@ -187,7 +187,7 @@ def background(
         files = sorted(p for p in source.iterdir() if p.suffix.lower() in {".jpg", ".jpeg", ".png"})
         if files:
             with Image.open(files[int(rng.integers(len(files)))]) as im:
-                return np.asarray(im.convert("L").resize(shape[::-1]), dtype=np.uint8).copy()
+                return np.array(im.convert("L").resize(shape[::-1]), dtype=np.uint8)
     rows, cols = shape
     yy, xx = np.mgrid[0:rows, 0:cols].astype(np.float32)
     img = np.full(shape, float(rng.uniform(5, 40)), np.float32)
@@ -211,7 +211,7 @@ def burn_text(
     size = int(rng.integers(10, 30))
     font = _font(rng, size)
     _left, _top, right, bottom = font.getbbox(text)
-    layer = Image.new("L", (right + 4, bottom + 4), 0)
+    layer = Image.new("L", (int(right) + 4, int(bottom) + 4), 0)
     ImageDraw.Draw(layer).text((2, 2), text, fill=255, font=font)
     roll = rng.random()
     angle = (

@@ -281,7 +281,7 @@ class IsotonicCalibrator:
 
     def fit(self, items: Sequence[FitItem]) -> None:
         isotonic = require("sklearn.isotonic", "bench", "Isotonic calibration")
-        model = isotonic.IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip")  # type: ignore[attr-defined]
+        model = isotonic.IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip")
         model.fit([i.confidence.value for i in items], [float(i.correct) for i in items])
         self.x = [float(v) for v in model.X_thresholds_]
         self.y = [float(v) for v in model.y_thresholds_]

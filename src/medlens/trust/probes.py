@@ -142,7 +142,9 @@ def gaussian_noise(sigma: float = 25.0, seed: int = 0) -> ViewTransform:
     def make(im: Image.Image) -> Image.Image:
         pixels = np.asarray(im).astype(float)
         noise = _rng(seed, im.tobytes()).normal(0.0, sigma, size=pixels.shape)
-        return Image.fromarray(np.rint(np.clip(pixels + noise, 0, 255)).astype(np.uint8), mode=im.mode)
+        return Image.fromarray(
+            np.rint(np.clip(pixels + noise, 0, 255)).astype(np.uint8), mode=im.mode
+        )
 
     return _mapped(make)
 

@@ -69,9 +69,7 @@ def hub_snapshot(hf_id: str, revision: str | None, archives: tuple[str, ...] = (
     """Download a dataset repository at ``revision`` and unpack its image archives once,
     beside it, under ``$MEDLENS_HOME/datasets``; returns that folder."""
     hub = require("huggingface_hub", "bench", f"Downloading {hf_id}")
-    source = Path(
-        hub.snapshot_download(hf_id, repo_type="dataset", revision=revision)  # type: ignore[attr-defined]
-    )
+    source = Path(hub.snapshot_download(hf_id, repo_type="dataset", revision=revision))
     home = Path(os.environ.get("MEDLENS_HOME", Path.home() / ".medlens"))
     target = home / "datasets" / hf_id.replace("/", "--") / (revision or source.name)
     for archive in archives:

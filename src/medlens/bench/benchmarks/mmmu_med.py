@@ -51,8 +51,8 @@ class MMMUMed(Benchmark):
         datasets = require("datasets", "bench", f"Loading {self.name}")
         if Path(source).is_dir():
             files = sorted(str(p) for p in (Path(source) / subject).glob(f"{split}-*.parquet"))
-            return datasets.load_dataset("parquet", data_files=files, split="train")  # type: ignore[attr-defined]
-        return datasets.load_dataset(source, subject, split=split, revision=revision)  # type: ignore[attr-defined]
+            return datasets.load_dataset("parquet", data_files=files, split="train")
+        return datasets.load_dataset(source, subject, split=split, revision=revision)
 
     def load_local(self, root: Path, split: str) -> list[Sample]:
         return self._load(str(root), split, None)
