@@ -24,6 +24,8 @@ def shared_data() -> Path:
 
 
 @pytest.fixture(autouse=True)
-def _isolated_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+def _isolated_home(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Keep run stores, caches and profiles of tests out of the user's ~/.medlens."""
     monkeypatch.setenv("MEDLENS_HOME", str(tmp_path_factory.mktemp("medlens-home")))

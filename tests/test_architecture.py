@@ -4,13 +4,35 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 def test_import_contract_holds() -> None:
-    lint = shutil.which("lint-imports") or str(Path(__import__("sys").executable).parent / "lint-imports")
-    out = subprocess.run([lint], cwd=REPO, capture_output=True, text=True)
+    lint = shutil.which("lint-imports") or str(Path(sys.executable).parent / "lint-imports")
+    out = subprocess.run([lint], check=False, cwd=REPO, capture_output=True, text=True)
     assert out.returncode == 0, out.stdout + out.stderr
     assert "Contracts: 1 kept, 0 broken" in out.stdout
+
+
+def test_package_is_mypy_strict_clean() -> None:
+    """DESIGN.md: the package is typed and mypy-clean under the strict settings of pyproject."""
+    mypy = Path(sys.executable).parent / "mypy"
+    out = subprocess.run(
+        [str(mypy), "--no-incremental", "src/medlens"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-1000:]
+
+
+def test_code_is_ruff_clean_and_formatted() -> None:
+    ruff = str(Path(sys.executable).parent / "ruff")
+    paths = ["src", "tests", "benchmarks"]
+    for args in (["check", *paths], ["format", "--check", *paths]):
+        out = subprocess.run([ruff, *args], cwd=REPO, capture_output=True, text=True, check=False)
+        assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-1000:]
