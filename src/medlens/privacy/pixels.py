@@ -80,6 +80,9 @@ class DetectorSettings:
     max_letter: int = 64
     min_confidence: float = 45.0
     min_chars: int = 3
+    min_stroke_chars: int = 5
+    """Stroke pages make tesseract read three or four letters into bone texture ("aft",
+    "Lee"): there a line needs more."""
     regular_letters: int = 5
     """A chain of this many letters of one height on one baseline is text even unread."""
 
@@ -334,13 +337,15 @@ def _verify(
     """Read one candidate line (grey in both polarities and its stroke pages, levelled when
     skewed) in the two orientations of its direction; returns the best (confidence,
     alphanumerics, rotation) among readings that look like text (at least 60% letters and
-    digits), stopping at the first reading that confirms the line."""
+    digits, and at least ``min_stroke_chars`` of them on stroke pages), stopping at the first
+    reading that confirms the line."""
     from PIL import Image as PILImage
 
     across = line.across
     scale = int(np.clip(round(36 / max(across, 1)), 1, 4))
     best = (0.0, 0, 0)
-    for page in _pages(grey, hats, line.box, max(2, across // 2)):
+    for k, page in enumerate(_pages(grey, hats, line.box, max(2, across // 2))):
+        needed = settings.min_chars if k < 2 else settings.min_stroke_chars
         image = PILImage.fromarray(np.ascontiguousarray(page))
         if abs(line.angle) >= 1.5:
             image = image.rotate(
@@ -357,10 +362,11 @@ def _verify(
             # np.rot90 turns counter-clockwise; text drawn at +90 degrees reads after -90.
             upright = np.ascontiguousarray(np.rot90(levelled, -rotation // 90))
             confidence, alnum, share = read_line(upright)
-            if share >= 0.6 and (confidence, alnum) > best[:2]:
-                best = (confidence, alnum, rotation)
-                if confidence >= settings.min_confidence and alnum >= settings.min_chars:
-                    return best
+            if share < 0.6 or alnum < needed:
+                continue
+            if confidence >= settings.min_confidence:
+                return confidence, alnum, rotation
+            best = max(best, (confidence, alnum, rotation))
     return best
 
 
