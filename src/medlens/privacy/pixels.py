@@ -15,12 +15,17 @@ Epshtein et al., CVPR 2010; Neumann & Matas, ACCV 2010):
    closely are chained, along rows and along columns (text drawn at 90/270 degrees); a chain
    of three letters or more is a candidate line.
 4. **Verification**: only the candidate lines are read, in-process (tesserocr, libtesseract),
-   one crop each, upscaled, in the polarity of the text and in the two orientations of its
-   direction, as one text line. A line is text when tesseract reads enough letters and
-   digits with enough confidence, or when its letters are so regular (many, of one height,
-   on one baseline) that no anatomy makes them.
-5. **Redaction**: the line's whole box grows by a margin of half the line height and is
-   filled with the image minimum, so glyphs OCR misread, accents and anti-aliased edges go too.
+   one crop each, levelled by the angle of a line fitted through its letters (text burned in
+   a few degrees off the row), upscaled, in both polarities and as its two stroke pages
+   (top-hat thresholded black on white, which lifts text off anatomy), in the two
+   orientations of its direction, as one text line. A line is text when tesseract reads
+   enough letters and digits with enough confidence (more on stroke pages, where texture
+   reads as short words), or when its letters are so regular (many, of one height, on one
+   baseline) that no anatomy makes them.
+5. **Redaction**: the line's box grows along its direction over the letters and stroke ink
+   that continue it (glyphs merged into the background that no chain holds), then by a
+   margin of half the line height, and is filled with the image minimum, so glyphs OCR
+   misread, accents and anti-aliased edges go too.
 
 Regions (boxes only, never pixels or text) are cached by a keyed hash of the pixels and the
 detector's settings under ``$MEDLENS_HOME/cache/text-regions``, so asking about the same image
