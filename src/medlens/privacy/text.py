@@ -355,7 +355,7 @@ def _gazetteer_spans(text: str) -> list[Span]:
     spans: list[Span] = []
     i = 0
     while i < len(tokens):
-        run = []
+        run: list[re.Match[str]] = []
         j = i
         while j < len(tokens):
             tok = tokens[j].group()
