@@ -98,11 +98,24 @@ def test_region_cache_keeps_boxes_only_and_skips_the_second_read(
     stored = files[0].read_text()
     assert "OKONKWO" not in stored.upper() and "48213377" not in stored  # no text, no pixels
     calls = []
-    monkeypatch.setattr(pixels, "read_line", lambda page: calls.append(1) or (0.0, 0, 0.0))
+    monkeypatch.setattr(pixels, "read_line", lambda page: calls.append(1) or (0.0, 0, 0.0, False))
     assert detect_text(screen, cache=cache) == first and calls == []
     # Under another project key the entry is not found: the image is read again.
     detect_text(screen, cache=RegionCache(tmp_path / "regions", b"other"))
     assert calls
+
+
+@pytest.mark.parametrize(
+    ("text", "shaped"),
+    [("2023-08-28", True), ("ID 83260749", True), ("DOB 04/11/1957", True), ("AXIAL SCAN", False)],
+)
+def test_read_line_says_whether_a_reading_is_shaped_like_phi(text: str, shaped: bool) -> None:
+    """A date or an id read even at low confidence is strong evidence of burned-in PHI."""
+    page = Image.new("L", (260, 40), 255)
+    ImageDraw.Draw(page).text((8, 8), text, fill=0, font=_font(20))
+    confidence, alnum, share, is_phi = pixels.read_line(np.asarray(page))
+    assert alnum >= len(text.replace(" ", "")) - 2 and share > 0.6 and confidence > 0
+    assert is_phi is shaped
 
 
 @pytest.mark.data

@@ -54,7 +54,7 @@ if TYPE_CHECKING:
 MAX_OCR_PIXELS = 64_000_000
 """Above this, detection would take minutes and gigabytes; such images are refused."""
 
-DETECTOR_VERSION = "lines-2"
+DETECTOR_VERSION = "lines-3"
 """Part of every cache key: a new detector never reuses an old one's regions."""
 
 
@@ -90,6 +90,13 @@ class DetectorSettings:
     "Lee"): there a line needs more."""
     regular_letters: int = 5
     """A chain of this many letters of one height on one baseline is text even unread."""
+    phi_confidence: float = 20.0
+    """A reading shaped like PHI (a date, an id, a DICOM or titled name: the patterns of
+    :mod:`medlens.privacy.text`) confirms a line from this confidence: texture does not read
+    as "2023-08-28"."""
+    max_aspect: float = 2.5
+    """When a line fails, its pieces are read again without components longer than this many
+    letter heights: glyphs merged with anatomy into one stroke hide the line from OCR."""
 
 
 def to_grey8(image: np.ndarray | Image.Image) -> np.ndarray:
@@ -249,6 +256,8 @@ class _Line:
     regular: bool
     angle: float = 0.0
     """Baseline angle (degrees) of a horizontal line, to level it before reading."""
+    parts: tuple[_Line, ...] = ()
+    """The chains of its letters no longer than ``max_aspect`` heights, read when it fails."""
 
 
 # ------------------------------------------------------------------------------------------
@@ -291,16 +300,24 @@ def _line_reader() -> Any:
     return api
 
 
-def read_line(page: np.ndarray) -> tuple[float, int, float]:
-    """(mean confidence, alphanumeric count, alphanumeric share of the non-space characters)
-    of one text line, dark on light, upright."""
+def read_line(page: np.ndarray) -> tuple[float, int, float, bool]:
+    """(mean confidence, alphanumeric count, alphanumeric share of the non-space characters,
+    whether the text is shaped like PHI) of one text line, dark on light, upright. The text
+    itself goes no further."""
     from PIL import Image as PILImage
+
+    from medlens.privacy.text import find_phi
 
     api = _line_reader()
     api.SetImage(PILImage.fromarray(page))
-    text = "".join(api.GetUTF8Text().split())
+    words = " ".join(api.GetUTF8Text().split())
+    text = words.replace(" ", "")
     alnum = sum(ch.isalnum() for ch in text)
-    return float(api.MeanTextConf()), alnum, alnum / max(1, len(text))
+    shaped = any(
+        sum(ch.isalnum() for ch in words[span.start : span.end]) >= 5
+        for span in find_phi(words, names=False)
+    )
+    return float(api.MeanTextConf()), alnum, alnum / max(1, len(text)), shaped
 
 
 def _pages(
@@ -338,12 +355,15 @@ def _verify(
     hats: tuple[np.ndarray, np.ndarray],
     line: _Line,
     settings: DetectorSettings,
-) -> tuple[float, int, int]:
+    *,
+    shaped_only: bool = False,
+) -> tuple[bool, float, int, int]:
     """Read one candidate line (grey in both polarities and its stroke pages, levelled when
     skewed) in the two orientations of its direction; returns the best (confidence,
     alphanumerics, rotation) among readings that look like text (at least 60% letters and
     digits, and at least ``min_stroke_chars`` of them on stroke pages), stopping at the first
-    reading that confirms the line."""
+    reading that confirms the line (with ``min_confidence``, or ``phi_confidence`` when shaped
+    like PHI; only then with ``shaped_only``). Returns whether it did, first."""
     from PIL import Image as PILImage
 
     across = line.across
@@ -366,13 +386,15 @@ def _verify(
         for rotation in (90, 270) if line.vertical else (0, 180):
             # np.rot90 turns counter-clockwise; text drawn at +90 degrees reads after -90.
             upright = np.ascontiguousarray(np.rot90(levelled, -rotation // 90))
-            confidence, alnum, share = read_line(upright)
+            confidence, alnum, share, shaped = read_line(upright)
             if share < 0.6 or alnum < needed:
                 continue
-            if confidence >= settings.min_confidence:
-                return confidence, alnum, rotation
+            if (confidence >= settings.min_confidence and not shaped_only) or (
+                shaped and confidence >= settings.phi_confidence
+            ):
+                return True, confidence, alnum, rotation
             best = max(best, (confidence, alnum, rotation))
-    return best
+    return (False, *best)
 
 
 # ------------------------------------------------------------------------------------------
@@ -417,12 +439,39 @@ def _merge(lines: list[_Line]) -> list[_Line]:
     return merged
 
 
+def _chain_line(
+    members: np.ndarray, vertical: bool, settings: DetectorSettings, split: bool
+) -> _Line:
+    """The candidate line of one chain; with ``split``, also its parts: the chains its letters
+    make without the components longer than ``max_aspect`` letter heights."""
+    a0, a1, b0, b1 = (2, 3, 0, 1) if vertical else (0, 1, 2, 3)
+    box = (
+        int(members[:, 0].min()),
+        int(members[:, 1].max()),
+        int(members[:, 2].min()),
+        int(members[:, 3].max()),
+    )
+    size = members[:, a1] - members[:, a0]
+    across = int(np.median(size))
+    parts: tuple[_Line, ...] = ()
+    if split:
+        short = members[members[:, b1] - members[:, b0] <= settings.max_aspect * size]
+        if len(short) < len(members):
+            parts = tuple(
+                _chain_line(sub, vertical, settings, split=False)
+                for sub in chain_lines(short, vertical, settings)
+            )
+    angle = 0.0 if vertical else skew(members)
+    return _Line(box, across, vertical, _regular(members, vertical, settings), angle, parts)
+
+
 def candidate_lines(
     grey: np.ndarray, settings: DetectorSettings
-) -> tuple[list[_Line], np.ndarray, tuple[np.ndarray, np.ndarray]]:
-    """Letter chains of both polarities and both directions merged into line boxes; also every
-    letter box (y0, y1, x0, x1) of both polarities, to complete confirmed lines, and the two
-    top-hats, to read the lines' strokes."""
+) -> tuple[list[_Line], list[_Line], np.ndarray, tuple[np.ndarray, np.ndarray]]:
+    """Letter chains of both polarities and both directions merged into line boxes, and the
+    chains themselves (each with its parts); also every letter box (y0, y1, x0, x1) of both
+    polarities, to complete confirmed lines, and the two top-hats, to read the lines'
+    strokes."""
     chains: list[_Line] = []
     found = []
     hats = top_hats(grey, stroke=settings.stroke)
@@ -430,19 +479,26 @@ def candidate_lines(
         boxes = letters(hat > settings.threshold, settings)
         found.append(boxes)
         for vertical in (False, True):
-            a0, a1 = (2, 3) if vertical else (0, 1)
             for members in chain_lines(boxes, vertical, settings):
-                box = (
-                    int(members[:, 0].min()),
-                    int(members[:, 1].max()),
-                    int(members[:, 2].min()),
-                    int(members[:, 3].max()),
-                )
-                across = int(np.median(members[:, a1] - members[:, a0]))
-                regular = _regular(members, vertical, settings)
-                angle = 0.0 if vertical else skew(members)
-                chains.append(_Line(box, across, vertical, regular, angle))
-    return _merge(chains), np.concatenate(found), hats
+                chains.append(_chain_line(members, vertical, settings, split=True))
+    return _merge(chains), chains, np.concatenate(found), hats
+
+
+def _pieces(line: _Line, chains: list[_Line]) -> list[_Line]:
+    """What to read when a merged line fails: the chains it was built from (when more than
+    one) and their parts, so a string beside texture that merged with it is read alone."""
+    y0, y1, x0, x1 = line.box
+    inside = [
+        c
+        for c in chains
+        if c.vertical == line.vertical
+        and y0 <= c.box[0]
+        and c.box[1] <= y1
+        and x0 <= c.box[2]
+        and c.box[3] <= x1
+    ]
+    out = [c for c in inside if c.box != line.box] if len(inside) > 1 else []
+    return out + [part for c in inside for part in c.parts]
 
 
 def complete_line(line: _Line, boxes: np.ndarray, ink: np.ndarray) -> tuple[int, int, int, int]:
@@ -483,29 +539,54 @@ def complete_line(line: _Line, boxes: np.ndarray, ink: np.ndarray) -> tuple[int,
     return box[0], box[1], box[2], box[3]
 
 
+def _confirmed(
+    grey: np.ndarray,
+    hats: tuple[np.ndarray, np.ndarray],
+    line: _Line,
+    chains: list[_Line],
+    settings: DetectorSettings,
+) -> list[tuple[_Line, bool, float, int, int]]:
+    """The line with its reading when it reads (or is regular), else each of its pieces that
+    reads as PHI (pieces of texture read as words often enough), skipping pieces inside one
+    already confirmed."""
+    read, confidence, alnum, rotation = _verify(grey, hats, line, settings)
+    if read or line.regular:
+        return [(line, read, confidence, alnum, rotation)]
+    out: list[tuple[_Line, bool, float, int, int]] = []
+    for piece in _pieces(line, chains):
+        y0, y1, x0, x1 = piece.box
+        if any(
+            p.box[0] <= y0 and y1 <= p.box[1] and p.box[2] <= x0 and x1 <= p.box[3] for p, *_ in out
+        ):
+            continue
+        read, confidence, alnum, rotation = _verify(grey, hats, piece, settings, shaped_only=True)
+        if read:
+            out.append((piece, read, confidence, alnum, rotation))
+    return out
+
+
 def _find_regions(grey: np.ndarray, settings: DetectorSettings) -> list[TextRegion]:
     rows, cols = grey.shape
     regions: list[TextRegion] = []
-    lines, boxes, hats = candidate_lines(grey, settings)
+    lines, chains, boxes, hats = candidate_lines(grey, settings)
     ink = (hats[0] > settings.threshold) | (hats[1] > settings.threshold)
-    for line in lines:
-        confidence, alnum, rotation = _verify(grey, hats, line, settings)
-        read = confidence >= settings.min_confidence and alnum >= settings.min_chars
-        if not (read or line.regular):
-            continue
-        y0, y1, x0, x1 = complete_line(line, boxes, ink)
-        margin = max(3, line.across // 2)
-        regions.append(
-            TextRegion(
-                max(0, x0 - margin),
-                max(0, y0 - margin),
-                min(cols, x1 + margin),
-                min(rows, y1 + margin),
-                rotation if read else (90 if line.vertical else 0),
-                confidence,
-                alnum,
+    for candidate in lines:
+        for line, read, confidence, alnum, rotation in _confirmed(
+            grey, hats, candidate, chains, settings
+        ):
+            y0, y1, x0, x1 = complete_line(line, boxes, ink)
+            margin = max(3, line.across // 2)
+            regions.append(
+                TextRegion(
+                    max(0, x0 - margin),
+                    max(0, y0 - margin),
+                    min(cols, x1 + margin),
+                    min(rows, y1 + margin),
+                    rotation if read else (90 if line.vertical else 0),
+                    confidence,
+                    alnum,
+                )
             )
-        )
     return regions
 
 
