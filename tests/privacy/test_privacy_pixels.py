@@ -170,3 +170,21 @@ def test_confirmed_line_grows_over_the_ink_that_continues_it() -> None:
         20,
         32,
     )
+
+
+def test_a_failed_line_is_read_again_without_components_far_longer_than_high() -> None:
+    """Glyphs merged with a streak of anatomy: the pieces to read leave the streak out."""
+    settings = pixels.DetectorSettings()
+    glyphs = [(100, 112, 20 + 10 * k, 28 + 10 * k) for k in range(6)]
+    streak = (100, 112, 82, 300)  # 218 px long, 12 px high: no glyph
+    members = np.array([*glyphs, streak], dtype=np.int64)
+    line = pixels._chain_line(members, False, settings, split=True)
+    assert line.box == (100, 112, 20, 300)
+    assert [part.box for part in line.parts] == [(100, 112, 20, 78)]
+    # The chains of a merged box come back one by one, with their parts.
+    other = pixels._chain_line(
+        np.array(glyphs, dtype=np.int64) + [0, 0, 300, 300], False, settings, split=True
+    )
+    merged = pixels._Line((100, 112, 20, 378), 12, False, False)
+    pieces = pixels._pieces(merged, [line, other])
+    assert [p.box for p in pieces] == [line.box, other.box, (100, 112, 20, 78)]

@@ -20,8 +20,12 @@ Epshtein et al., CVPR 2010; Neumann & Matas, ACCV 2010):
    (top-hat thresholded black on white, which lifts text off anatomy), in the two
    orientations of its direction, as one text line. A line is text when tesseract reads
    enough letters and digits with enough confidence (more on stroke pages, where texture
-   reads as short words), or when its letters are so regular (many, of one height, on one
-   baseline) that no anatomy makes them.
+   reads as short words), or reads shaped like PHI (a date, an id: the patterns of
+   :mod:`medlens.privacy.text`) at lower confidence, or when its letters are so regular (many,
+   of one height, on one baseline) that no anatomy makes them. A merged line that fails is
+   read again piece by piece (the chains it was built from, and their letters without
+   components far longer than high, where glyphs merged with anatomy), and a piece counts
+   only when it reads shaped like PHI.
 5. **Redaction**: the line's box grows along its direction over the letters and stroke ink
    that continue it (glyphs merged into the background that no chain holds), then by a
    margin of half the line height, and is filled with the image minimum, so glyphs OCR
