@@ -58,7 +58,7 @@ if TYPE_CHECKING:
 MAX_OCR_PIXELS = 64_000_000
 """Above this, detection would take minutes and gigabytes; such images are refused."""
 
-DETECTOR_VERSION = "lines-3"
+DETECTOR_VERSION = "lines-4"
 """Part of every cache key: a new detector never reuses an old one's regions."""
 
 
@@ -361,17 +361,19 @@ def _verify(
     settings: DetectorSettings,
     *,
     shaped_only: bool = False,
+    zoom: int = 1,
 ) -> tuple[bool, float, int, int]:
     """Read one candidate line (grey in both polarities and its stroke pages, levelled when
     skewed) in the two orientations of its direction; returns the best (confidence,
     alphanumerics, rotation) among readings that look like text (at least 60% letters and
     digits, and at least ``min_stroke_chars`` of them on stroke pages), stopping at the first
     reading that confirms the line (with ``min_confidence``, or ``phi_confidence`` when shaped
-    like PHI; only then with ``shaped_only``). Returns whether it did, first."""
+    like PHI; only then with ``shaped_only``), upscaled ``zoom`` times more than usual.
+    Returns whether it did, first."""
     from PIL import Image as PILImage
 
     across = line.across
-    scale = int(np.clip(round(36 / max(across, 1)), 1, 4))
+    scale = int(np.clip(round(36 / max(across, 1)), 1, 4)) * zoom
     best = (0.0, 0, 0)
     for k, page in enumerate(_pages(grey, hats, line.box, max(2, across // 2))):
         needed = settings.min_chars if k < 2 else settings.min_stroke_chars
@@ -563,9 +565,13 @@ def _confirmed(
             p.box[0] <= y0 and y1 <= p.box[1] and p.box[2] <= x0 and x1 <= p.box[3] for p, *_ in out
         ):
             continue
-        read, confidence, alnum, rotation = _verify(grey, hats, piece, settings, shaped_only=True)
-        if read:
-            out.append((piece, read, confidence, alnum, rotation))
+        for zoom in (1, 2):
+            read, confidence, alnum, rotation = _verify(
+                grey, hats, piece, settings, shaped_only=True, zoom=zoom
+            )
+            if read:
+                out.append((piece, read, confidence, alnum, rotation))
+                break
     return out
 
 
@@ -579,6 +585,10 @@ def _find_regions(grey: np.ndarray, settings: DetectorSettings) -> list[TextRegi
             grey, hats, candidate, chains, settings
         ):
             y0, y1, x0, x1 = complete_line(line, boxes, ink)
+            if line is not candidate:
+                # A piece read as PHI: the rest of its string is what merged it with the rest.
+                c0, c1, c2, c3 = candidate.box
+                y0, y1, x0, x1 = min(y0, c0), max(y1, c1), min(x0, c2), max(x1, c3)
             margin = max(3, line.across // 2)
             regions.append(
                 TextRegion(
