@@ -24,8 +24,9 @@ Epshtein et al., CVPR 2010; Neumann & Matas, ACCV 2010):
    :mod:`medlens.privacy.text`) at lower confidence, or when its letters are so regular (many,
    of one height, on one baseline) that no anatomy makes them. A merged line that fails is
    read again piece by piece (the chains it was built from, and their letters without
-   components far longer than high, where glyphs merged with anatomy), and a piece counts
-   only when it reads shaped like PHI.
+   components far longer than high, where glyphs merged with anatomy), once more at twice
+   the scale when it fails, and a piece counts only when it reads shaped like PHI; then the
+   whole merged line goes, since the rest of the string is what merged the piece with it.
 5. **Redaction**: the line's box grows along its direction over the letters and stroke ink
    that continue it (glyphs merged into the background that no chain holds), then by a
    margin of half the line height, and is filled with the image minimum, so glyphs OCR
