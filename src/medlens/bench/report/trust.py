@@ -58,6 +58,13 @@ def _model_runs(data: ReportData) -> list[RunSummary]:
     return [s for s in data.runs if s.run.role == "model"]
 
 
+def _section(
+    title: str, intro: str, parts: list[str], numbers: dict[str, Any]
+) -> ReportSection | None:
+    """A report section of the per-run parts, or None when no run had anything to show."""
+    return ReportSection(title, intro + "".join(parts), numbers) if parts else None
+
+
 def calibration(data: ReportData, store: RunStore) -> ReportSection | None:
     """Reliability diagram and risk-coverage curve of every model and baseline run that
     reports confidences (sanity and shift runs are summarised by the robustness section)."""
@@ -78,13 +85,11 @@ def calibration(data: ReportData, store: RunStore) -> ReportSection | None:
         section = calibration_section(confidence, outcome, title=title)
         parts.append(_trust_html(section))
         numbers[summary.run.id] = section.to_dict()["data"]
-    if not parts:
-        return None
     intro = (
         f"<p class='muted'>Outcomes under <code>{escape(protocol)}</code>; unparseable and "
         "abstained answers are left out of the curves and counted in the numbers.</p>"
     )
-    return ReportSection("Calibration and selective prediction", intro + "".join(parts), numbers)
+    return _section("Calibration and selective prediction", intro, parts, numbers)
 
 
 def image_reliance(data: ReportData, store: RunStore) -> ReportSection | None:
@@ -112,8 +117,6 @@ def image_reliance(data: ReportData, store: RunStore) -> ReportSection | None:
         section = sanity_section(outcomes, clean=model.run.model, prior=prior, title=title)
         parts.append(_trust_html(section) + _sanity_table(section.data))
         numbers[model.run.id] = section.to_dict()["data"]
-    if not parts:
-        return None
     intro = (
         f"<p class='muted'>Accuracy under <code>{escape(protocol)}</code>: the share of "
         "questions answered correctly (unparseable and abstained answers count as not correct, "
@@ -121,7 +124,7 @@ def image_reliance(data: ReportData, store: RunStore) -> ReportSection | None:
         "above). The drop is the accuracy with the real image minus the accuracy with the "
         "image changed or removed.</p>"
     )
-    return ReportSection("Image reliance", intro + "".join(parts), numbers)
+    return _section("Image reliance", intro, parts, numbers)
 
 
 def _sanity_table(data: Any) -> str:
@@ -163,13 +166,11 @@ def robustness(data: ReportData, store: RunStore) -> ReportSection | None:
         section = robustness_section(clean, runs, title=title)
         parts.append(_trust_html(section) + _robustness_table(section.data))
         numbers[model.run.id] = section.to_dict()["data"]
-    if not parts:
-        return None
     intro = (
         f"<p class='muted'>Outcomes under <code>{escape(protocol)}</code>; ECE and AUROC over "
         "answered questions with a confidence (– where the model gives none).</p>"
     )
-    return ReportSection("Robustness", intro + "".join(parts), numbers)
+    return _section("Robustness", intro, parts, numbers)
 
 
 def _robustness_table(data: Any) -> str:
