@@ -21,6 +21,8 @@ from medlens.privacy.synthetic import PHI, synthetic_report
         ("Patient: Dussen van, Anselm", "NAME", "Anselm"),
         ("Referring physician: Dr. Hans-Heinrich Süßebier", "NAME", "Süßebier"),
         ("Signed by Dr. Ian McKenzie today.", "NAME", "McKenzie"),
+        ("Patient: auch Schlauchin, Rigo", "NAME", "Schlauchin"),
+        ("Electronically signed by Vinzenz auch Schlauchin, Clinic.", "NAME", "Schlauchin"),
         ("DOB 1951-03-02.", "DATE", "1951-03-02"),
         ("Exam on 03/04/2021 at noon.", "DATE", "03/04/2021"),
         ("Prior of 12 Jan 2019 reviewed.", "DATE", "12 Jan 2019"),
@@ -36,6 +38,12 @@ from medlens.privacy.synthetic import PHI, synthetic_report
         ("Lives at 42 Larkspur Avenue, Springfield, IL 62704.", "ADDRESS", "42 Larkspur Avenue"),
         ("Address: 7839 Aparecida Lane, Sousa do Amparo 38618", "ADDRESS", "38618"),
         ("Address: 4904 Moccia Drive, Santa Maria La Scala 24458", "ADDRESS", "24458"),
+        ("Address: 8323 Junck Avenue, Neunburg vorm Wald 81787", "ADDRESS", "81787"),
+        (
+            "Address: 3624 Pizzetti Avenue, Zingone Di Trezzano Sul Naviglio 16203",
+            "ADDRESS",
+            "16203",
+        ),
         ("Address: 7501 Koch II Street, Halberstadt 47763", "ADDRESS", "47763"),
         ("Address: 6031 McKenzie Avenue, Thomasside 13017", "ADDRESS", "6031 McKenzie Avenue"),
         ("A 93-year-old woman with cough.", "AGE", "93"),
@@ -67,6 +75,15 @@ def test_each_identifier_kind_is_replaced_by_its_placeholder(
 def test_clinical_text_is_left_alone(text: str) -> None:
     result = scrub_text(text)
     assert result.text == text, result.spans
+
+
+def test_short_lowercase_words_join_names_but_english_ones_do_not() -> None:
+    """A word like 'auch' joins a surname; 'for' ends it, so the clinical term after stays."""
+    assert scrub_text("Signed by Vinzenz auch Schlauchin.").text == "Signed by [NAME]."
+    assert (
+        scrub_text("Discussed with Dr Smith for CT of the abdomen.").text
+        == "Discussed with Dr [NAME] for CT of the abdomen."
+    )
 
 
 def test_spans_point_at_the_original_text() -> None:

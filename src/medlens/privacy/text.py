@@ -66,7 +66,13 @@ _PARTICLE = (
 _WORD = rf"[{_UP}][{_LOW}'\-]+(?:[{_UP}][{_LOW}'\-]+)*"
 _CAP = rf"(?:{_PARTICLE}\s+)*(?:{_WORD}|[IVX]{{2,4}}\b)"
 _NAME_WORD = rf"(?:{_PARTICLE}\s+)*(?:{_WORD}|[{_UP}]\.|[{_UP}]{{2,}}(?![{_LOW}]))"
-_PERSON = rf"{_NAME_WORD}(?:[ \t]+{_NAME_WORD}){{0,3}}"
+# Between capitalised words of a name or place, a short lowercase word no list holds ("auch",
+# "vorm", "upon"), unless it is an English function word ("Dr Smith for CT").
+_JOIN = (
+    rf"[ \t]+(?:(?!(?:and|or|for|the|via|with|at|on|in|of|to|by|per|from|was|is|are|has|had"
+    rf"|not|but|as|re|who|may)\b)[{_LOW}]{{2,4}}[ \t]+)?"
+)
+_PERSON = rf"{_NAME_WORD}(?:{_JOIN}{_NAME_WORD}){{0,3}}"
 
 _ID_LABEL = (
     r"(?:MRN|MR\s?#|MR\s?No\.?|Medical\s+Record(?:\s+(?:Number|No\.?|#))?|Record\s*(?:No\.?|#|"
@@ -175,7 +181,7 @@ _PATTERNS: list[tuple[str, re.Pattern[str], int]] = [
         re.compile(
             rf"\b\d{{1,5}}[A-Za-z]?\s+(?:{_CAP}\s+){{0,3}}{_STREET}\b"
             rf"(?:,?\s*(?:Apt|Apartment|Suite|Ste|Unit|Flat|#)\.?\s*\w+)?"
-            rf"(?:,\s*(?:{_CAP}\s?){{1,4}})?(?:,?\s*[A-Z]{{2}}\b)?(?:,?\s*\d{{4,5}}(?:-\d{{4}})?)?"
+            rf"(?:,\s*{_CAP}(?:{_JOIN}{_CAP}){{0,5}})?(?:,?\s*[A-Z]{{2}}\b)?(?:,?\s*\d{{4,5}}(?:-\d{{4}})?)?"
         ),
         0,
     ),
@@ -195,7 +201,10 @@ _PATTERNS: list[tuple[str, re.Pattern[str], int]] = [
     ("NAME", re.compile(rf"\b{_PERSON_LABEL}\s*[:\-]?\s*(?:{_TITLE}\s+)?({_PERSON})"), 1),
     (
         "NAME",
-        re.compile(rf"\b{_PERSON_LABEL}\s*[:\-]?\s*({_PERSON}(?:\s+{_PARTICLE})?,\s*{_PERSON})"),
+        re.compile(
+            rf"\b{_PERSON_LABEL}\s*[:\-]?\s*((?:[{_LOW}]{{2,4}}\s+)?{_PERSON}(?:\s+{_PARTICLE})?,"
+            rf"\s*{_PERSON})"
+        ),
         1,
     ),
 ]
