@@ -188,3 +188,40 @@ def test_a_failed_line_is_read_again_without_components_far_longer_than_high() -
     merged = pixels._Line((100, 112, 20, 378), 12, False, False)
     pieces = pixels._pieces(merged, [line, other])
     assert [p.box for p in pieces] == [line.box, other.box, (100, 112, 20, 78)]
+
+
+def test_skew_ignores_glyphs_merged_with_anatomy_and_steep_fits() -> None:
+    xs = np.arange(0, 200, 20)
+    members = np.stack([np.full(10, 100), np.full(10, 112), xs, xs + 12], axis=1)
+    members[6:, 1] = 112 + np.arange(4) * 15  # glyphs joined to tissue below, ever taller
+    assert pixels.skew(members) == 0.0
+    rise = np.round(-np.tan(np.radians(20.0)) * xs).astype(int)
+    steep = np.stack([100 + rise, 112 + rise, xs, xs + 12], axis=1)
+    assert pixels.skew(steep) == 0.0  # no chained text climbs that fast: read as drawn
+
+
+def test_a_failed_line_is_also_read_in_the_band_of_its_aligned_letters() -> None:
+    """Glyphs merged with anatomy below are taller than the others: the line is read again
+    along its whole length, but only across the band its aligned letters span."""
+    settings = pixels.DetectorSettings()
+    glyphs = [(100, 112, 20 + 10 * k, 28 + 10 * k) for k in range(6)]
+    merged = [(100, 140, 80, 88), (100, 150, 90, 98)]  # two glyphs joined to tissue below
+    line = pixels._chain_line(np.array(glyphs + merged, dtype=np.int64), False, settings, True)
+    assert line.box == (100, 150, 20, 98)
+    assert (100, 112, 20, 98) in [part.box for part in line.parts]
+    assert line.read_box == (100, 112, 20, 98)  # typical letters only, across the line
+
+
+def test_coloured_text_as_bright_as_the_tissue_under_it_is_found() -> None:
+    """Yellow text whose mean grey equals the background's: invisible on the grey page,
+    plain on the chroma page (anatomy is grey)."""
+    image = Image.new("RGB", (420, 120), (170, 170, 170))
+    ImageDraw.Draw(image).text((20, 40), ID, fill=(230, 180, 100), font=_font(24))
+    screen = np.asarray(image)
+    assert pixels.chroma_page(screen.mean(axis=-1).astype(np.uint8)) is None
+    assert pixels.chroma_page(np.repeat(screen[..., :1], 3, axis=-1)) is None
+    assert not detect_text(screen.mean(axis=-1).astype(np.uint8))
+    redacted, regions = redact_burned_in_text(screen)
+    assert regions
+    ink = np.abs(screen.astype(int) - 170).max(axis=-1) > 40
+    assert (np.asarray(redacted)[ink] == screen.min()).all()

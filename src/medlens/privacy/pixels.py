@@ -23,14 +23,22 @@ Epshtein et al., CVPR 2010; Neumann & Matas, ACCV 2010):
    reads as short words), or reads shaped like PHI (a date, an id: the patterns of
    :mod:`medlens.privacy.text`) at lower confidence, or when its letters are so regular (many,
    of one height, on one baseline) that no anatomy makes them. A merged line that fails is
-   read again piece by piece (the chains it was built from, and their letters without
-   components far longer than high, where glyphs merged with anatomy), once more at twice
-   the scale when it fails, and a piece counts only when it reads shaped like PHI; then the
-   whole merged line goes, since the rest of the string is what merged the piece with it.
+   read again piece by piece (the chains it was built from, their letters without
+   components far longer than high, their letters of typical size on the fitted baseline,
+   and the whole chain in the band those letters span, where glyphs merged with anatomy),
+   once more at twice the scale when it fails, and a piece counts only when it reads shaped
+   like PHI; then the whole merged line goes, since the rest of the string is what merged
+   the piece with it. Crops span across the line only the band of its typical letters, and
+   the baseline angle is a robust fit through them, so anatomy joined to a glyph neither
+   fills the crop nor tilts it.
 5. **Redaction**: the line's box grows along its direction over the letters and stroke ink
    that continue it (glyphs merged into the background that no chain holds), then by a
    margin of half the line height, and is filled with the image minimum, so glyphs OCR
    misread, accents and anti-aliased edges go too.
+
+Colour images are searched twice: on their grey page and on their chroma page (largest
+minus smallest channel), where coloured annotations stand out on grey anatomy even when as
+bright as the tissue under them.
 
 Regions (boxes only, never pixels or text) are cached by a keyed hash of the pixels and the
 detector's settings under ``$MEDLENS_HOME/cache/text-regions``, so asking about the same image
@@ -59,8 +67,11 @@ if TYPE_CHECKING:
 MAX_OCR_PIXELS = 64_000_000
 """Above this, detection would take minutes and gigabytes; such images are refused."""
 
-DETECTOR_VERSION = "lines-4"
+DETECTOR_VERSION = "lines-5"
 """Part of every cache key: a new detector never reuses an old one's regions."""
+
+MAX_SKEW = 10.0
+"""Degrees: lines fitted steeper than this are read as drawn (see :func:`skew`)."""
 
 
 @dataclass(frozen=True)
@@ -125,6 +136,23 @@ def to_grey8(image: np.ndarray | Image.Image) -> np.ndarray:
     if hi <= lo:
         return np.zeros(values.shape, np.uint8)
     return np.asarray(np.clip((values - lo) / (hi - lo), 0, 1) * 255, dtype=np.uint8)
+
+
+def chroma_page(image: np.ndarray | Image.Image) -> np.ndarray | None:
+    """How coloured each pixel of a colour image is (largest minus smallest channel), stretched
+    to 0-255, or None for grey images and colour images without colour. Anatomy is grey in
+    nearly every modality, so yellow or green annotations (ultrasound, secondary captures)
+    stand out here on a black page even where their brightness matches the tissue under
+    them."""
+    array = np.asarray(image)
+    if array.ndim != 3 or array.shape[-1] < 3 or array.dtype != np.uint8:
+        return None
+    rgb = array[..., :3]
+    chroma = rgb.max(axis=-1) - rgb.min(axis=-1)
+    peak = int(chroma.max())
+    if peak < 16:
+        return None
+    return np.asarray(chroma.astype(np.float32) * (255.0 / peak), dtype=np.uint8)
 
 
 def top_hats(grey: np.ndarray, *, stroke: int = 9) -> tuple[np.ndarray, np.ndarray]:
@@ -263,6 +291,13 @@ class _Line:
     """Baseline angle (degrees) of a horizontal line, to level it before reading."""
     parts: tuple[_Line, ...] = ()
     """The chains of its letters no longer than ``max_aspect`` heights, read when it fails."""
+    band: tuple[int, int, int, int] | None = None
+    """The box to read: across the line only as far as its letters of typical size reach, so
+    anatomy merged into a glyph above or below does not fill the crop OCR sees."""
+
+    @property
+    def read_box(self) -> tuple[int, int, int, int]:
+        return self.band or self.box
 
 
 # ------------------------------------------------------------------------------------------
@@ -342,17 +377,58 @@ def _pages(
     return pages
 
 
+def _typical(members: np.ndarray, vertical: bool = False) -> np.ndarray:
+    """The letters of a chain whose size across the line is within 25% of its median."""
+    a0, a1 = (2, 3) if vertical else (0, 1)
+    size = (members[:, a1] - members[:, a0]).astype(float)
+    return np.asarray(members[np.abs(size - np.median(size)) <= 0.25 * np.median(size)])
+
+
+def _slope(letters: np.ndarray, vertical: bool = False) -> float:
+    """How far the letters' centres move across the line per pixel along it: the median of
+    the slopes between pairs (Theil-Sen), which letters merged with anatomy do not sway."""
+    a0, a1, b0, b1 = (2, 3, 0, 1) if vertical else (0, 1, 2, 3)
+    if len(letters) < 3:
+        return 0.0
+    across = (letters[:, a0] + letters[:, a1]) / 2.0
+    along = (letters[:, b0] + letters[:, b1]) / 2.0
+    i, j = np.triu_indices(len(letters), k=1)
+    apart = along[j] - along[i]
+    valid = np.abs(apart) > 0
+    if not valid.any():
+        return 0.0
+    return float(np.median((across[j] - across[i])[valid] / apart[valid]))
+
+
 def skew(members: np.ndarray) -> float:
-    """The angle (degrees, counter-clockwise as drawn) of a horizontal chain's baseline, fitted
-    through its letters' centres: text burned in at a few degrees reads only once levelled."""
-    if len(members) < 3:
+    """The angle (degrees, counter-clockwise as drawn) of a horizontal chain's baseline, from
+    its letters of typical height (:func:`_slope`). Text burned in at a few degrees reads only
+    once levelled."""
+    typical = _typical(members)
+    if len(typical) < 3:
         return 0.0
-    cy = (members[:, 0] + members[:, 1]) / 2.0
-    cx = (members[:, 2] + members[:, 3]) / 2.0
-    if np.ptp(cx) <= 0:
-        return 0.0
-    slope = float(np.polyfit(cx, cy, 1)[0])
-    return float(np.degrees(np.arctan(-slope)))
+    angle = float(np.degrees(np.arctan(-_slope(typical))))
+    # Chained letters overlap their neighbours by half a height: a steeper "baseline" is
+    # texture joined to the line, not text drawn at that angle.
+    return angle if abs(angle) <= MAX_SKEW else 0.0
+
+
+def aligned(members: np.ndarray, vertical: bool) -> np.ndarray:
+    """The letters of a chain that sit on its text line: of typical size, with both edges
+    across the line within a quarter height of the edges fitted through those letters.
+    Anatomy chained with a string has neither the size nor the baseline of its glyphs."""
+    a0, a1, b0, b1 = (2, 3, 0, 1) if vertical else (0, 1, 2, 3)
+    typical = _typical(members, vertical)
+    if len(typical) < 3:
+        return typical
+    slope = _slope(typical, vertical)
+    along = (typical[:, b0] + typical[:, b1]) / 2.0
+    tolerance = 0.25 * float(np.median(typical[:, a1] - typical[:, a0]))
+    keep = np.ones(len(typical), bool)
+    for edge in (a0, a1):
+        residual = typical[:, edge] - slope * along
+        keep &= np.abs(residual - np.median(residual)) <= tolerance
+    return np.asarray(typical[keep])
 
 
 def _verify(
@@ -376,7 +452,7 @@ def _verify(
     across = line.across
     scale = int(np.clip(round(36 / max(across, 1)), 1, 4)) * zoom
     best = (0.0, 0, 0)
-    for k, page in enumerate(_pages(grey, hats, line.box, max(2, across // 2))):
+    for k, page in enumerate(_pages(grey, hats, line.read_box, max(2, across // 2))):
         needed = settings.min_chars if k < 2 else settings.min_stroke_chars
         image = PILImage.fromarray(np.ascontiguousarray(page))
         if abs(line.angle) >= 1.5:
@@ -409,6 +485,10 @@ def _verify(
 # ------------------------------------------------------------------------------------------
 
 
+def _union(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> tuple[int, int, int, int]:
+    return min(a[0], b[0]), max(a[1], b[1]), min(a[2], b[2]), max(a[3], b[3])
+
+
 def _merge(lines: list[_Line]) -> list[_Line]:
     """Join candidates of one direction and similar letter height that lie on the same line
     (overlapping by half across it) no further apart than 1.5 letter heights: the pieces of one
@@ -432,11 +512,12 @@ def _merge(lines: list[_Line]) -> list[_Line]:
                 gap = max(a[d0], b[d0]) - min(a[d1], b[d1])
                 if across >= 0.5 * extent and gap <= 1.5 * big:
                     out[k] = _Line(
-                        (min(a[0], b[0]), max(a[1], b[1]), min(a[2], b[2]), max(a[3], b[3])),
+                        _union(a, b),
                         max(line.across, other.across),
                         line.vertical,
                         line.regular or other.regular,
                         max((line, other), key=lambda x: x.box[d1] - x.box[d0]).angle,
+                        band=_union(line.read_box, other.read_box),
                     )
                     changed = True
                     break
@@ -450,7 +531,8 @@ def _chain_line(
     members: np.ndarray, vertical: bool, settings: DetectorSettings, split: bool
 ) -> _Line:
     """The candidate line of one chain; with ``split``, also its parts: the chains its letters
-    make without the components longer than ``max_aspect`` letter heights."""
+    make without the components longer than ``max_aspect`` letter heights, and those its
+    letters on the line's baseline make (:func:`aligned`)."""
     a0, a1, b0, b1 = (2, 3, 0, 1) if vertical else (0, 1, 2, 3)
     box = (
         int(members[:, 0].min()),
@@ -460,16 +542,39 @@ def _chain_line(
     )
     size = members[:, a1] - members[:, a0]
     across = int(np.median(size))
-    parts: tuple[_Line, ...] = ()
+    typical = _typical(members, vertical)
+    typical = typical if len(typical) else members
+    band = list(box)
+    band[a0], band[a1] = int(typical[:, a0].min()), int(typical[:, a1].max())
+    parts: list[_Line] = []
     if split:
         short = members[members[:, b1] - members[:, b0] <= settings.max_aspect * size]
-        if len(short) < len(members):
-            parts = tuple(
-                _chain_line(sub, vertical, settings, split=False)
-                for sub in chain_lines(short, vertical, settings)
+        on_line = aligned(members, vertical)
+        for subset in (short, on_line):
+            if 0 < len(subset) < len(members):
+                parts += [
+                    _chain_line(sub, vertical, settings, split=False)
+                    for sub in chain_lines(subset, vertical, settings)
+                ]
+        if len(on_line) >= settings.min_chars and len(on_line) < len(members):
+            # The whole chain's length in the band of its aligned letters: the glyphs that
+            # merged with anatomy are in that band too.
+            strip = list(box)
+            strip[a0], strip[a1] = int(on_line[:, a0].min()), int(on_line[:, a1].max())
+            parts.append(
+                _Line(
+                    (strip[0], strip[1], strip[2], strip[3]),
+                    int(np.median(on_line[:, a1] - on_line[:, a0])),
+                    vertical,
+                    False,
+                    0.0 if vertical else skew(on_line),
+                )
             )
     angle = 0.0 if vertical else skew(members)
-    return _Line(box, across, vertical, _regular(members, vertical, settings), angle, parts)
+    regular = _regular(members, vertical, settings)
+    return _Line(
+        box, across, vertical, regular, angle, tuple(parts), (band[0], band[1], band[2], band[3])
+    )
 
 
 def candidate_lines(
@@ -605,13 +710,15 @@ def _find_regions(grey: np.ndarray, settings: DetectorSettings) -> list[TextRegi
     return regions
 
 
-def _cache_key(grey: np.ndarray, settings: DetectorSettings, key: bytes) -> str:
-    """A keyed hash (HMAC-SHA256 under the project key) of the pixels, their shape and the
+def _cache_key(pages: list[np.ndarray], settings: DetectorSettings, key: bytes) -> str:
+    """A keyed hash (HMAC-SHA256 under the project key) of the pages read, their shape and the
     detector's settings and version: without the key nobody can test whether an image they
     hold was processed here."""
     mac = hmac.new(key, digestmod=hashlib.sha256)
-    mac.update(f"{DETECTOR_VERSION}|{grey.shape}|{sorted(asdict(settings).items())}|".encode())
-    mac.update(np.ascontiguousarray(grey).tobytes())
+    shapes = [page.shape for page in pages]
+    mac.update(f"{DETECTOR_VERSION}|{shapes}|{sorted(asdict(settings).items())}|".encode())
+    for page in pages:
+        mac.update(np.ascontiguousarray(page).tobytes())
     return mac.hexdigest()
 
 
@@ -626,8 +733,8 @@ class RegionCache:
     def _path(self, digest: str) -> Path:
         return self.folder / digest[:2] / f"{digest}.json"
 
-    def get(self, grey: np.ndarray, settings: DetectorSettings) -> list[TextRegion] | None:
-        path = self._path(_cache_key(grey, settings, self.key))
+    def get(self, pages: list[np.ndarray], settings: DetectorSettings) -> list[TextRegion] | None:
+        path = self._path(_cache_key(pages, settings, self.key))
         try:
             rows = json.loads(path.read_text())
         except FileNotFoundError:
@@ -636,8 +743,10 @@ class RegionCache:
             return None  # a damaged entry is recomputed and rewritten
         return [TextRegion(**row) for row in rows]
 
-    def put(self, grey: np.ndarray, settings: DetectorSettings, found: list[TextRegion]) -> None:
-        path = self._path(_cache_key(grey, settings, self.key))
+    def put(
+        self, pages: list[np.ndarray], settings: DetectorSettings, found: list[TextRegion]
+    ) -> None:
+        path = self._path(_cache_key(pages, settings, self.key))
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")
         tmp.write_text(json.dumps([asdict(r) for r in found]))
@@ -650,7 +759,8 @@ def detect_text(
     settings: DetectorSettings | None = None,
     cache: RegionCache | None = None,
 ) -> list[TextRegion]:
-    """Boxes of the text lines burned into ``image``, each with its redaction margin."""
+    """Boxes of the text lines burned into ``image``, each with its redaction margin, found on
+    its grey page and, for colour images, on its chroma page."""
     settings = settings or DetectorSettings()
     grey = to_grey8(image)
     rows, cols = grey.shape
@@ -659,13 +769,15 @@ def detect_text(
             f"Image of {rows}x{cols} pixels is above the OCR cap of {MAX_OCR_PIXELS:,}; "
             "split it into tiles, or de-identify it with ocr='never' if it carries no text."
         )
+    chroma = chroma_page(image)
+    pages = [grey] if chroma is None else [grey, chroma]
     if cache is not None:
-        cached = cache.get(grey, settings)
+        cached = cache.get(pages, settings)
         if cached is not None:
             return cached
-    found = _find_regions(grey, settings)
+    found = [region for page in pages for region in _find_regions(page, settings)]
     if cache is not None:
-        cache.put(grey, settings, found)
+        cache.put(pages, settings, found)
     return found
 
 
