@@ -28,9 +28,10 @@ Epshtein et al., CVPR 2010; Neumann & Matas, ACCV 2010):
    and the whole chain in the band those letters span, where glyphs merged with anatomy),
    once more at twice the scale when it fails, and a piece counts only when it reads shaped
    like PHI; then the whole merged line goes, since the rest of the string is what merged
-   the piece with it. Crops span across the line only the band of its typical letters, and
-   the baseline angle is a robust fit through them, so anatomy joined to a glyph neither
-   fills the crop nor tilts it.
+   the piece with it. Pieces are cropped across the line to the band of their typical
+   letters, and every baseline angle is a robust fit through those letters, so anatomy
+   joined to a glyph neither fills the crop nor tilts it. (The first reading keeps the
+   whole box: texture cropped that tight reads as short words too often.)
 5. **Redaction**: the line's box grows along its direction over the letters and stroke ink
    that continue it (glyphs merged into the background that no chain holds), then by a
    margin of half the line height, and is filled with the image minimum, so glyphs OCR
@@ -292,8 +293,8 @@ class _Line:
     parts: tuple[_Line, ...] = ()
     """The chains of its letters no longer than ``max_aspect`` heights, read when it fails."""
     band: tuple[int, int, int, int] | None = None
-    """The box to read: across the line only as far as its letters of typical size reach, so
-    anatomy merged into a glyph above or below does not fill the crop OCR sees."""
+    """The box to read it by when it is a piece: across the line only as far as its letters
+    of typical size reach, so anatomy merged into a glyph does not fill the crop."""
 
     @property
     def read_box(self) -> tuple[int, int, int, int]:
@@ -445,14 +446,15 @@ def _verify(
     alphanumerics, rotation) among readings that look like text (at least 60% letters and
     digits, and at least ``min_stroke_chars`` of them on stroke pages), stopping at the first
     reading that confirms the line (with ``min_confidence``, or ``phi_confidence`` when shaped
-    like PHI; only then with ``shaped_only``), upscaled ``zoom`` times more than usual.
-    Returns whether it did, first."""
+    like PHI; only then with ``shaped_only``, which also crops to the line's band),
+    upscaled ``zoom`` times more than usual. Returns whether it did, first."""
     from PIL import Image as PILImage
 
     across = line.across
     scale = int(np.clip(round(36 / max(across, 1)), 1, 4)) * zoom
     best = (0.0, 0, 0)
-    for k, page in enumerate(_pages(grey, hats, line.read_box, max(2, across // 2))):
+    crop = line.read_box if shaped_only else line.box
+    for k, page in enumerate(_pages(grey, hats, crop, max(2, across // 2))):
         needed = settings.min_chars if k < 2 else settings.min_stroke_chars
         image = PILImage.fromarray(np.ascontiguousarray(page))
         if abs(line.angle) >= 1.5:
