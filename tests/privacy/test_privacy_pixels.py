@@ -225,3 +225,26 @@ def test_coloured_text_as_bright_as_the_tissue_under_it_is_found() -> None:
     assert regions
     ink = np.abs(screen.astype(int) - 170).max(axis=-1) > 40
     assert (np.asarray(redacted)[ink] == screen.min()).all()
+
+
+def test_regular_letters_follow_each_other_closely() -> None:
+    """Typeset letters are of one height, on one baseline and close together; ribs around a
+    CT body outline are the first two but far apart."""
+    settings = pixels.DetectorSettings()
+    letters = np.array([(100, 112, 20 + 10 * k, 28 + 10 * k) for k in range(6)], dtype=np.int64)
+    ribs = np.array([(100, 112, 20 + 40 * k, 28 + 40 * k) for k in range(6)], dtype=np.int64)
+    assert pixels._regular(letters, False, settings)
+    assert not pixels._regular(ribs, False, settings)
+
+
+def test_a_regular_chain_merged_with_texture_is_its_own_piece() -> None:
+    """Merging with texture makes a line irregular (it is read, not taken unread), but the
+    regular chain inside comes back as a piece, even when it spans the whole line."""
+    settings = pixels.DetectorSettings()
+    glyphs = np.array([(100, 112, 20 + 10 * k, 28 + 10 * k) for k in range(6)], dtype=np.int64)
+    text = pixels._chain_line(glyphs, False, settings, split=True)
+    texture = pixels._Line((102, 110, 30, 60), 8, False, False)  # the other polarity's
+    (merged,) = pixels._merge([text, texture])
+    assert text.regular and not merged.regular
+    assert merged.box == text.box
+    assert text in pixels._pieces(merged, [text, texture])

@@ -22,16 +22,18 @@ Epshtein et al., CVPR 2010; Neumann & Matas, ACCV 2010):
    enough letters and digits with enough confidence (more on stroke pages, where texture
    reads as short words), or reads shaped like PHI (a date, an id: the patterns of
    :mod:`medlens.privacy.text`) at lower confidence, or when its letters are so regular (many,
-   of one height, on one baseline) that no anatomy makes them. A merged line that fails is
+   of one height, on one baseline, close together) that no anatomy makes them; a merged
+   line is regular only when all its chains are. A merged line that fails is
    read again piece by piece (the chains it was built from, their letters without
    components far longer than high, their letters of typical size on the fitted baseline,
    and the whole chain in the band those letters span, where glyphs merged with anatomy),
-   once more at twice the scale when it fails, and a piece counts only when it reads shaped
-   like PHI; then the whole merged line goes, since the rest of the string is what merged
-   the piece with it. Pieces are cropped across the line to the band of their typical
-   letters, and every baseline angle is a robust fit through those letters, so anatomy
-   joined to a glyph neither fills the crop nor tilts it. (The first reading keeps the
-   whole box: texture cropped that tight reads as short words too often.)
+   once more at twice the scale when it fails, and a piece counts only when it is regular
+   (its own box goes) or reads shaped like PHI (then the whole merged line goes, since the
+   rest of the string is what merged the piece with it). Pieces are cropped across the
+   line to the band of their typical letters, and every baseline angle is a robust fit
+   through those letters, so anatomy joined to a glyph neither fills the crop nor tilts
+   it. (The first reading keeps the whole box: texture cropped that tight reads as short
+   words too often.)
 5. **Redaction**: the line's box grows along its direction over the letters and stroke ink
    that continue it (glyphs merged into the background that no chain holds), then by a
    margin of half the line height, and is filled with the image minimum, so glyphs OCR
@@ -68,7 +70,7 @@ if TYPE_CHECKING:
 MAX_OCR_PIXELS = 64_000_000
 """Above this, detection would take minutes and gigabytes; such images are refused."""
 
-DETECTOR_VERSION = "lines-5"
+DETECTOR_VERSION = "lines-6"
 """Part of every cache key: a new detector never reuses an old one's regions."""
 
 MAX_SKEW = 10.0
@@ -265,17 +267,25 @@ def chain_lines(boxes: np.ndarray, vertical: bool, settings: DetectorSettings) -
 
 
 def _regular(members: np.ndarray, vertical: bool, settings: DetectorSettings) -> bool:
-    """Many separate letters of one height on one baseline: typeset text, not texture."""
+    """Many separate letters of one height on one baseline, each close behind the last:
+    typeset text, not texture. (Ribs around a CT body outline are of one size and in a row
+    too, but far apart.)"""
     if len(members) < settings.regular_letters:
         return False
-    a0, a1 = (2, 3) if vertical else (0, 1)
+    a0, a1, b0, b1 = (2, 3, 0, 1) if vertical else (0, 1, 2, 3)
     size = (members[:, a1] - members[:, a0]).astype(float)
     median = float(np.median(size))
     tops, bottoms = members[:, a0].astype(float), members[:, a1].astype(float)
     spread = min(
         np.median(np.abs(tops - np.median(tops))), np.median(np.abs(bottoms - np.median(bottoms)))
     )
-    return bool(np.median(np.abs(size - median)) <= 0.12 * median and spread <= 0.12 * median)
+    order = np.argsort(members[:, b0], kind="stable")
+    gaps = members[order[1:], b0] - np.maximum.accumulate(members[order, b1])[:-1]
+    return bool(
+        np.median(np.abs(size - median)) <= 0.12 * median
+        and spread <= 0.12 * median
+        and float(np.median(gaps)) <= 0.5 * median
+    )
 
 
 @dataclass(frozen=True)
@@ -517,7 +527,7 @@ def _merge(lines: list[_Line]) -> list[_Line]:
                         _union(a, b),
                         max(line.across, other.across),
                         line.vertical,
-                        line.regular or other.regular,
+                        line.regular and other.regular,
                         max((line, other), key=lambda x: x.box[d1] - x.box[d0]).angle,
                         band=_union(line.read_box, other.read_box),
                     )
@@ -600,7 +610,9 @@ def candidate_lines(
 
 def _pieces(line: _Line, chains: list[_Line]) -> list[_Line]:
     """What to read when a merged line fails: the chains it was built from (when more than
-    one) and their parts, so a string beside texture that merged with it is read alone."""
+    one; a regular one even when it spans the whole line, since merging with the other
+    polarity's texture is what made the line irregular) and their parts, so a string beside
+    texture that merged with it is read alone."""
     y0, y1, x0, x1 = line.box
     inside = [
         c
@@ -611,7 +623,7 @@ def _pieces(line: _Line, chains: list[_Line]) -> list[_Line]:
         and x0 <= c.box[2]
         and c.box[3] <= x1
     ]
-    out = [c for c in inside if c.box != line.box] if len(inside) > 1 else []
+    out = [c for c in inside if c.box != line.box or c.regular] if len(inside) > 1 else []
     return out + [part for c in inside for part in c.parts]
 
 
@@ -661,8 +673,8 @@ def _confirmed(
     settings: DetectorSettings,
 ) -> list[tuple[_Line, bool, float, int, int]]:
     """The line with its reading when it reads (or is regular), else each of its pieces that
-    reads as PHI (pieces of texture read as words often enough), skipping pieces inside one
-    already confirmed."""
+    is regular or reads as PHI (pieces of texture read as words often enough), skipping
+    pieces inside one already confirmed."""
     read, confidence, alnum, rotation = _verify(grey, hats, line, settings)
     if read or line.regular:
         return [(line, read, confidence, alnum, rotation)]
@@ -672,6 +684,9 @@ def _confirmed(
         if any(
             p.box[0] <= y0 and y1 <= p.box[1] and p.box[2] <= x0 and x1 <= p.box[3] for p, *_ in out
         ):
+            continue
+        if piece.regular:
+            out.append((piece, False, 0.0, 0, 90 if piece.vertical else 0))
             continue
         for zoom in (1, 2):
             read, confidence, alnum, rotation = _verify(
@@ -693,7 +708,7 @@ def _find_regions(grey: np.ndarray, settings: DetectorSettings) -> list[TextRegi
             grey, hats, candidate, chains, settings
         ):
             y0, y1, x0, x1 = complete_line(line, boxes, ink)
-            if line is not candidate:
+            if line is not candidate and read:
                 # A piece read as PHI: the rest of its string is what merged it with the rest.
                 c0, c1, c2, c3 = candidate.box
                 y0, y1, x0, x1 = min(y0, c0), max(y1, c1), min(x0, c2), max(x1, c3)
