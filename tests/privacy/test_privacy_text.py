@@ -44,6 +44,7 @@ from medlens.privacy.synthetic import PHI, synthetic_report
             "ADDRESS",
             "16203",
         ),
+        ("Address: 8419 Rossellini Street, Torre A Mare 41188", "ADDRESS", "41188"),
         ("Address: 7501 Koch II Street, Halberstadt 47763", "ADDRESS", "47763"),
         ("Address: 6031 McKenzie Avenue, Thomasside 13017", "ADDRESS", "6031 McKenzie Avenue"),
         ("A 93-year-old woman with cough.", "AGE", "93"),

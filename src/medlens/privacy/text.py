@@ -67,10 +67,11 @@ _WORD = rf"[{_UP}][{_LOW}'\-]+(?:[{_UP}][{_LOW}'\-]+)*"
 _CAP = rf"(?:{_PARTICLE}\s+)*(?:{_WORD}|[IVX]{{2,4}}\b)"
 _NAME_WORD = rf"(?:{_PARTICLE}\s+)*(?:{_WORD}|[{_UP}]\.|[{_UP}]{{2,}}(?![{_LOW}]))"
 # Between capitalised words of a name or place, a short lowercase word no list holds ("auch",
-# "vorm", "upon"), unless it is an English function word ("Dr Smith for CT").
+# "vorm", "upon"), unless it is an English function word ("Dr Smith for CT"), or a single
+# capital ("Torre A Mare", "John A Smith").
 _JOIN = (
     rf"[ \t]+(?:(?!(?:and|or|for|the|via|with|at|on|in|of|to|by|per|from|was|is|are|has|had"
-    rf"|not|but|as|re|who|may)\b)[{_LOW}]{{2,4}}[ \t]+)?"
+    rf"|not|but|as|re|who|may)\b)[{_LOW}]{{2,4}}[ \t]+|[{_UP}][ \t]+)?"
 )
 _PERSON = rf"{_NAME_WORD}(?:{_JOIN}{_NAME_WORD}){{0,3}}"
 
