@@ -76,6 +76,9 @@ DETECTOR_VERSION = "lines-6"
 MAX_SKEW = 10.0
 """Degrees: lines fitted steeper than this are read as drawn (see :func:`skew`)."""
 
+Box = tuple[int, int, int, int]
+"""(y0, y1, x0, x1) in pixels, end-exclusive."""
+
 
 @dataclass(frozen=True)
 class TextRegion:
@@ -294,7 +297,7 @@ class _Line:
     it runs along columns, and whether its letters are regular enough to count as text
     unread."""
 
-    box: tuple[int, int, int, int]
+    box: Box
     across: int
     vertical: bool
     regular: bool
@@ -302,12 +305,12 @@ class _Line:
     """Baseline angle (degrees) of a horizontal line, to level it before reading."""
     parts: tuple[_Line, ...] = ()
     """The chains of its letters no longer than ``max_aspect`` heights, read when it fails."""
-    band: tuple[int, int, int, int] | None = None
+    band: Box | None = None
     """The box to read it by when it is a piece: across the line only as far as its letters
     of typical size reach, so anatomy merged into a glyph does not fill the crop."""
 
     @property
-    def read_box(self) -> tuple[int, int, int, int]:
+    def read_box(self) -> Box:
         return self.band or self.box
 
 
@@ -372,7 +375,7 @@ def read_line(page: np.ndarray) -> tuple[float, int, float, bool]:
 
 
 def _pages(
-    grey: np.ndarray, hats: tuple[np.ndarray, np.ndarray], box: tuple[int, int, int, int], pad: int
+    grey: np.ndarray, hats: tuple[np.ndarray, np.ndarray], box: Box, pad: int
 ) -> list[np.ndarray]:
     """The crops of one line to read: the grey crop in both polarities, and each polarity's
     strokes (top-hat above 35% of its peak in the crop) black on white, which lift text off
@@ -497,8 +500,25 @@ def _verify(
 # ------------------------------------------------------------------------------------------
 
 
-def _union(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> tuple[int, int, int, int]:
+def _union(a: Box, b: Box) -> Box:
     return min(a[0], b[0]), max(a[1], b[1]), min(a[2], b[2]), max(a[3], b[3])
+
+
+def _inside(inner: Box, outer: Box) -> bool:
+    return (
+        outer[0] <= inner[0]
+        and inner[1] <= outer[1]
+        and outer[2] <= inner[2]
+        and inner[3] <= outer[3]
+    )
+
+
+def _band(box: Box, letters: np.ndarray, vertical: bool) -> Box:
+    """``box`` with its extent across the line narrowed to what ``letters`` span."""
+    a0, a1 = (2, 3) if vertical else (0, 1)
+    out = list(box)
+    out[a0], out[a1] = int(letters[:, a0].min()), int(letters[:, a1].max())
+    return out[0], out[1], out[2], out[3]
 
 
 def _merge(lines: list[_Line]) -> list[_Line]:
@@ -555,9 +575,7 @@ def _chain_line(
     size = members[:, a1] - members[:, a0]
     across = int(np.median(size))
     typical = _typical(members, vertical)
-    typical = typical if len(typical) else members
-    band = list(box)
-    band[a0], band[a1] = int(typical[:, a0].min()), int(typical[:, a1].max())
+    band = _band(box, typical if len(typical) else members, vertical)
     parts: list[_Line] = []
     if split:
         short = members[members[:, b1] - members[:, b0] <= settings.max_aspect * size]
@@ -571,11 +589,9 @@ def _chain_line(
         if len(on_line) >= settings.min_chars and len(on_line) < len(members):
             # The whole chain's length in the band of its aligned letters: the glyphs that
             # merged with anatomy are in that band too.
-            strip = list(box)
-            strip[a0], strip[a1] = int(on_line[:, a0].min()), int(on_line[:, a1].max())
             parts.append(
                 _Line(
-                    (strip[0], strip[1], strip[2], strip[3]),
+                    _band(box, on_line, vertical),
                     int(np.median(on_line[:, a1] - on_line[:, a0])),
                     vertical,
                     False,
@@ -584,9 +600,7 @@ def _chain_line(
             )
     angle = 0.0 if vertical else skew(members)
     regular = _regular(members, vertical, settings)
-    return _Line(
-        box, across, vertical, regular, angle, tuple(parts), (band[0], band[1], band[2], band[3])
-    )
+    return _Line(box, across, vertical, regular, angle, tuple(parts), band)
 
 
 def candidate_lines(
@@ -613,21 +627,12 @@ def _pieces(line: _Line, chains: list[_Line]) -> list[_Line]:
     one; a regular one even when it spans the whole line, since merging with the other
     polarity's texture is what made the line irregular) and their parts, so a string beside
     texture that merged with it is read alone."""
-    y0, y1, x0, x1 = line.box
-    inside = [
-        c
-        for c in chains
-        if c.vertical == line.vertical
-        and y0 <= c.box[0]
-        and c.box[1] <= y1
-        and x0 <= c.box[2]
-        and c.box[3] <= x1
-    ]
+    inside = [c for c in chains if c.vertical == line.vertical and _inside(c.box, line.box)]
     out = [c for c in inside if c.box != line.box or c.regular] if len(inside) > 1 else []
     return out + [part for c in inside for part in c.parts]
 
 
-def complete_line(line: _Line, boxes: np.ndarray, ink: np.ndarray) -> tuple[int, int, int, int]:
+def complete_line(line: _Line, boxes: np.ndarray, ink: np.ndarray) -> Box:
     """Grow a confirmed line along its direction over the letters and the stroke ink that
     continue it (in its band across, runs no further than 1.5 letter heights apart), so that
     the part of a string OCR could not confirm, or whose glyphs merged into the background,
@@ -680,10 +685,7 @@ def _confirmed(
         return [(line, read, confidence, alnum, rotation)]
     out: list[tuple[_Line, bool, float, int, int]] = []
     for piece in _pieces(line, chains):
-        y0, y1, x0, x1 = piece.box
-        if any(
-            p.box[0] <= y0 and y1 <= p.box[1] and p.box[2] <= x0 and x1 <= p.box[3] for p, *_ in out
-        ):
+        if any(_inside(piece.box, p.box) for p, *_ in out):
             continue
         if piece.regular:
             out.append((piece, False, 0.0, 0, 90 if piece.vertical else 0))
@@ -707,11 +709,11 @@ def _find_regions(grey: np.ndarray, settings: DetectorSettings) -> list[TextRegi
         for line, read, confidence, alnum, rotation in _confirmed(
             grey, hats, candidate, chains, settings
         ):
-            y0, y1, x0, x1 = complete_line(line, boxes, ink)
+            box = complete_line(line, boxes, ink)
             if line is not candidate and read:
                 # A piece read as PHI: the rest of its string is what merged it with the rest.
-                c0, c1, c2, c3 = candidate.box
-                y0, y1, x0, x1 = min(y0, c0), max(y1, c1), min(x0, c2), max(x1, c3)
+                box = _union(box, candidate.box)
+            y0, y1, x0, x1 = box
             margin = max(3, line.across // 2)
             regions.append(
                 TextRegion(
