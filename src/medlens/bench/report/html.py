@@ -28,8 +28,13 @@ def page(title: str, subtitle: str, body: str, version: str) -> str:
     )
 
 
+def number(value: float | None, spec: str = ".3f") -> str:
+    """``value`` formatted by ``spec`` (``"+.1f"`` for a change), "–" when missing or NaN."""
+    return "–" if value is None or math.isnan(value) else format(value, spec)
+
+
 def pct(value: float | None) -> str:
-    return "–" if value is None or math.isnan(value) else f"{100 * value:.1f}"
+    return number(None if value is None else 100 * value, ".1f")
 
 
 def estimate_cell(est: Mapping[str, Any] | None) -> str:

@@ -14,7 +14,7 @@ from html import escape
 from typing import Any
 
 from medlens.bench.report.build import ReportData, ReportSection, RunSummary
-from medlens.bench.report.html import pct, pre_json, table, text_cell
+from medlens.bench.report.html import number, pct, pre_json, table, text_cell
 from medlens.bench.store import RunStore
 
 
@@ -183,8 +183,8 @@ def _robustness_table(data: Any) -> str:
                 text_cell(clean["n"]),
                 text_cell(pct(clean["accuracy"])),
             ]
-            + [text_cell("–"), text_cell(_num(clean["ece"])), text_cell("–")]
-            + [text_cell(_num(clean["auroc"]))],
+            + [text_cell("–"), text_cell(number(clean["ece"])), text_cell("–")]
+            + [text_cell(number(clean["auroc"]))],
         )
     ]
     for r in data["rows"]:
@@ -192,8 +192,11 @@ def _robustness_table(data: Any) -> str:
             (
                 "shift",
                 [text_cell(r["shift"], left=True), text_cell(r["n"]), text_cell(pct(r["accuracy"]))]
-                + [text_cell(_signed(100 * r["delta_accuracy"])), text_cell(_num(r["ece"]))]
-                + [text_cell(_signed(r["delta_ece"], 3)), text_cell(_num(r["auroc"]))],
+                + [
+                    text_cell(number(100 * r["delta_accuracy"], "+.1f")),
+                    text_cell(number(r["ece"])),
+                ]
+                + [text_cell(number(r["delta_ece"], "+.3f")), text_cell(number(r["auroc"]))],
             )
         )
     header = ["run", "n", "accuracy %", "Δ accuracy", "ECE", "Δ ECE", "AUROC"]
@@ -233,14 +236,6 @@ def pairs(data: ReportData, store: RunStore) -> ReportSection | None:
     )
     header = ["run", "pairs", "set accuracy %", "confusion %"]
     return ReportSection("Pairs", intro + table(header, rows), numbers)
-
-
-def _num(value: float | None, digits: int = 3) -> str:
-    return "–" if value is None or math.isnan(value) else f"{value:.{digits}f}"
-
-
-def _signed(value: float | None, digits: int = 1) -> str:
-    return "–" if value is None or math.isnan(value) else f"{value:+.{digits}f}"
 
 
 DEFAULT_SECTIONS = (calibration, image_reliance, robustness, pairs)
