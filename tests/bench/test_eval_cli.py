@@ -189,3 +189,11 @@ def test_eval_tiny_model_with_sanity_and_shifts(
     shifted = [r["shift"] for r in sections["Robustness"][model_run]["rows"]]
     assert shifted == ["blur:radius=2", "typos:rate=0.5,seed=1"]
     db.close()
+
+
+def test_help_copy_of_the_sanity_checks_matches_the_runner() -> None:
+    """``medlens eval --help`` names the default checks without importing the runner."""
+    from medlens.bench.runner import SANITY_CHECKS
+    from medlens.cli.eval import SANITY
+
+    assert SANITY == SANITY_CHECKS
