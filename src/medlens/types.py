@@ -38,16 +38,62 @@ class Window:
     name: str = ""
 
 
+REVIEW_AREA_SHARE = 0.10
+"""A redaction covering more than this share of an image marks the study "needs review":
+burned-in text rarely takes a tenth of a screen, so more means anatomy may be gone."""
+
+
+@dataclass(frozen=True)
+class RedactionSummary:
+    """What pixel de-identification did to one study, in the terms a person checks: shown
+    beside each answer (CLI, HTTP, web page) as "N regions, X % of the image redacted".
+
+    A study "needs review" when the redaction may have destroyed what the model is asked
+    about or may be incomplete (``review_reasons``: ``"area"`` above
+    ``REVIEW_AREA_SHARE``, ``"body"`` a box over the body region, ``"time-budget"`` a
+    conservative fallback after the detector ran out of time), so nobody is told silently
+    that a study is fine."""
+
+    searched: bool
+    """Whether the pixels were searched for burned-in text at all."""
+    regions: int = 0
+    """Boxes blacked out, over all slices/frames."""
+    redacted_share: float = 0.0
+    """Share (0-1) of the pixel area blacked out, over the slices/frames searched."""
+    lines_kept: int = 0
+    """Text lines found and kept as clinical, non-identifying labels."""
+    needs_review: bool = False
+    review_reasons: tuple[str, ...] = ()
+
+    def describe(self) -> str:
+        """One line for people: "2 regions, 1.4 % of the image redacted (needs review:
+        body)"."""
+        if not self.searched:
+            return "pixels not searched for burned-in text"
+        text = (
+            f"{self.regions} region{'s' if self.regions != 1 else ''}, "
+            f"{100 * self.redacted_share:.1f} % of the image redacted"
+        )
+        if self.lines_kept:
+            text += f", {self.lines_kept} clinical label{'s' if self.lines_kept != 1 else ''} kept"
+        if self.needs_review:
+            text += f" (needs review: {', '.join(self.review_reasons)})"
+        return text
+
+
 @dataclass(frozen=True)
 class AuditRecord:
     """What a protective step did to a study, without the PHI itself.
 
     ``action`` is e.g. "header-deid", "pixel-redaction", "text-scrub"; ``details`` counts and
-    names of attributes/regions changed (never their original values).
+    names of attributes/regions changed (never their original values). A "pixel-redaction"
+    record also carries its ``redaction`` summary (its fields are in ``details`` too, for
+    JSON output).
     """
 
     action: str
     details: Mapping[str, Any] = field(default_factory=dict)
+    redaction: RedactionSummary | None = None
 
 
 @dataclass(frozen=True, eq=False)
@@ -96,6 +142,15 @@ class Study:
     """DICOM BurnedInAnnotation (None when the source does not say)."""
 
     @property
+    def redaction(self) -> RedactionSummary | None:
+        """The summary of this study's pixel redaction (its last "pixel-redaction" audit
+        record; the prior study has its own), or None before de-identification."""
+        for record in reversed(self.audit):
+            if record.redaction is not None:
+                return record.redaction
+        return None
+
+    @property
     def num_slices(self) -> int:
         return int(self.pixels.shape[0])
 
@@ -120,6 +175,9 @@ class Study:
             "slice_spacing": self.slice_spacing,
             "deidentified": self.deidentified,
             "has_prior": self.prior is not None,
+            "redaction": None
+            if self.redaction is None
+            else {**vars(self.redaction), "text": self.redaction.describe()},
         }
 
 

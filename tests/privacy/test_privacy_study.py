@@ -12,7 +12,7 @@ from pydicom.data import get_testdata_file
 from medlens.errors import PrivacyError
 from medlens.privacy import DeidPolicy, deidentify, require_deidentified
 from medlens.privacy.synthetic import PHI, synthetic_image
-from medlens.types import Study
+from medlens.types import RedactionSummary, Study
 
 
 def _ct_study(burned: bool | None = False, modality: str = "CT") -> Study:
@@ -91,6 +91,12 @@ def test_burned_in_annotation_yes_redacts_pixels(phi: PHI, policy: DeidPolicy) -
     ink = np.any([t.mask for t in image.texts], axis=0)
     covered = (out.pixels[0] != study.pixels[0]) | (out.pixels[0] == out.pixels[0].min())
     assert covered[ink].mean() > 0.9
+    summary = out.redaction
+    assert summary is not None and summary.searched and summary.regions == record.details["regions"]
+    changed = (out.pixels[0] != study.pixels[0]).mean()
+    assert changed <= summary.redacted_share <= changed + 0.05  # boxes, some on black already
+    assert out.summary()["redaction"]["text"] == summary.describe()
+    assert f"{summary.regions} regions, " in summary.describe()
 
 
 def test_ocr_never_is_recorded_and_pngs_are_searched_by_default(policy: DeidPolicy) -> None:
@@ -100,6 +106,29 @@ def test_ocr_never_is_recorded_and_pngs_are_searched_by_default(policy: DeidPoli
     png = Study(pixels=np.zeros((1, 32, 32), np.uint8), source_format="png")
     out = deidentify(png, policy=policy)
     assert out.audit[0].details["reason"] == "image-source" and out.audit[0].details["regions"] == 0
+    assert out.redaction == RedactionSummary(searched=True)
+    assert out.redaction.describe() == "0 regions, 0.0 % of the image redacted"
+    unsearched = deidentify(_ct_study(burned=True), policy=never).redaction
+    assert unsearched is not None and not unsearched.searched
+    assert unsearched.describe() == "pixels not searched for burned-in text"
+
+
+def test_a_box_over_the_body_or_a_large_redaction_needs_review() -> None:
+    from medlens.privacy.pixels import TextRegion, body_overlap, body_region
+
+    yy, xx = np.mgrid[0:200, 0:300]
+    image = np.where((yy - 110) ** 2 / 80**2 + (xx - 150) ** 2 / 100**2 < 1, 140, 8)
+    image = image.astype(np.uint8)
+    body = body_region(image)
+    assert body[110, 150] and not body[5, 5] and 0.35 < body.mean() < 0.5
+    corner = TextRegion(2, 2, 60, 14, 0, 90.0, 6)
+    centre = TextRegion(120, 100, 180, 114, 0, 90.0, 6)
+    assert not body_overlap(image, [corner]) and body_overlap(image, [corner, centre])
+    assert not body_region(np.full((50, 50), 30, np.uint8)).any()  # a flat field has no body
+    summary = RedactionSummary(True, 3, 0.12, 1, True, ("area", "body"))
+    assert summary.describe() == (
+        "3 regions, 12.0 % of the image redacted, 1 clinical label kept (needs review: area, body)"
+    )
 
 
 def test_remote_destinations_need_a_deidentified_study(policy: DeidPolicy) -> None:

@@ -113,5 +113,8 @@ def format_result(result: object) -> str:
         c = answer.confidence
         note = f", calibrated by {c.profile}" if c.calibrated else ""
         lines.append(f"Confidence: {c.value:.2f} ({c.method}{note})")
+    for study in result.prepared.studies:
+        if study.redaction is not None:
+            lines.append(f"De-identification: {study.redaction.describe()}")
     lines.append(f"Model: {result.generation.model} [{result.generation.backend}]")
     return "\n".join(lines)

@@ -800,6 +800,61 @@ def detect_text(
     return found
 
 
+def _otsu(values: np.ndarray) -> float:
+    """The grey level that best splits ``values`` (uint8) in two classes (Otsu, 1979)."""
+    counts = np.bincount(values.ravel(), minlength=256).astype(np.float64)
+    weight = np.cumsum(counts)
+    mean = np.cumsum(counts * np.arange(256))
+    total, grand = weight[-1], mean[-1]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        between = (grand * weight - mean * total) ** 2 / (weight * (total - weight))
+    return float(np.nanargmax(np.nan_to_num(between[:-1], nan=-1.0)))
+
+
+def body_region(image: np.ndarray | Image.Image, *, min_share: float = 0.1) -> np.ndarray:
+    """Where the imaged body is: the largest bright component (holes filled) of the image,
+    blurred by 2 % of its size and split at Otsu's level, when it covers at least
+    ``min_share`` of the image; else nothing. Text lines are thin and far apart, so they
+    never make such a component; a radiograph's patient, a CT body outline, an ultrasound
+    sector or a pathology tissue does."""
+    from scipy import ndimage as ndi
+
+    grey = to_grey8(image)
+    step = max(1, max(grey.shape) // 256)
+    small = ndi.gaussian_filter(grey[::step, ::step].astype(np.float32), 0.02 * 256)
+    page = np.clip(small, 0, 255).astype(np.uint8)
+    if int(page.max()) - int(page.min()) < 16:
+        return np.zeros(grey.shape, bool)
+    labels, count = ndi.label(page > _otsu(page))
+    if count == 0:
+        return np.zeros(grey.shape, bool)
+    sizes = np.bincount(labels.ravel())[1:]
+    biggest = int(np.argmax(sizes)) + 1
+    if sizes[biggest - 1] < min_share * page.size:
+        return np.zeros(grey.shape, bool)
+    body = ndi.binary_fill_holes(labels == biggest)
+    full = np.repeat(np.repeat(body, step, axis=0), step, axis=1)
+    return np.asarray(full[: grey.shape[0], : grey.shape[1]], dtype=bool)
+
+
+def body_overlap(
+    image: np.ndarray | Image.Image, regions: list[TextRegion], *, share: float = 0.5
+) -> bool:
+    """Whether any region lies for more than ``share`` of its area on the body region
+    (:func:`body_region`): text burned over anatomy, or anatomy taken for text, either
+    way a person should look."""
+    if not regions:
+        return False
+    body = body_region(image)
+    if not body.any():
+        return False
+    for r in regions:
+        window = body[r.y0 : r.y1, r.x0 : r.x1]
+        if window.size and float(window.mean()) > share:
+            return True
+    return False
+
+
 def redaction_mask(shape: tuple[int, int], regions: list[TextRegion]) -> np.ndarray:
     """The union of the regions' boxes."""
     out = np.zeros(shape, bool)

@@ -7,14 +7,14 @@ backends refuse a study whose ``deidentified`` flag is not set (``require_deiden
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import replace
+from dataclasses import asdict, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from medlens.errors import PrivacyError
 from medlens.privacy.policy import DeidPolicy
-from medlens.types import AuditRecord, Study
+from medlens.types import REVIEW_AREA_SHARE, AuditRecord, RedactionSummary, Study
 
 if TYPE_CHECKING:
     from medlens.privacy.pixels import RegionCache
@@ -133,23 +133,33 @@ def region_cache(policy: DeidPolicy) -> RegionCache | None:
 
 def redact_slices(
     pixels: np.ndarray, cache: RegionCache | None = None
-) -> tuple[np.ndarray, dict[str, int]]:
-    """Run ``redact_burned_in_text`` on every slice of a (slices, rows, cols[, 3]) array."""
-    from medlens.privacy.pixels import redact_burned_in_text
+) -> tuple[np.ndarray, RedactionSummary]:
+    """Run ``redact_burned_in_text`` on every slice of a (slices, rows, cols[, 3]) array;
+    returns the redacted copy and its summary (area share, whether it needs review)."""
+    from medlens.privacy.pixels import body_overlap, redact_burned_in_text, redaction_mask
 
     out = pixels.copy()
-    regions = redacted = 0
+    regions = blacked = 0
+    reasons: set[str] = set()
     for index in range(pixels.shape[0]):
         cleaned, found = redact_burned_in_text(pixels[index], cache=cache)
         if found:
             out[index] = np.asarray(cleaned)
             regions += len(found)
-            redacted += 1
-    return out, {
-        "slices_searched": int(pixels.shape[0]),
-        "slices_redacted": redacted,
-        "regions": regions,
-    }
+            blacked += int(redaction_mask(pixels.shape[1:3], found).sum())
+            if body_overlap(pixels[index], found):
+                reasons.add("body")
+    share = blacked / max(1, pixels.shape[0] * pixels.shape[1] * pixels.shape[2])
+    if share > REVIEW_AREA_SHARE:
+        reasons.add("area")
+    summary = RedactionSummary(
+        searched=True,
+        regions=regions,
+        redacted_share=share,
+        needs_review=bool(reasons),
+        review_reasons=tuple(sorted(reasons)),
+    )
+    return out, summary
 
 
 def _mark_pixels_clean(headers: tuple[Any, ...]) -> None:
@@ -189,14 +199,16 @@ def deidentify(study: Study, *, policy: DeidPolicy | None = None) -> Study:
     burned = study.burned_in_annotation
     if reason is None:
         why = "ocr=never" if policy.ocr == "never" else "BurnedInAnnotation=NO or not text-prone"
-        records.append(AuditRecord("pixel-redaction", {"searched": False, "reason": why}))
+        unsearched = RedactionSummary(searched=False)
+        records.append(
+            AuditRecord("pixel-redaction", {**asdict(unsearched), "reason": why}, unsearched)
+        )
         if study.burned_in_annotation is True:
             records.append(AuditRecord("warning", {"pixels": "BurnedInAnnotation=YES kept"}))
     else:
-        pixels, counts = redact_slices(study.pixels, region_cache(policy))
-        records.append(
-            AuditRecord("pixel-redaction", {"searched": True, "reason": reason, **counts})
-        )
+        pixels, summary = redact_slices(study.pixels, region_cache(policy))
+        details = {"reason": reason, "slices_searched": study.num_slices, **asdict(summary)}
+        records.append(AuditRecord("pixel-redaction", details, summary))
         if headers:
             _mark_pixels_clean(headers)
         burned = False

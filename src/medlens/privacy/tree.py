@@ -107,8 +107,8 @@ def _process_dicom(src: Path, dst: Path, policy: DeidPolicy) -> FileResult:
             raise CorruptFileError(f"pixel data cannot be decoded ({type(exc).__name__})") from exc
         color = int(ds.get("SamplesPerPixel", 1)) > 1
         stack = array if (array.ndim == 4 or (array.ndim == 3 and not color)) else array[None]
-        cleaned, counts = redact_slices(stack, region_cache(policy))
-        regions = counts["regions"]
+        cleaned, summary = redact_slices(stack, region_cache(policy))
+        regions = summary.regions
         if regions:
             cleaned = cleaned.reshape(array.shape).astype(array.dtype)
             out.PixelData = np.ascontiguousarray(cleaned).tobytes()
