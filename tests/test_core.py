@@ -45,7 +45,7 @@ def test_require_names_the_extra() -> None:
 def test_cli_import_is_light() -> None:
     code = (
         "import sys, medlens.cli.main as m; m.build_parser();"
-        "heavy = [n for n in ('torch', 'transformers', 'pydicom', 'nibabel', 'fastapi')"
+        "heavy = [n for n in ('torch', 'transformers', 'pydicom', 'nibabel', 'fastapi', 'ray')"
         " if n in sys.modules]; print(heavy)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -5,6 +5,7 @@ parse answers (medlens.tasks does) nor load studies (medlens.study does). Implem
 
 - ``transformers``: an in-process Hugging Face model (``AutoModelForImageTextToText``);
 - ``openai``: any OpenAI-compatible HTTP server (vLLM, SGLang, Ollama, ``transformers serve``);
+- ``openai-pool``: several such servers of one model, least-loaded with health checks;
 - ``prior`` / ``no-image`` / ``random``: weightless baselines every honest evaluation reports;
 - ``scripted``: answers fixed in advance, shipped for users' own tests (as httpx ships a mock
   transport).
@@ -49,6 +50,7 @@ BackendFactory = Callable[..., Backend]
 BACKENDS: Registry[BackendFactory] = Registry("backend")
 BACKENDS.register("transformers", "medlens.backends.transformers:TransformersBackend")
 BACKENDS.register("openai", "medlens.backends.openai:OpenAIBackend")
+BACKENDS.register("openai-pool", "medlens.backends.pool:UpstreamPool")
 BACKENDS.register("prior", "medlens.backends.baseline:PriorBackend")
 BACKENDS.register("no-image", "medlens.backends.baseline:NoImageBackend")
 BACKENDS.register("random", "medlens.backends.baseline:RandomBackend")
@@ -59,11 +61,12 @@ BASELINES = ("prior", "no-image", "random")
 
 def infer_backend_name(model: str) -> str:
     """``prior``/``no-image``/``random`` are baselines, ``http(s)://`` URLs are OpenAI-compatible
-    servers, anything else (a Hub id or a local path) is loaded in-process by transformers."""
+    servers (several, comma-separated: a pool of them), anything else (a Hub id or a local
+    path) is loaded in-process by transformers."""
     if model.lower() in BASELINES:
         return model.lower()
     if model.startswith(("http://", "https://")):
-        return "openai"
+        return "openai-pool" if "," in model else "openai"
     return "transformers"
 
 

@@ -155,11 +155,17 @@ class OpenAIBackend:
             )
 
     def _served_model(self) -> str:
+        return self.models()[0]
+
+    def models(self, timeout_s: float | None = None) -> list[str]:
+        """The model names the server lists (``GET /v1/models``), within ``timeout_s``
+        (default: the backend's); ``BackendError`` when it cannot be reached or lists none.
+        It is also the health check of ``medlens.backends.pool``."""
         import httpx
 
         url = f"{self.base_url}/models"
         try:
-            response = self._client.get("/models")
+            response = self._client.get("/models", timeout=timeout_s or self.timeout_s)
         except httpx.HTTPError as exc:
             raise BackendError(
                 f"Could not reach {url} to find the served model ({type(exc).__name__}). "
@@ -167,13 +173,15 @@ class OpenAIBackend:
             ) from exc
         self._raise_for_auth(response)
         try:
-            models = response.json()["data"]
-            return str(models[0]["id"])
-        except (ValueError, KeyError, IndexError, TypeError) as exc:
+            models = [str(m["id"]) for m in response.json()["data"]]
+        except (ValueError, KeyError, TypeError):
+            models = []
+        if not models:
             raise BackendError(
                 f"{url} answered HTTP {response.status_code} without a model list; name the "
                 "model with served_model=."
-            ) from exc
+            )
+        return models
 
     def _raise_for_auth(self, response: httpx.Response) -> None:
         if response.status_code in (401, 403):

@@ -12,11 +12,13 @@ def add_model_options(parser: argparse.ArgumentParser, *, required: bool = True)
         "--model",
         required=required,
         help="a Hugging Face id or local path (in-process), an http(s):// URL of an "
-        "OpenAI-compatible server, or a baseline: prior, no-image, random",
+        "OpenAI-compatible server (several, comma-separated: least-loaded with health "
+        "checks), or a baseline: prior, no-image, random",
     )
     group.add_argument(
         "--backend",
-        help="force a backend: transformers, openai, prior, no-image, random, scripted",
+        help="force a backend: transformers, openai, openai-pool, prior, no-image, random, "
+        "scripted",
     )
     group.add_argument("--device", default="auto", help="transformers: cpu, cuda, cuda:1, auto")
     group.add_argument("--dtype", default="auto", help="transformers: float32, bfloat16, auto")
@@ -49,7 +51,7 @@ def backend_from_args(args: argparse.Namespace) -> Any:
     options: dict[str, Any] = {}
     if name == "transformers":
         options = {"device": args.device, "dtype": args.dtype}
-    elif name == "openai":
+    elif name in ("openai", "openai-pool"):
         if args.served_model:
             options["served_model"] = args.served_model
         options["allow_identified"] = bool(getattr(args, "no_deid", False))

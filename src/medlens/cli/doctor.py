@@ -22,6 +22,7 @@ EXTRAS = {
     ),
     "serve": (("fastapi", "uvicorn", "multipart"), "the HTTP API and web page"),
     "speech": (("pocketsphinx",), "spoken questions"),
+    "ray": (("ray",), "evaluation across model replicas on a Ray cluster"),
 }
 PROGRAMS = {
     "tesseract": ("ocr", "apt-get install tesseract-ocr tesseract-ocr-eng"),
