@@ -9,7 +9,9 @@ the family or one branch of it::
     │   ├── UnsupportedFormatError     unknown extension / not an image, DICOM or NIfTI
     │   ├── CorruptFileError           truncated or malformed file
     │   ├── NoPixelDataError           DICOM without PixelData (SR, KO, ...)
-    │   └── ImageTooLargeError         pixel count above the cap (decompression bombs)
+    │   ├── ImageTooLargeError         pixel count above the cap (decompression bombs)
+    │   └── PacsError                  a DICOMweb server unreachable, refusing us, lacking the
+    │                                  study, or not holding what was sent (STOW verified by QIDO)
     ├── ConfigError                a wrong flag, option or combination
     │   └── UnknownNameError           a registry name that does not exist ("did you mean")
     ├── MissingDependencyError     an optional extra is not installed (says the pip line)
@@ -46,6 +48,11 @@ class NoPixelDataError(StudyError):
 
 class ImageTooLargeError(StudyError):
     """More pixels than the configured cap; protects against decompression bombs."""
+
+
+class PacsError(StudyError):
+    """A DICOMweb server (PACS) could not be reached, refused the credentials, lacked the
+    study or series, or did not store what was sent to it."""
 
 
 class ConfigError(MedlensError):

@@ -23,11 +23,17 @@ EXTRAS = {
     "serve": (("fastapi", "uvicorn", "multipart"), "the HTTP API and web page"),
     "speech": (("pocketsphinx",), "spoken questions"),
     "ray": (("ray",), "evaluation across model replicas on a Ray cluster"),
+    "pacs": (
+        ("dicomweb_client", "highdicom", "fhir"),
+        "PACS over DICOMweb; answers as DICOM SR/SEG and FHIR",
+    ),
 }
 PROGRAMS = {
     "tesseract": ("ocr", "apt-get install tesseract-ocr tesseract-ocr-eng"),
     "chromium": ("web page test", "apt-get install chromium"),
     "espeak-ng": ("speech test", "apt-get install espeak-ng"),
+    "Orthanc": ("PACS of the interop tests", "apt-get install orthanc orthanc-dicomweb"),
+    "dciodvfy": ("SR/SEG conformance check", "apt-get install dicom3tools"),
 }
 
 

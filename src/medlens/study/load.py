@@ -68,9 +68,13 @@ def load_study(
     modality: str | None = None,
     **options: Any,
 ) -> Study:
-    """Read an image, a DICOM file, a DICOM series folder or a NIfTI volume into a ``Study``.
+    """Read an image, a DICOM file, a DICOM series folder, a NIfTI volume or a series on a
+    PACS into a ``Study``.
 
-    ``source`` is a path (file or folder) or the bytes of one file. ``max_pixels`` caps the
+    ``source`` is a path (file or folder), the bytes of one file, or a
+    ``dicomweb[s]://HOST:PORT/dicom-web/studies/<uid>[/series/<uid>]`` address
+    (``medlens.study.readers.dicomweb``; options ``auth_file``, ``timeout``, ``retries``,
+    ``progress``). ``max_pixels`` caps the
     pixels of the whole study, checked from the header before decoding (``None``: the
     ``MEDLENS_MAX_PIXELS`` variable, else ``DEFAULT_MAX_PIXELS``). ``format`` forces a reader
     ("dicom", "nifti", "image", "png", "jpeg", "tiff"). ``modality`` sets the DICOM modality
@@ -84,6 +88,11 @@ def load_study(
     ((24, 128, 128), 'CT')
     """
     cap = resolve_max_pixels(max_pixels)
+    if isinstance(source, str) and source.split("://", 1)[0].lower() in ("dicomweb", "dicomwebs"):
+        from medlens.study.readers.dicomweb import read_dicomweb
+
+        study = read_dicomweb(source, max_pixels=cap, **options)
+        return dataclasses.replace(study, modality=modality.upper()) if modality else study
     if isinstance(source, (bytes, bytearray, memoryview)):
         data: Source = bytes(source)
         if not data:

@@ -27,9 +27,9 @@ import io
 import os
 import struct
 from collections import Counter, defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 import numpy as np
 
@@ -46,6 +46,9 @@ from medlens.types import Study, Window
 
 if TYPE_CHECKING:
     from pydicom import Dataset
+
+Item = TypeVar("Item")
+"""What identifies one instance while a series is assembled: a file path, or the dataset."""
 
 EXTENSIONS = (".dcm", ".dicom", ".dic", ".ima")
 PIXEL_TAGS = (0x7FE00010, 0x7FE00008, 0x7FE00009)
@@ -385,8 +388,12 @@ class DicomReader:
 
 def read_file(source: Source, *, max_pixels: int) -> Study:
     """One DICOM file; a multi-frame object's frames become slices."""
-    what = _name(source)
-    ds = read_dataset(source)
+    return study_from_dataset(read_dataset(source), what=_name(source), max_pixels=max_pixels)
+
+
+def study_from_dataset(ds: Dataset, *, what: str, max_pixels: int) -> Study:
+    """One parsed DICOM image object (a file read, or an instance a PACS sent); ``what``
+    names it in errors."""
     frames = int(ds.get("NumberOfFrames") or 1)
     rows, cols = int(ds.get("Rows") or 0), int(ds.get("Columns") or 0)
     if any(tag in ds for tag in PIXEL_TAGS):
@@ -447,15 +454,15 @@ def _temporal_key(ds: Dataset) -> tuple[float, ...]:
     return (0.0, float(ds.get("InstanceNumber") or 0))
 
 
-def _describe(uid: str, group: list[tuple[Path, Dataset]]) -> str:
+def _describe(uid: str, group: Sequence[tuple[Any, Dataset]]) -> str:
     ds = group[0][1]
     desc = str(ds.get("SeriesDescription") or "").strip()
     return f"{uid} ({ds.get('Modality', '?')}, {len(group)} files{', ' + desc if desc else ''})"
 
 
 def _order_slices(
-    items: list[tuple[Path, Dataset]], volume: int
-) -> tuple[list[tuple[Path, Dataset]], dict[str, Any]]:
+    items: list[tuple[Item, Dataset]], volume: int
+) -> tuple[list[tuple[Item, Dataset]], dict[str, Any]]:
     """Sort by position on the slice normal (InstanceNumber when geometry is missing) and
     pick one time point of a 4D series."""
     notes: dict[str, Any] = {}
@@ -480,7 +487,7 @@ def _order_slices(
             )
         keys = [float(ds.InstanceNumber) for _, ds in items]
         notes["sorted_by"] = "InstanceNumber"
-    by_position: dict[float, list[tuple[Path, Dataset]]] = defaultdict(list)
+    by_position: dict[float, list[tuple[Item, Dataset]]] = defaultdict(list)
     for key, item in zip(keys, items):
         by_position[key].append(item)
     counts = Counter(len(v) for v in by_position.values())
@@ -551,20 +558,75 @@ def read_series(
         )
     else:
         (items,) = series.values()
+    return assemble_series(
+        items,
+        max_pixels=max_pixels,
+        volume=volume,
+        where=f"The series in '{folder.name}'",
+        full=read_dataset,
+        name=_name,
+        notes={"skipped": dict(skipped)} if skipped else {},
+    )
+
+
+def read_datasets(
+    datasets: Sequence[Dataset], *, max_pixels: int, volume: int = 0, where: str
+) -> Study:
+    """One series already in memory (the instances a PACS sent over WADO-RS): the same
+    geometry sort, 4D handling and checks as a folder. Non-image objects are skipped and
+    counted as in a folder; ``where`` names the series in errors (never a patient value)."""
+    skipped: Counter[str] = Counter()
+    items: list[tuple[Dataset, Dataset]] = []
+    for ds in datasets:
+        if _is_image_object(ds):
+            items.append((ds, ds))
+        else:
+            sop = ds.get("SOPClassUID")
+            skipped[getattr(sop, "name", None) or "no pixel data"] += 1
+    if not items:
+        raise NoPixelDataError(
+            f"{where} holds no DICOM images (only {dict(skipped)}). Point to an image series."
+        )
+    return assemble_series(
+        items,
+        max_pixels=max_pixels,
+        volume=volume,
+        where=where,
+        full=lambda ds: ds,
+        name=lambda ds: f"{where}, instance {ds.get('InstanceNumber', '?')}",
+        notes={"skipped": dict(skipped)} if skipped else {},
+    )
+
+
+def assemble_series(
+    items: list[tuple[Item, Dataset]],
+    *,
+    max_pixels: int,
+    volume: int,
+    where: str,
+    full: Callable[[Item], Dataset],
+    name: Callable[[Item], str],
+    notes: dict[str, Any],
+) -> Study:
+    """Build the ``Study`` of one series from ``(item, header)`` pairs: ``header`` holds the
+    sorting attributes, ``full(item)`` the whole dataset with pixels (read only for the
+    chosen volume), ``name(item)`` names it in errors."""
     if len(items) == 1 or any(int(ds.get("NumberOfFrames") or 1) > 1 for _, ds in items):
         if len(items) > 1:
             raise StudyError("The series holds several multi-frame files; load them one by one.")
-        study = read_file(items[0][0], max_pixels=max_pixels)
-        return _with_notes(study, {"skipped": dict(skipped)} if skipped else {})
-    ordered, notes = _order_slices(items, volume)
+        item = items[0][0]
+        study = study_from_dataset(full(item), what=name(item), max_pixels=max_pixels)
+        return _with_notes(study, notes)
+    ordered, order_notes = _order_slices(items, volume)
+    notes = {**order_notes, **notes}
     rows, cols = int(ordered[0][1].Rows), int(ordered[0][1].Columns)
-    check_pixel_count(rows * cols * len(ordered), max_pixels, f"The series in '{folder.name}'")
+    check_pixel_count(rows * cols * len(ordered), max_pixels, where)
     slices = []
     headers = []
-    for path, _ in ordered:
-        ds = read_dataset(path)
+    for item, _ in ordered:
+        ds = full(item)
         headers.append(ds)
-        what = _name(path)
+        what = name(item)
         pixels = _decode(ds, what)
         if pixels.shape[:2] != (rows, cols):
             raise StudyError(
@@ -590,8 +652,6 @@ def read_series(
                         for ds in headers])  # fmt: skip
         if gaps.size and np.ptp(gaps) > 0.01 * max(abs(float(np.mean(gaps))), 1e-6):
             notes["irregular_spacing"] = True
-    if skipped:
-        notes["skipped"] = dict(skipped)
     fields["metadata"].update(notes)
     return Study(
         pixels=pixels,

@@ -1,0 +1,7 @@
+"""Answers out to the systems hospitals run: DICOM Comprehensive 3D SR (TID 1500) and SEG
+through highdicom, FHIR DiagnosticReports through fhir.resources, and STOW-RS back to a PACS
+verified by QIDO-RS.
+
+Importing this package loads neither highdicom nor fhir.resources; each module imports them
+in the function that needs them (``pip install 'medlens[pacs]'``).
+"""
