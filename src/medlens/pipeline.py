@@ -151,6 +151,7 @@ def prepare(
     view_transform: ViewTransform | None = None,
     system_prompt: str | None = None,
     model: str | None = None,
+    prompt: str | None = None,
 ) -> Prepared:
     """Turn studies and a question into a backend ``Request``.
 
@@ -158,7 +159,8 @@ def prepare(
     ``prior`` contributes its prior's views as the comparison images. ``view_transform``
     alters each view before the request is built (sanity and robustness probes). ``model``
     picks the recipe the model declares (``medlens.study.MODEL_RECIPES``) when ``recipe`` is
-    not given.
+    not given. ``prompt`` names the prompt preset (``medlens.tasks.presets``: medlens,
+    lmms-eval, medevalkit, llava-med, medgemma) that lays the request out.
     """
     from medlens.study.recipes import apply_recipe, default_recipe_for
     from medlens.tasks import get_task, guess_kind
@@ -190,13 +192,14 @@ def prepare(
         system_prompt=system_prompt,
         metadata=dict(metadata or {}),
         deidentified=all(s.deidentified for s in studies),
+        prompt=prompt,
     )
     if deidentify is not False:
         from medlens.privacy import scrub_text
 
         request = _scrub_request_text(request, scrub_text)
     used_recipe = views[0].recipe if views else recipe_name
-    return Prepared(request, tuple(views), studies, used_recipe, f"{task.name}@{task.version}")
+    return Prepared(request, tuple(views), studies, used_recipe, task.prompt_id_for(prompt))
 
 
 def _scrub_request_text(request: Request, scrub: Callable[[str], Any]) -> Request:

@@ -185,7 +185,7 @@ def test_calibration_profile_calibrates_the_model_answers_of_its_task(
 
     _fit_profile(shared_data, "vqa-closed")
     profile = CalibrationProfile.load("vqa-closed")
-    assert profile.fingerprint.task == "closed@1"
+    assert profile.fingerprint.task == "closed@2"
     store = RunStore(tmp_path / "runs.sqlite")
     raw_spec = _spec(shared_data, limit=16)
     (raw,) = evaluate(raw_spec, store, progress=False, backend_factory=_calibrated_backend)
@@ -261,13 +261,13 @@ def test_calibration_profile_for_questions_the_benchmark_lacks(
 
     _fit_profile(shared_data, "vqa-closed")
     profile = CalibrationProfile.load("vqa-closed")
-    fingerprint = dataclasses.replace(profile.fingerprint, task="choice@1")
+    fingerprint = dataclasses.replace(profile.fingerprint, task="choice@2")
     dataclasses.replace(profile, name="choice-only", fingerprint=fingerprint).save()
     argv = ["eval", "vqa-rad", "--model", "prior", "--calibration", "choice-only"]
     argv += ["--data-dir", str(shared_data), "--limit", "4", "--store", str(tmp_path / "r.db")]
     assert main(argv) == 2
     err = capsys.readouterr().err
-    assert "fitted on 'choice@1' questions, and none of the 4 vqa-rad samples" in err
+    assert "fitted on 'choice@2' questions, and none of the 4 vqa-rad samples" in err
 
 
 # --------------------------------------------------------------------------------------------

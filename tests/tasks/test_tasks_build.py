@@ -25,7 +25,7 @@ def view(label: str, size: tuple[int, int] = (64, 48), value: int = 0) -> View:
 
 def render(request: Request) -> str:
     """A stable text picture of a request: roles, text parts, images by size and mode."""
-    lines = [f"prompt: {get_task(request.kind).prompt_id}", f"kind: {request.kind}"]
+    lines = [f"prompt: {request.metadata['prompt']}", f"kind: {request.kind}"]
     lines.append(f"candidates: {list(request.candidates)}")
     lines.append(f"max_new_tokens: {request.options.max_new_tokens}")
     for message in request.messages:
@@ -39,18 +39,20 @@ def render(request: Request) -> str:
 
 
 CASES = {
-    "closed": {"kind": "closed", "question": "Is there a pneumothorax?", "views": ["PA"]},
+    # A single 2D image ("<plane> 1/1", as study.views labels it) carries no label.
+    "closed": {"kind": "closed", "question": "Is there a pneumothorax?", "views": ["axial 1/1"]},
     "closed_left_right": {
         "kind": "closed",
         "question": "Is the lesion on the left or the right?",
         "views": ["axial"],
         "candidates": ("left", "right"),
     },
-    "open": {"kind": "open", "question": "What organ is abnormal?", "views": ["axial slice 12"]},
+    # A single view of a volume keeps its label: the slice position informs.
+    "open": {"kind": "open", "question": "What organ is abnormal?", "views": ["axial 12/40"]},
     "choice": {
         "kind": "choice",
         "question": "Which finding is present?",
-        "views": ["PA"],
+        "views": ["axial 1/1"],
         "candidates": ("Pneumonia", "Cardiomegaly", "Effusion", "No finding"),
     },
     "report_with_prior": {
@@ -134,7 +136,7 @@ def test_request_fields() -> None:
     assert request.candidates == ("yes", "no")
     assert request.options is options
     assert request.deidentified is True
-    assert request.metadata == {"question_category": "size"}
+    assert request.metadata == {"question_category": "size", "prompt": "closed@2"}
     assert [m.role for m in request.messages] == ["user"]
 
 

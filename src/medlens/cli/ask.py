@@ -8,8 +8,10 @@ import json
 from medlens.cli.common import (
     add_model_options,
     add_privacy_options,
+    add_prompt_options,
     backend_from_args,
     generation_options,
+    prompt_from_args,
 )
 
 COMMAND = "ask"
@@ -29,6 +31,7 @@ def add_parser(
     parser.add_argument("question")
     add_model_options(parser)
     add_privacy_options(parser)
+    add_prompt_options(parser, scoring=False)
     parser.add_argument(
         "--kind",
         choices=["closed", "open", "choice", "report", "grounding"],
@@ -78,6 +81,7 @@ def run(args: argparse.Namespace) -> int:
             calibration=calibration,
             confidence_method=args.confidence,
             abstain_threshold=args.abstain_below,
+            prompt=prompt_from_args(args),
         )
     finally:
         backend.close()

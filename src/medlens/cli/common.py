@@ -35,6 +35,53 @@ def add_model_options(parser: argparse.ArgumentParser, *, required: bool = True)
     )
 
 
+HARNESSES: dict[str, tuple[str, str]] = {
+    "medlens": ("medlens", "medlens"),
+    "lmms-eval": ("lmms-eval", "lmms-eval"),
+    "medevalkit": ("medevalkit", "medevalkit"),
+    "llava-med": ("llava-med", "llava-med"),
+    "medgemma": ("medgemma", "medgemma-card"),
+}
+"""Harness → (prompt preset, scoring protocol): one flag reproduces a harness end to end.
+Spelled out here so that ``--help`` imports neither medlens.tasks nor medlens.bench; a test
+holds both names to their registries."""
+
+
+def add_prompt_options(parser: argparse.ArgumentParser, *, scoring: bool = True) -> None:
+    group = parser.add_argument_group("harness")
+    group.add_argument(
+        "--harness",
+        choices=sorted(HARNESSES),
+        help="reproduce a harness: its prompt preset"
+        + (" and its scoring protocol" if scoring else "")
+        + " ("
+        + ", ".join(f"{h}: {p}+{s}" if scoring else f"{h}: {p}" for h, (p, s) in HARNESSES.items())
+        + ")",
+    )
+    group.add_argument(
+        "--prompt",
+        metavar="PRESET",
+        help="prompt preset alone: medlens (default), lmms-eval, medevalkit, llava-med, "
+        "medgemma (see medlens.tasks.presets)",
+    )
+
+
+def prompt_from_args(args: argparse.Namespace) -> str | None:
+    """The prompt preset the flags choose: ``--prompt``, else the harness's, else None.
+    An unknown name fails here, before any model loads."""
+    from medlens.tasks.presets import get_preset
+
+    harness = getattr(args, "harness", None)
+    name = getattr(args, "prompt", None) or (HARNESSES[harness][0] if harness else None)
+    return None if name is None else get_preset(str(name)).name
+
+
+def protocols_from_args(args: argparse.Namespace, given: tuple[str, ...]) -> tuple[str, ...]:
+    """``--protocol`` when given, else the harness's protocol, else () (every protocol)."""
+    harness = getattr(args, "harness", None)
+    return given or ((HARNESSES[harness][1],) if harness else ())
+
+
 def add_privacy_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--no-deid",

@@ -6,7 +6,7 @@
 'closed'
 >>> task = get_task(kind)            # build(views, question, request_id=...) -> Request
 >>> task.prompt_id                   # recorded in runs and calibration fingerprints
-'closed@1'
+'closed@2'
 
 ``parse(generation, request) -> Answer`` never raises on model text: what cannot be read is
 kept raw with ``parsed=False`` and the reason in ``parse_error``.

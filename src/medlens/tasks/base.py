@@ -19,12 +19,12 @@ from typing import Any, ClassVar
 from medlens.errors import ConfigError
 from medlens.registry import Registry
 from medlens.tasks.parse import clean
+from medlens.tasks.presets import DEFAULT_PRESET, PromptPreset, get_preset
 from medlens.types import (
     Answer,
     AnswerKind,
     Generation,
     GenerationOptions,
-    ImagePart,
     Message,
     Request,
     TextPart,
@@ -70,12 +70,15 @@ class Task:
         system_prompt: str | None = None,
         metadata: Mapping[str, Any] | None = None,
         deidentified: bool = False,
+        prompt: str | PromptPreset | None = None,
     ) -> Request:
-        """A chat request: an optional system turn, then one user turn with the images
-        (PRIOR ones first, each preceded by its view label) and the rendered template.
+        """A chat request laid out by the prompt preset ``prompt`` (medlens's by default): an
+        optional system turn, then one user turn with the images (PRIOR ones first, labelled
+        as the preset labels them) and the question with its instruction.
 
         ``deidentified`` must be True only when the views and question went through
         medlens.privacy (or the user turned it off); remote backends refuse otherwise.
+        ``metadata["prompt"]`` records the preset and template (``prompt_id_for``).
         """
         question = (question or "").strip() or self.default_question
         if not question:
@@ -83,18 +86,20 @@ class Task:
                 f"A {self.kind} question needs its text: pass the question to ask about the image."
             )
         cands = self.candidates(candidates)
-        content: list[TextPart | ImagePart] = []
-        if prior_views:
-            content.append(TextPart(load_prompt("comparison").strip()))
-            content.extend(_view_parts(prior_views, "PRIOR"))
-            content.extend(_view_parts(views, "CURRENT"))
+        facts = {**(metadata or {}), **self.request_metadata(views)}
+        preset = self.preset_for(prompt)
+        if self.kind in preset.kinds:
+            text = preset.instruction(self.kind, question, cands, facts)
         else:
-            content.extend(_view_parts(views, ""))
-        fields = {"question": question, **self.template_fields(cands, views)}
-        content.append(TextPart(load_prompt(self.name).format_map(fields).strip()))
+            fields = {"question": question, **self.template_fields(cands, views)}
+            text = load_prompt(self.name).format_map(fields).strip()
+        context = system_prompt if preset.context_in_user else None
+        comparison = load_prompt("comparison").strip()
+        content = preset.layout(text, views, prior_views, comparison, context)
         messages: list[Message] = []
-        if system_prompt:
-            messages.append(Message("system", (TextPart(system_prompt),)))
+        system = None if preset.context_in_user else system_prompt or preset.system
+        if system:
+            messages.append(Message("system", (TextPart(system),)))
         messages.append(Message("user", tuple(content)))
         return Request(
             id=request_id,
@@ -104,8 +109,20 @@ class Task:
             options=options or GenerationOptions(max_new_tokens=self.max_new_tokens),
             candidates=cands,
             deidentified=deidentified,
-            metadata={**(metadata or {}), **self.request_metadata(views)},
+            metadata={**facts, "prompt": self.prompt_id_for(preset)},
         )
+
+    def preset_for(self, prompt: str | PromptPreset | None = None) -> PromptPreset:
+        """The preset that builds this task's requests under ``prompt``: medlens's when the
+        harness has no prompt for this kind of question."""
+        preset = get_preset(prompt)
+        return preset if self.kind in preset.kinds else get_preset(DEFAULT_PRESET)
+
+    def prompt_id_for(self, prompt: str | PromptPreset | None = None) -> str:
+        """The prompt a request of this task is built with: ``"closed@2"`` for medlens's
+        templates, ``"lmms-eval@1/closed"`` for a harness preset."""
+        preset = self.preset_for(prompt)
+        return self.prompt_id if preset.name == DEFAULT_PRESET else preset.prompt_id(self.name)
 
     def candidates(self, given: Sequence[str]) -> tuple[str, ...]:
         """The answer candidates a request carries (none for free-text kinds)."""
@@ -180,17 +197,6 @@ class Task:
             return request.candidates.index(answer.text)
         except ValueError:
             return None
-
-
-def _view_parts(views: Sequence[View], role: str) -> list[TextPart | ImagePart]:
-    parts: list[TextPart | ImagePart] = []
-    for view in views:
-        label = view.label.strip()
-        heading = f"{role}: {label}" if role and label else (role or label)
-        if heading:
-            parts.append(TextPart(heading))
-        parts.append(ImagePart(view.image))
-    return parts
 
 
 TASKS: Registry[Task] = Registry("task")

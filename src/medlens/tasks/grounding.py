@@ -18,7 +18,7 @@ from medlens.types import Answer, Request, View
 class GroundingTask(Task):
     kind = "grounding"
     name = "grounding"
-    version = "1"
+    version = "2"
     default_question = "Locate the abnormal findings."
     max_new_tokens = 512
 

@@ -11,7 +11,7 @@ from medlens.types import Answer, Request
 class ReportTask(Task):
     kind = "report"
     name = "report"
-    version = "1"
+    version = "2"
     default_question = "Describe the findings of this study."
     max_new_tokens = 512
 

@@ -43,7 +43,7 @@ class ClosedTask(Task):
 
     kind = "closed"
     name = "closed"
-    version = "1"
+    version = "2"
     max_new_tokens = 32
 
     def candidates(self, given: Sequence[str]) -> tuple[str, ...]:
@@ -72,7 +72,7 @@ class ChoiceTask(Task):
 
     kind = "choice"
     name = "choice"
-    version = "1"
+    version = "2"
     max_new_tokens = 32
 
     def candidates(self, given: Sequence[str]) -> tuple[str, ...]:
@@ -113,7 +113,7 @@ class OpenTask(Task):
 
     kind = "open"
     name = "open"
-    version = "1"
+    version = "2"
     max_new_tokens = 64
 
     def parse_text(self, text: str, request: Request) -> Answer:

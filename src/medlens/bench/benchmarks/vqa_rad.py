@@ -78,6 +78,10 @@ class VQARad(Benchmark):
             "image_organ": row.get("image_organ", ""),
             "organ": row.get("image_organ", ""),
             "qid": row.get("qid"),
+            # MedEvalKit picks its yes/no prompt from the reference answer, not the answer
+            # type (21 CLOSED test questions answer "left", "t2", ...): the medevalkit prompt
+            # preset reads this to build the prompt MedEvalKit sends.
+            "yes_no_answer": str(row["answer"]).strip().lower() in ("yes", "no"),
         }
         frame = (frames or {}).get((row["image_name"], question))
         if frame:

@@ -1,0 +1,158 @@
+"""Prompt presets against the message lists the upstream harnesses build.
+
+``golden/harness/upstream_prompts.json`` was recorded by running each harness's own prompt code
+at the commit its ``source`` names (lmms-eval's ``slake_doc_to_messages`` and its Qwen2.5-VL
+class's system prompt; MedEvalKit's ``construct_messages``/``load_data`` and
+``Qwen2_5_VL.process_messages``; LLaVA-Med's released VQA-RAD answer-file prompts in v1.5's
+layout; the MedGemma CT notebook's prompt cell) on SLAKE and VQA-RAD test questions. Images
+are placeholders: what is compared is the message list, text and image parts in order.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from PIL import Image
+
+from medlens.errors import UnknownNameError
+from medlens.tasks import get_task
+from medlens.tasks.presets import PRESETS, get_preset
+from medlens.types import ImagePart, Request, View
+
+UPSTREAM = json.loads(
+    (Path(__file__).parent / "golden" / "harness" / "upstream_prompts.json").read_text("utf-8")
+)
+
+
+def view(label: str) -> View:
+    return View(image=Image.new("RGB", (16, 16)), label=label, regions=())
+
+
+def messages_of(request: Request) -> list[dict[str, Any]]:
+    return [
+        {
+            "role": m.role,
+            "content": [
+                {"type": "image"} if isinstance(p, ImagePart) else {"type": "text", "text": p.text}
+                for p in m.content
+            ],
+        }
+        for m in request.messages
+    ]
+
+
+def build(preset: str, case: dict[str, Any], views: list[View] | None = None) -> Request:
+    return get_task(case["kind"]).build(
+        views or [view("axial 1/1")],
+        case["question"],
+        request_id=case["id"],
+        metadata={"benchmark": case["benchmark"], "yes_no_answer": case["yes_no_answer"]},
+        prompt=preset,
+    )
+
+
+CASES = [
+    (preset, case)
+    for preset in ("lmms-eval", "medevalkit", "llava-med")
+    for case in UPSTREAM[preset]["cases"]
+]
+
+
+@pytest.mark.parametrize(
+    ("preset", "case"), CASES, ids=[f"{p}-{c['benchmark']}-{c['id']}" for p, c in CASES]
+)
+def test_preset_builds_the_upstream_message_list(preset: str, case: dict[str, Any]) -> None:
+    built = messages_of(build(preset, case))
+    expected = case["messages"]
+    if preset == "llava-med":
+        # The answer files write the options in the reference answer's case ("[Yes, No]"
+        # when the answer is "Yes"); medlens does not let the answer into the prompt.
+        for message in expected:
+            for part in message["content"]:
+                if "text" in part:
+                    part["text"] = part["text"].replace("[Yes, No]", "[yes, no]")
+    assert built == expected
+
+
+def test_upstream_snapshots_cover_both_benchmarks_and_both_kinds() -> None:
+    for preset in ("lmms-eval", "medevalkit", "llava-med"):
+        cases = UPSTREAM[preset]["cases"]
+        assert {c["kind"] for c in cases} == {"closed", "open"}
+        assert "@" in UPSTREAM[preset]["source"]
+    benchmarks = {c["benchmark"] for c in UPSTREAM["medevalkit"]["cases"]}
+    assert benchmarks == {"vqa-rad", "slake"}
+
+
+def test_medevalkit_reads_the_reference_answer_not_the_answer_type_on_vqa_rad() -> None:
+    # A CLOSED VQA-RAD question answered "1" gets MedEvalKit's open prompt.
+    case = next(c for c in UPSTREAM["medevalkit"]["cases"] if c["kind"] == "closed")
+    other = {**case, "yes_no_answer": False}
+    text = messages_of(build("medevalkit", other))[0]["content"][-1]["text"]
+    assert text.endswith("\nPlease answer the question concisely.")
+
+
+def test_medevalkit_labels_several_images_as_its_qwen_class_does() -> None:
+    two = UPSTREAM["medevalkit"]["two_images"]
+    case = {"kind": "open", "question": two["text"], "id": "x", "benchmark": "x"}
+    request = get_task("open").build(
+        [view("axial 1/2"), view("axial 2/2")], two["text"], request_id="x", prompt="medevalkit"
+    )
+    built = messages_of(request)
+    # MedEvalKit's open prompt is appended to a question; the layout is what is recorded.
+    built[0]["content"][-1]["text"] = case["question"]
+    assert built == two["messages"]
+
+
+def test_medgemma_volume_layout_is_the_ct_notebooks() -> None:
+    volume = UPSTREAM["medgemma"]["volume"]
+    request = get_task("open").build(
+        [view(f"axial {i}/3") for i in (1, 2, 3)],
+        volume["query"],
+        request_id="ct",
+        system_prompt=volume["instruction"],
+        prompt="medgemma",
+    )
+    assert messages_of(request) == volume["messages"]
+
+
+def test_a_single_2d_image_carries_no_view_label_and_a_volume_does() -> None:
+    task = get_task("closed")
+    single = task.build([view("axial 1/1")], "Is it normal?", request_id="a")
+    assert [type(p).__name__ for p in single.messages[0].content] == ["ImagePart", "TextPart"]
+    slice_of_volume = task.build([view("axial 12/40")], "Is it normal?", request_id="b")
+    assert slice_of_volume.messages[0].content[0].text == "axial 12/40"  # type: ignore[union-attr]
+    slices = task.build([view("axial 3/40"), view("axial 9/40")], "Is it?", request_id="c")
+    texts = [p.text for p in slices.messages[0].content if not isinstance(p, ImagePart)]
+    assert texts[:2] == ["axial 3/40", "axial 9/40"]
+    # MedGemma numbers the slices after each image; a single 2D image gets no label.
+    medgemma = task.build([view("axial 1/1")], "Is it?", request_id="d", prompt="medgemma")
+    assert len(medgemma.messages[0].content) == 2
+
+
+def test_every_preset_names_its_upstream_commit_and_is_recorded() -> None:
+    assert PRESETS.names() == ["llava-med", "lmms-eval", "medevalkit", "medgemma", "medlens"]
+    for name in PRESETS.names():
+        preset = get_preset(name)
+        if name != "medlens":
+            assert any(len(word) == 40 for word in preset.source.replace("@", " ").split())
+        request = get_task("open").build([view("")], "What?", request_id="r", prompt=name)
+        expected = "open@2" if name == "medlens" else f"{name}@{preset.version}/open"
+        assert request.metadata["prompt"] == expected
+
+
+def test_kinds_a_harness_has_no_prompt_for_use_medlens_templates() -> None:
+    request = get_task("choice").build(
+        [view("")], "Which?", request_id="c", candidates=("a", "b"), prompt="llava-med"
+    )
+    assert request.metadata["prompt"] == "choice@2"
+    report = get_task("report").build([view("")], "", request_id="r", prompt="lmms-eval")
+    assert report.metadata["prompt"] == "report@2"
+    assert [m.role for m in report.messages] == ["user"]
+
+
+def test_unknown_preset_suggests() -> None:
+    with pytest.raises(UnknownNameError, match="lmms-eval"):
+        get_preset("lmms_eval")
