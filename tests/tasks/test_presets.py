@@ -156,3 +156,12 @@ def test_kinds_a_harness_has_no_prompt_for_use_medlens_templates() -> None:
 def test_unknown_preset_suggests() -> None:
     with pytest.raises(UnknownNameError, match="lmms-eval"):
         get_preset("lmms_eval")
+
+
+def test_each_harness_names_a_registered_preset_and_protocol() -> None:
+    from medlens.bench.protocols import PROTOCOLS
+    from medlens.cli.common import HARNESSES
+
+    for harness, (preset, protocol) in HARNESSES.items():
+        assert preset in PRESETS and protocol in PROTOCOLS, harness
+        assert harness == preset

@@ -145,6 +145,8 @@ def run(args: argparse.Namespace) -> int:
             backend_factory=None if is_baseline else (lambda: backend_from_args(args)),
         )
         print(summary_table(store, outcomes))
+        for line in published_lines(store, outcomes):
+            print(line)
         if args.out:
             from medlens.bench.report import write_report
 
@@ -158,6 +160,25 @@ def run(args: argparse.Namespace) -> int:
 
 def _pct(est: Mapping[str, Any] | None) -> str:
     return "–" if not est or not est.get("n") else f"{100 * est['value']:.1f}"
+
+
+def published_lines(store: Any, outcomes: list[Any]) -> list[str]:
+    """For each model run whose model the zoo (medlens.bench.models) has a published figure
+    for on this benchmark: the figure beside this run's ``overall`` under the same protocol."""
+    from medlens.bench.models import beside_run, find_model
+    from medlens.bench.report import summarize
+
+    lines = []
+    for outcome in outcomes:
+        run = outcome.run
+        if run.role != "model" or find_model(run.model) is None:
+            continue
+        headline = summarize(store, run, run.protocols).headline
+        lines += [
+            f"{run.benchmark} {run.model}: {f['line']}"
+            for f in beside_run(run.model, run.benchmark, headline)
+        ]
+    return lines
 
 
 def summary_table(store: Any, outcomes: list[Any]) -> str:

@@ -352,6 +352,19 @@ def privacy_line(runs: Sequence[RunSummary]) -> str:
     return f"<p class='muted'>De-identification: {what}; pixels {escape(pixels)}.</p>"
 
 
+def published_section(data: ReportData, benchmark: str) -> str:
+    """Published figures of the zoo (medlens.bench.models) beside the model runs' own."""
+    from medlens.bench.models import beside_run
+
+    lines = [
+        f"<li><code>{escape(s.run.model)}</code>: {escape(f['line'])}</li>"
+        for s in data.runs_of(benchmark)
+        if s.run.role == "model"
+        for f in beside_run(s.run.model, benchmark, s.headline)
+    ]
+    return f"<h3>Published figures</h3><ul>{''.join(lines)}</ul>" if lines else ""
+
+
 def rules_section(data: ReportData, benchmark: str) -> str:
     info = data.benchmarks.get(benchmark, {})
     protocol_items = "".join(
@@ -384,6 +397,7 @@ def render(data: ReportData, sections: Sequence[ReportSection] = ()) -> str:
         )
         body.append(privacy_line(runs))
         body.append(results_section(data, benchmark))
+        body.append(published_section(data, benchmark))
         body.append(category_section(data, benchmark))
         body.append(quality_section(info))
         body.append(rules_section(data, benchmark))
@@ -401,6 +415,8 @@ def render(data: ReportData, sections: Sequence[ReportSection] = ()) -> str:
 
 
 def to_json(data: ReportData, sections: Sequence[ReportSection] = ()) -> dict[str, Any]:
+    from medlens.bench.models import beside_run
+
     return {
         "generated": data.generated,
         "protocols": data.protocols,
@@ -424,6 +440,9 @@ def to_json(data: ReportData, sections: Sequence[ReportSection] = ()) -> dict[st
                 "results": s.headline,
                 "categories": s.categories,
                 "protocol_summaries": s.details,
+                "published": beside_run(s.run.model, s.run.benchmark, s.headline)
+                if s.run.role == "model"
+                else [],
             }
             for s in data.runs
         ],

@@ -1,0 +1,117 @@
+"""The model zoo: entries, ``medlens models``, and published figures beside a run."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from medlens.bench.models import MODELS, ZOO, PublishedFigure, ZooModel, get_model, published
+from medlens.bench.protocols import PROTOCOLS
+from medlens.cli.main import main
+from medlens.errors import UnknownNameError
+from medlens.tasks.presets import PRESETS
+
+REQUIRED = {
+    "google/medgemma-4b-it",
+    "google/medgemma-27b-it",
+    "lingshu-medical-mllm/Lingshu-7B",
+    "lingshu-medical-mllm/Lingshu-32B",
+    "FreedomIntelligence/HuatuoGPT-Vision-7B-hf",
+    "microsoft/llava-med-v1.5-mistral-7b",
+    "ZJU-AI4H/Hulu-Med-7B",
+    "yuxianglai117/Med-R1",
+    "JZPeterPan/MedVLM-R1",
+    "UbiquantAI/Fleming-VL-8B",
+    "Luxuriant16/medrega",
+    "Qwen/Qwen2.5-VL-3B-Instruct",
+    "Qwen/Qwen2.5-VL-7B-Instruct",
+}
+
+TINY = ZooModel(
+    "prior",
+    "tiny test entry (the prior baseline)",
+    "baseline",
+    "transformers",
+    "none",
+    "none",
+    "any",
+    "medlens",
+    "MIT",
+    "",
+    figures=(
+        PublishedFigure("vqa-rad", "test", "accuracy", 0.5, "medlens", "a test table", "this test"),
+    ),
+)
+
+
+def test_the_zoo_holds_the_literature_with_consistent_names() -> None:
+    assert REQUIRED <= {m.hub_id for m in ZOO}
+    for model in ZOO:
+        assert model.prompt_preset in PRESETS
+        assert model.backend in ("transformers", "trust_remote_code", "vllm-openai", "convert")
+        for figure in model.figures:
+            assert figure.protocol in PROTOCOLS
+            assert 0 < figure.value <= 1 and figure.source
+    assert get_model("lingshu-medical-mllm/lingshu-7b").name == "Lingshu 7B"  # case-insensitive
+    with pytest.raises(UnknownNameError, match="Did you mean .lingshu-medical-mllm/lingshu-7b"):
+        get_model("lingshu-medical-mllm/Lingshu-8B")
+
+
+def test_published_figures_filter_by_benchmark_and_protocol() -> None:
+    slake = published("google/medgemma-4b-it", "slake")
+    assert [round(f.value, 3) for f in slake] == [0.723]
+    assert published("google/medgemma-4b-it", "slake", ["medlens"]) == []
+    assert published("/some/local/path", "slake") == []
+
+
+def test_medlens_models_lists_and_shows(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["models"]) == 0
+    out = capsys.readouterr().out
+    assert all(m in out for m in REQUIRED)
+    assert "NOT CONFIRMED" in out  # Qwen2.5-VL-3B's id was not seen on a Hub page here
+    assert main(["models", "google/medgemma-4b-it", "--json"]) == 0
+    (entry,) = json.loads(capsys.readouterr().out)
+    assert entry["prompt_preset"] == "medgemma"
+    assert entry["figures"][0]["protocol"] == "medgemma-card"
+
+
+@pytest.mark.data
+def test_eval_and_report_print_the_published_figure_beside_the_run(
+    shared_data: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setitem(MODELS._entries, "prior", TINY)
+    code = main(
+        [
+            "eval",
+            "vqa-rad",
+            "--model",
+            "prior",
+            "--limit",
+            "6",
+            "--data-dir",
+            str(shared_data),
+            "--protocol",
+            "medlens",
+            "--no-baselines",
+            "--store",
+            str(tmp_path / "runs.sqlite"),
+            "--out",
+            str(tmp_path / "report"),
+            "--no-progress",
+        ]
+    )
+    assert code == 0
+    out = capsys.readouterr().out
+    line = next(x for x in out.splitlines() if "published 50.0" in x)
+    report = json.loads((tmp_path / "report" / "report.json").read_text())
+    (run,) = report["runs"]
+    overall = run["results"]["medlens"]["overall"]["value"]
+    assert line.endswith(f"· this run {100 * overall:.1f} (same protocol)")
+    assert "a test table" in line and "protocol medlens" in line
+    assert run["published"][0]["run_value"] == pytest.approx(overall)
+    assert "Published figures" in (tmp_path / "report" / "report.html").read_text()
