@@ -7,6 +7,12 @@ is fixed: ``--requests`` VQA questions on ``--image-size`` square images, ``--ne
 tokens with EOS suppressed (every request decodes exactly that many, as in vLLM's
 ``benchmark_throughput --ignore-eos``), then the same questions in scoring mode (yes/no).
 
+The cost of confidence: the same generation run again with log-probabilities, once with the
+top-5 alternatives at every token (what medlens used to ask for on every question) and once
+with the chosen tokens' logprobs only (what sequence confidence reads, and the default now
+for open questions, reports and boxes; closed and multiple-choice questions keep top-5 for
+candidate confidence, over their short budget).
+
 It prints requests/s and output tokens/s for both, their ratio, the decode-step time at
 batch 1 against the memory-bandwidth roofline (weights read per step / measured
 device-to-device copy bandwidth), peak memory, and greedy agreement between medlens and the
@@ -366,6 +372,19 @@ def main(argv: list[str] | None = None) -> int:
         "greedy_identical_requests": same,
         "greedy_token_agreement": token_rate,
     }
+
+    for label, options in (
+        ("top5", replace(greedy, logprobs=True, top_logprobs=5)),
+        ("chosen", replace(greedy, logprobs=True, top_logprobs=0)),
+    ):
+        timed = [replace(r, options=options) for r in reqs]
+        sync(device)
+        t0 = time.perf_counter()
+        backend.generate(timed)
+        sync(device)
+        seconds = time.perf_counter() - t0
+        figures[f"{label}_logprobs_tokens_per_s"] = len(reqs) * args.new_tokens / seconds
+        figures[f"{label}_logprobs_cost"] = seconds / ours_s - 1
 
     scoring = replace(greedy, score_candidates=True)
     sreqs = workload(args.requests, args.image_size, scoring, candidates=("yes", "no"))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 import subprocess
 import sys
@@ -18,6 +19,8 @@ FIGURES = (
     "medlens_requests_per_s",
     "medlens_tokens_per_s",
     "speedup",
+    "top5_logprobs_tokens_per_s",
+    "chosen_logprobs_tokens_per_s",
     "plain_score_requests_per_s",
     "medlens_score_requests_per_s",
     "score_speedup",
@@ -60,6 +63,8 @@ def test_tiny_cpu_run_prints_figures_and_agrees_exactly(model: str, tmp_path: Pa
     for key in FIGURES:
         assert key in printed, key
         assert float(printed[key]) > 0, key
+    for key in ("top5_logprobs_cost", "chosen_logprobs_cost"):  # a ratio - 1: any sign
+        assert math.isfinite(float(printed[key])), key
     assert printed["model"] == f"{model}-tiny" and printed["dtype"] == "float32"
     assert float(printed["greedy_identical_requests"]) == 1.0
     assert float(printed["greedy_token_agreement"]) == 1.0

@@ -666,21 +666,29 @@ def _row_seed(request: Request, sample: int) -> int | None:
 
 
 def _token_logprobs(logits: Sequence[torch.Tensor], new: torch.Tensor, k: int) -> Any:
-    """Per step: logprob of the chosen token and the top-k alternatives, from raw logits."""
+    """Per step: logprob of the chosen token and the top-k alternatives, from raw logits.
+    With ``k == 0`` only the chosen token's logprob is computed (``logit - logsumexp``: no
+    vocabulary-wide log-softmax or sort), which is all sequence confidence reads."""
     import torch
 
     chosen, top_lp, top_ids = [], [], []
     for s, step in enumerate(logits):
-        lp = step.float().log_softmax(-1)
-        tok = new[:, s].to(lp.device).unsqueeze(1)
+        logit = step.float()
+        tok = new[:, s].to(logit.device).unsqueeze(1)
+        if k <= 0:
+            chosen.append(logit.gather(1, tok).squeeze(1) - logit.logsumexp(-1))
+            continue
+        lp = logit.log_softmax(-1)
         chosen.append(lp.gather(1, tok).squeeze(1))
-        values, ids = lp.topk(max(1, min(k, lp.shape[-1])), dim=-1)
-        top_lp.append(values[:, :k])
-        top_ids.append(ids[:, :k])
+        values, ids = lp.topk(min(k, lp.shape[-1]), dim=-1)
+        top_lp.append(values)
+        top_ids.append(ids)
+    rows, steps = new.shape[0], len(logits)
+    empty = torch.zeros((steps, rows, 0))
     return (
         torch.stack(chosen).cpu().numpy(),
-        torch.stack(top_lp).cpu().numpy(),
-        torch.stack(top_ids).cpu().numpy(),
+        (torch.stack(top_lp) if top_lp else empty).cpu().numpy(),
+        (torch.stack(top_ids) if top_ids else empty.long()).cpu().numpy(),
     )
 
 

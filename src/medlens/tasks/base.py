@@ -49,6 +49,10 @@ class Task:
     """Used when the question is blank (reports and grounding have a natural default)."""
     max_new_tokens: ClassVar[int] = 64
     """Default generation budget when ``build`` gets no options."""
+    top_logprobs: ClassVar[int] = 0
+    """Alternatives per generated token by default. Only candidate confidence reads them (the
+    answer token of closed and multiple-choice questions); sequence confidence needs the
+    chosen tokens' logprobs alone, which cost far less (benchmarks/throughput.py)."""
 
     @property
     def prompt_id(self) -> str:
@@ -106,7 +110,10 @@ class Task:
             messages=tuple(messages),
             kind=self.kind,
             question=question,
-            options=options or GenerationOptions(max_new_tokens=self.max_new_tokens),
+            options=options
+            or GenerationOptions(
+                max_new_tokens=self.max_new_tokens, top_logprobs=self.top_logprobs
+            ),
             candidates=cands,
             deidentified=deidentified,
             metadata={**facts, "prompt": self.prompt_id_for(preset)},

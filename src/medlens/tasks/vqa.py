@@ -45,6 +45,7 @@ class ClosedTask(Task):
     name = "closed"
     version = "2"
     max_new_tokens = 32
+    top_logprobs = 5
 
     def candidates(self, given: Sequence[str]) -> tuple[str, ...]:
         cands = tuple(given) or YES_NO
@@ -74,6 +75,7 @@ class ChoiceTask(Task):
     name = "choice"
     version = "2"
     max_new_tokens = 32
+    top_logprobs = 5
 
     def candidates(self, given: Sequence[str]) -> tuple[str, ...]:
         cands = tuple(given)
