@@ -182,3 +182,108 @@ def test_missing_answer_column_is_a_clear_error(
     code = main(["score", str(path), "--benchmark", "vqa-rad", "--data-dir", str(shared_data)])
     assert code == 2
     assert "no model-answer column found" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------------------------
+# Row matching: a row is never scored against another question's gold
+# --------------------------------------------------------------------------------------------
+
+
+def _osf_test_rows(shared_data: Path) -> list[dict[str, object]]:
+    """OSF public-JSON rows of the MEVF test questions (matched by image and question)."""
+    test = {(r["image_name"], r["question"].strip().lower()) for r in _rad_rows(shared_data)}
+    osf = json.loads((shared_data / "vqa-rad" / "VQA_RAD Dataset Public.json").read_text())
+    return [r for r in osf if (r["image_name"], str(r["question"]).strip().lower()) in test]
+
+
+def _score(path: Path, tmp_path: Path, shared_data: Path, *extra: str) -> tuple[int, dict]:  # type: ignore[type-arg]
+    out = tmp_path / f"{path.stem}.json"
+    code = main(
+        [
+            "score",
+            str(path),
+            "--benchmark",
+            "vqa-rad",
+            "--data-dir",
+            str(shared_data),
+            "--protocol",
+            "medlens,llava-med",
+            "--json",
+            str(out),
+            "--bootstrap",
+            "50",
+            *extra,
+        ]
+    )
+    return code, (json.loads(out.read_text()) if out.exists() else {})
+
+
+def _answer(question: str) -> str:
+    return "yes" if len(question) % 2 else "no"  # deterministic, differs across questions
+
+
+def test_rows_keyed_by_the_osf_id_space_are_rekeyed_to_identical_figures(
+    shared_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    mevf = [
+        {"qid": r["qid"], "question": r["question"], "text": _answer(str(r["question"]))}
+        for r in _rad_rows(shared_data)
+    ]
+    # LLaVA-Med's answer files: OSF question_id and the whole prompt, suffix included.
+    suffix = " Please choose from the following two options: [yes, no]"
+    osf = [
+        {
+            "question_id": r["qid"],
+            "prompt": f"{r['question']}{suffix}",
+            "text": _answer(r["question"]),
+        }
+        for r in _osf_test_rows(shared_data)
+    ]
+    ids_only = [{"question_id": row["question_id"], "text": row["text"]} for row in osf]
+    results = []
+    for name, rows in (("mevf", mevf), ("osf", osf), ("osf_ids", ids_only)):
+        path = tmp_path / f"{name}.jsonl"
+        path.write_text("\n".join(json.dumps(r) for r in rows))
+        code, result = _score(path, tmp_path, shared_data)
+        assert code == 0, capsys.readouterr().err
+        results.append(result)
+    printed = capsys.readouterr().out
+    assert "(ids read as osf)" in printed and "conflicting 0" in printed
+    assert [r["id_space"] for r in results] == ["mevf", "osf", "osf"]
+    assert [r["matched"] for r in results] == [451, 451, 451]
+    assert results[0]["protocols"] == results[1]["protocols"] == results[2]["protocols"]
+
+
+def test_ids_that_contradict_their_question_fail_naming_the_conflicts(
+    shared_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rows = [
+        {"qid": r["qid"], "question": r["question"], "text": "yes"} for r in _rad_rows(shared_data)
+    ]
+    for row in rows[:3]:
+        row["question"] = f"{row['question']} of the left femur in zebrafish"
+    path = tmp_path / "bad.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in rows))
+    code, _ = _score(path, tmp_path, shared_data)
+    captured = capsys.readouterr()
+    assert code == 2
+    assert "matched 448 (ids read as mevf)" in captured.out and "conflicting 3" in captured.out
+    assert "3 rows name, by id, a question their own text or image contradicts" in captured.err
+    assert "row 1: id" in captured.err and "zebrafish" in captured.err
+
+
+def test_ids_alone_that_resolve_in_both_spaces_need_the_id_space(
+    shared_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    mevf_ids = {str(r["qid"]) for r in _rad_rows(shared_data)}
+    shared = [r for r in _osf_test_rows(shared_data) if str(r["qid"]) in mevf_ids]
+    assert len(shared) == 59  # the ids both spaces give, each to different questions
+    path = tmp_path / "shared_ids.jsonl"
+    path.write_text("\n".join(json.dumps({"question_id": r["qid"], "text": "yes"}) for r in shared))
+    code, _ = _score(path, tmp_path, shared_data)
+    assert code == 2
+    assert "--id-space (mevf, osf)" in capsys.readouterr().err
+    code, result = _score(path, tmp_path, shared_data, "--id-space", "osf")
+    assert code == 0 and result["id_space"] == "osf" and result["matched"] == 59
+    matched_questions = {r["question"].strip().lower() for r in shared}
+    assert len(matched_questions) == 59

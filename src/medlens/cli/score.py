@@ -1,8 +1,12 @@
 """``medlens score PREDICTIONS --benchmark B``: score another tool's predictions file.
 
 Reads JSONL/CSV rows (question id or question text, optional image name, raw model answer),
-matches them to the benchmark's questions, says which rows did not match and why, and prints
-one table per protocol with bootstrap 95 % intervals. ``--judge MODEL`` adds an LLM judge's
+matches them to the benchmark's questions and prints matched / unmatched / duplicate /
+conflicting counts, then one table per protocol with bootstrap 95 % intervals. A row is never
+scored against another question's gold: ids are checked against the row's own question text
+and image, in the id space the file uses (VQA-RAD has two: MEVF's and the OSF JSON's);
+a row whose id contradicts its question is matched by (image, question), or the command fails
+listing the conflicts. ``--judge MODEL`` adds an LLM judge's
 accuracy on open answers, reported beside the rule-based scores.
 """
 
@@ -45,11 +49,16 @@ def add_parser(
     parser.add_argument("--question-column")
     parser.add_argument("--image-column")
     parser.add_argument("--answer-column")
+    parser.add_argument(
+        "--id-space",
+        help="how to read the id column when the rows cannot tell (VQA-RAD: mevf or osf)",
+    )
     return parser
 
 
 def run(args: argparse.Namespace) -> int:
     import json
+    import sys
     from pathlib import Path
 
     from medlens.bench.benchmarks import get_benchmark
@@ -77,8 +86,19 @@ def run(args: argparse.Namespace) -> int:
         f"columns: id={columns.id} question={columns.question} image={columns.image} "
         f"answer={columns.answer}"
     )
-    report = match_predictions(rows, samples, columns)
+    module = sys.modules[type(benchmark).__module__]
+    spaces_of = getattr(module, "id_spaces", None)
+    spaces = spaces_of(benchmark.local_root(args.data_dir), samples) if spaces_of else None
+    report = match_predictions(rows, samples, columns, id_spaces=spaces, id_space=args.id_space)
     print(report.summary())
+    if report.conflicts:
+        listed = "\n".join(f"  row {n}: {reason}" for n, reason in report.conflicts[:5])
+        raise DataError(
+            f"{len(report.conflicts)} rows name, by id, a question their own text or image "
+            f"contradicts, and match no question by (image, question) either:\n{listed}\n"
+            "Check --benchmark/--split, the id column (--id-column, --id-space) and the "
+            "question column; medlens does not score a row against another question's gold."
+        )
     if not report.matched:
         raise DataError(
             f"no row of {args.predictions} matched a question of {benchmark.name}; check "
@@ -93,6 +113,9 @@ def run(args: argparse.Namespace) -> int:
         "matched": len(report.matched),
         "unmatched": [{"row": n, "reason": r} for n, r in report.unmatched],
         "duplicates": report.duplicates,
+        "conflicts": [{"row": n, "reason": r} for n, r in report.conflicts],
+        "id_space": report.id_space,
+        "rematched": report.rematched,
         "missing": len(report.missing),
         "protocols": {},
     }

@@ -298,6 +298,24 @@ for _preset in (
     PRESETS.register(_preset.name, _preset)
 
 
+_INSTRUCTIONS = re.compile(
+    r"\s*(?:"
+    + "|".join(
+        re.escape(t.strip())
+        for t in (LMMS_SHORT, LMMS_CHOICE, MEDEVALKIT_JUDGEMENT, MEDEVALKIT_OPEN)
+    )
+    + r"|Please choose from the following \w+ options: \[[^\]]*\]"
+    + r"|Answer with only [^\n]*\.)\s*$"
+)
+
+
+def strip_instruction(text: str) -> str:
+    """``text`` without an answer-format instruction a preset appends ("... Please choose
+    from the following two options: [yes, no]" becomes the question), so that a harness's
+    stored prompt can be matched to the question it asks."""
+    return _INSTRUCTIONS.sub("", text).strip()
+
+
 def get_preset(name: str | PromptPreset | None = None) -> PromptPreset:
     """The preset registered as ``name`` (medlens's when None); "did you mean" otherwise."""
     if isinstance(name, PromptPreset):
@@ -305,4 +323,11 @@ def get_preset(name: str | PromptPreset | None = None) -> PromptPreset:
     return PRESETS.get(name or DEFAULT_PRESET)
 
 
-__all__ = ["DEFAULT_PRESET", "PRESETS", "PromptPreset", "get_preset", "informs"]
+__all__ = [
+    "DEFAULT_PRESET",
+    "PRESETS",
+    "PromptPreset",
+    "get_preset",
+    "informs",
+    "strip_instruction",
+]

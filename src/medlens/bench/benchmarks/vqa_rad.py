@@ -176,3 +176,23 @@ def exclude_test_leakage(
         if frame:
             leaked.add((image_key(s), question_key(str(frame))))
     return [t for t in train if (image_key(t), question_key(t.question)) not in leaked]
+
+
+def id_spaces(root: Path | None, samples: Sequence[Sample]) -> dict[str, dict[str, Sample]]:
+    """The two VQA-RAD id spaces in circulation: ``mevf`` (the split's ``qid``, what medlens
+    uses) and ``osf`` (the ``qid`` of the OSF public JSON, which LLaVA-Med's answer files
+    carry). On the test split the two share 59 ids, each naming different questions, so
+    ``medlens score`` checks which space a predictions file uses. OSF rows are mapped to
+    samples by (image, question); the space is absent without the OSF JSON."""
+    spaces = {"mevf": {s.id: s for s in samples}}
+    path = None if root is None else root / "VQA_RAD Dataset Public.json"
+    if path is None or not path.exists():
+        return spaces
+    by_pair = {(str(s.metadata.get("image_id")), question_key(s.question)): s for s in samples}
+    osf = {}
+    for row in read_json(path):
+        sample = by_pair.get((str(row["image_name"]), question_key(str(row["question"]))))
+        if sample is not None:
+            osf[str(row["qid"])] = sample
+    spaces["osf"] = osf
+    return spaces
