@@ -263,9 +263,11 @@ def match_predictions(
             sample = table.get(str(row[columns.id]))
             reason = f"id {row[columns.id]!r} is not a question of this benchmark split"
             if sample is not None and _evidence(row, columns, sample) is False:
+                said = {c: row.get(c) for c in (columns.question, columns.image) if c}
                 reason = (
                     f"id {row[columns.id]!r} ({report.id_space}) is the question "
-                    f"{sample.question!r}, but the row asks {row.get(columns.question)!r}"
+                    f"{sample.question!r} on {sample.metadata.get('image_id', 'its image')}, "
+                    f"but the row says {said}"
                 )
                 sample, contradicted = None, True
         if sample is None and columns.question and row.get(columns.question):
