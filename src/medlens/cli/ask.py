@@ -50,6 +50,18 @@ def add_parser(
         help="confidence method: auto, candidates, sequence, consistency, verbalized",
     )
     parser.add_argument("--json", action="store_true", help="print a machine-readable record")
+    interop = parser.add_argument_group("hospital systems (medlens[pacs])")
+    interop.add_argument(
+        "--export",
+        metavar="DIR",
+        help="write the answer as DICOM SR (TID 1500) and a FHIR DiagnosticReport into DIR",
+    )
+    interop.add_argument(
+        "--store-to",
+        metavar="DICOMWEB",
+        help="send the SR to a PACS (dicomweb://HOST:PORT/dicom-web) and verify it is held",
+    )
+    interop.add_argument("--fhir-version", choices=["R5", "R4B"], default="R5")
     return parser
 
 
@@ -58,6 +70,10 @@ def run(args: argparse.Namespace) -> int:
     from medlens.study import load_pair, load_study
 
     study = load_pair(args.prior, args.study) if args.prior else load_study(args.study)
+    if args.store_to:
+        from medlens.interop.export import check_exportable
+
+        check_exportable(study.headers, args.store_to)
     calibration = None
     if args.calibration:
         from medlens.trust.calibration import CalibrationProfile
@@ -85,10 +101,28 @@ def run(args: argparse.Namespace) -> int:
         )
     finally:
         backend.close()
+    exported = None
+    if args.export or args.store_to:
+        from medlens.interop.export import export_answer
+
+        exported = export_answer(
+            result, out_dir=args.export, store_to=args.store_to, fhir_version=args.fhir_version
+        )
     if args.json:
-        print(json.dumps(result.to_json(), indent=2, default=str))
+        record = result.to_json()
+        if exported is not None:
+            record["export"] = exported.summary()
+        print(json.dumps(record, indent=2, default=str))
     else:
         print(format_result(result))
+        if exported is not None:
+            for name, path in exported.files.items():
+                print(f"Wrote {name}: {path}")
+            if exported.stored is not None:
+                count = len(exported.stored.sop_instance_uids)
+                print(f"Stored {count} object(s) on {exported.stored.root} (verified by QIDO-RS)")
+            for note in exported.notes:
+                print(f"Note: {note}")
     return 0
 
 
