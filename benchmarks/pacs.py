@@ -8,7 +8,8 @@ synthetic chest CT phantom (``medlens.study.synthetic``, 300 × 512² by default
 and uploaded through Orthanc's REST API. Printed figures, the median of ``--repeats`` runs:
 
 - pull: ``load_study(dicomweb://...)`` (QIDO-RS + one instance's WADO-RS metadata + the
-  streamed WADO-RS series + geometry sort and Modality LUT), seconds and MB/s of pixel data;
+  streamed WADO-RS series + geometry sort and Modality LUT), seconds and MB/s of pixel data,
+  then the same split into the transfer (with pydicom parsing) and the series assembly;
 - prepare: de-identification (headers of every slice) and the default CT recipe's views;
 - per answer: building the Comprehensive 3D SR of a grounded answer with two boxes, the SEG
   of a lesion mask over the whole volume, and the R5 FHIR Bundle (validated), each also
@@ -59,6 +60,8 @@ def main(argv: list[str] | None = None) -> int:
     from medlens.interop.sr import build_sr
     from medlens.interop.stow import store
     from medlens.study import load_study
+    from medlens.study.readers.dicom import read_datasets
+    from medlens.study.readers.dicomweb import connect, pull_series
     from medlens.study.synthetic import lesion_location, write_ct_series
     from medlens.testing.orthanc import start_orthanc
 
@@ -78,6 +81,15 @@ def main(argv: list[str] | None = None) -> int:
             pull_s, study = timed(lambda: load_study(address, progress=False), args.repeats)
             print(f"pull      {pull_s:7.2f} s  ({megabytes / pull_s:6.1f} MB/s of pixels, "
                   f"{study.num_slices} slices, {study.pixels.shape})")  # fmt: skip
+            client, _ = connect(address)
+            series_uid = str(study.headers[0].SeriesInstanceUID)
+            wado_s, datasets = timed(
+                lambda: pull_series(client, study_uid, series_uid, progress=False), 1
+            )
+            client.close()
+            build_s, _ = timed(lambda: read_datasets(datasets, max_pixels=10**9, where="bench"), 1)
+            print(f"  of which WADO-RS transfer + parsing {wado_s:.2f} s, series assembly "
+                  f"(sort, Modality LUT, stack) {build_s:.2f} s")  # fmt: skip
 
             def prepare() -> Any:
                 return pipeline.prepare(study, "Outline the nodule", kind="grounding")
