@@ -165,3 +165,11 @@ def test_each_harness_names_a_registered_preset_and_protocol() -> None:
     for harness, (preset, protocol) in HARNESSES.items():
         assert preset in PRESETS and protocol in PROTOCOLS, harness
         assert harness == preset
+
+
+def test_lmms_eval_preset_decodes_as_its_task_yaml() -> None:
+    closed = get_task("closed").build([view("")], "Is it?", request_id="a", prompt="lmms-eval")
+    opened = get_task("open").build([view("")], "What?", request_id="b", prompt="lmms-eval")
+    assert closed.options.max_new_tokens == opened.options.max_new_tokens == 32
+    assert closed.options.temperature == 0.0
+    assert get_task("open").build([view("")], "What?", request_id="c").options.max_new_tokens == 64

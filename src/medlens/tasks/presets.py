@@ -88,6 +88,8 @@ class PromptPreset:
     CT notebook's instruction; Gemma 3's chat template folds a system turn in there too)."""
     after_images: str = ""
     """Put between several images and the question (the CT notebook's query opens "\n\n")."""
+    max_new_tokens: int | None = None
+    """The harness's generation budget for its kinds (None: the task's own)."""
     comparison: bool = False
     """Whether PRIOR/CURRENT comparison wording is added (medlens only; no harness has it)."""
 
@@ -252,11 +254,13 @@ for _preset in (
         LMMS_EVAL_SOURCE,
         "lmms-eval's SLAKE task with its Qwen2.5-VL model class: system 'You are a helpful "
         "assistant.', the images, then the stripped question + '\\nAnswer the question using a "
-        "single word or phrase.' for closed and open alike; no view labels. lmms-eval has no "
+        "single word or phrase.' for closed and open alike; no view labels; greedy, 32 new "
+        "tokens (its generation_kwargs). lmms-eval has no "
         "VQA-RAD or PathVQA task, so other benchmarks get the SLAKE template.",
         _lmms_eval,
         label=no_label,
         system="You are a helpful assistant.",
+        max_new_tokens=32,  # _default_template_yaml generation_kwargs (greedy)
     ),
     PromptPreset(
         "medevalkit",
