@@ -112,7 +112,8 @@ class Task:
             question=question,
             options=options
             or GenerationOptions(
-                max_new_tokens=self.max_new_tokens, top_logprobs=self.top_logprobs
+                max_new_tokens=preset.max_new_tokens or self.max_new_tokens,
+                top_logprobs=self.top_logprobs,
             ),
             candidates=cands,
             deidentified=deidentified,
