@@ -13,9 +13,27 @@ accuracy on open answers, reported beside the rule-based scores.
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 COMMAND = "score"
 ORDER = 35
+
+PROTOCOL_SOURCES = {
+    "medlens": "medlens's own strict rules (medlens.bench.metrics.text)",
+    "medevalkit": "alibaba-damo-academy/MedEvalKit@9b12e3b utils/utils.py, VQA_RAD.cal_metrics",
+    "medevalkit-fixed": "the same, its bugs fixed",
+    "medevalkit-judge": "alibaba-damo-academy/MedEvalKit@9b12e3b get_compare_messages (needs "
+    "--judge)",
+    "llava-med": "microsoft/LLaVA-Med@b9a98a7 llava/eval/run_eval.py:evaluate (PR #35)",
+    "llava-med-ad758b6": "microsoft/LLaVA-Med@ad758b6 llava/eval/run_eval.py:evaluate (first "
+    "release)",
+    "llava-med-fixed": "the same, its bugs fixed",
+    "lmms-eval": "EvolvingLMMs-Lab/lmms-eval@0a75d6b lmms_eval/tasks/slake/utils.py (the SLAKE "
+    "rule)",
+    "medgemma-card": "the google/medgemma-4b-it model card's wording (no scorer published)",
+}
+"""Each protocol's upstream, short, so that ``--help`` imports nothing; a test holds every
+entry to the protocol's own description."""
 
 
 def add_parser(
@@ -25,8 +43,10 @@ def add_parser(
         COMMAND,
         help="score a predictions file written by another tool",
         description="Match a JSONL/CSV predictions file to a benchmark and score it under one "
-        "or more scoring protocols (medlens, medevalkit, llava-med, lmms-eval, medgemma-card, "
-        "and the -fixed variants), without running a model.",
+        "or more scoring protocols, without running a model. Each protocol reproduces the "
+        "upstream code it names:\n"
+        + "\n".join(f"  {name}: {source}" for name, source in PROTOCOL_SOURCES.items()),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("predictions", help="JSONL, JSON list, CSV or TSV file")
     parser.add_argument("--benchmark", required=True, help="benchmark name, e.g. vqa-rad")
@@ -35,8 +55,17 @@ def add_parser(
         "--protocol", default="medlens", help="protocol name(s), comma-separated (default: medlens)"
     )
     parser.add_argument("--data-dir", help="folder with the original release (or $MEDLENS_DATA)")
-    parser.add_argument("--judge", metavar="MODEL", help="grade open answers with this LLM too")
+    parser.add_argument(
+        "--judge",
+        metavar="URL_OR_ID",
+        help="an LLM judge: an OpenAI-compatible server URL or a model id. medevalkit-judge "
+        "grades open answers with it (MedEvalKit's prompt); medlens's own judge accuracy is "
+        "printed beside the rule-based scores",
+    )
     parser.add_argument("--judge-backend", help="backend for the judge model (default: inferred)")
+    parser.add_argument(
+        "--store", help="run store that caches the judge's verdicts (default: $MEDLENS_HOME)"
+    )
     parser.add_argument("--json", metavar="OUT", help="write all summaries as JSON here")
     parser.add_argument(
         "--group-by",
@@ -119,18 +148,26 @@ def run(args: argparse.Namespace) -> int:
         "missing": len(report.missing),
         "protocols": {},
     }
+    judge_backend = None
+    if args.judge:
+        from medlens.backends.base import load_backend
+
+        judge_backend = load_backend(args.judge, args.judge_backend)
     for protocol in protocols:
+        if getattr(protocol, "needs_judge", False):
+            protocol = _with_verdicts(protocol, matched, raw, judge_backend, args.store)
         scores = [protocol.score(s, p) for s, p in zip(matched, raw)]
         summary = protocol.aggregate(
             matched, scores, group_by=group_by, n_boot=args.bootstrap, seed=args.seed
         )
         print()
         print(summary.format())
+        print(f"  source: {PROTOCOL_SOURCES.get(protocol.name, protocol.description)}")
         output["protocols"][protocol.name] = summary.to_dict()  # type: ignore[index]
-    if args.judge:
+    if judge_backend is not None:
         from medlens.bench.metrics.judge import LLMJudge
 
-        judge = LLMJudge.from_model(args.judge, args.judge_backend)
+        judge = LLMJudge(judge_backend)
         open_pairs = [(s, p) for s, p in report.matched if s.kind == "open"]
         verdicts = judge.grade([s for s, _ in open_pairs], [p for _, p in open_pairs])
         judged = judge.summarize(verdicts, n_boot=args.bootstrap, seed=args.seed)
@@ -143,3 +180,23 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         Path(args.json).write_text(json.dumps(output, indent=2), encoding="utf-8")
     return 0
+
+
+def _with_verdicts(
+    protocol: Any, samples: list[Any], raw: list[str], judge: Any, store_path: str | None
+) -> Any:
+    """``protocol`` (one that needs an LLM judge) with its verdicts, cached in the run store."""
+    from medlens.bench.protocols.medevalkit_judge import judge_verdicts
+    from medlens.bench.store import RunStore
+    from medlens.errors import ConfigError
+
+    if judge is None:
+        raise ConfigError(
+            f"{protocol.name} grades open answers with an LLM judge: pass --judge URL_OR_ID "
+            "(an OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1, or a model id)"
+        )
+    store = RunStore(store_path)
+    try:
+        return judge_verdicts(protocol, samples, raw, judge, cache=store)
+    finally:
+        store.close()
