@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Debian packages medlens uses at run time and in tests: tesseract (burned-in text OCR),
-# espeak-ng (synthesised speech for the spoken-question test), chromium (web page test),
-# Orthanc with its DICOMweb plug-in (the real PACS of the interop tests) and dicom3tools
-# (dciodvfy, the IOD checker run on the SR and SEG medlens writes).
+# Debian packages medlens uses in tests and benchmarks: tesseract (the de-identification
+# benchmark's attacker), espeak-ng (synthesised speech for the spoken-question test), chromium
+# (web page test), Orthanc with its DICOMweb plug-in (the real PACS of the interop tests) and
+# dicom3tools (dciodvfy, the IOD checker run on the SR and SEG medlens writes).
 # Installs only what is missing, and only when it can (root with apt-get); otherwise it says
 # what to install and the features that need it report themselves unavailable.
 set -euo pipefail

@@ -7,7 +7,7 @@ import datetime as dt
 import pytest
 
 from medlens.privacy.policy import DeidPolicy
-from medlens.privacy.synthetic import PHI
+from medlens.testing.phi import PHI
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ from PIL import Image
 from pydicom.data import get_testdata_file
 
 from medlens.cli import deid
-from medlens.privacy.synthetic import PHI, synthetic_image
+from medlens.testing.phi import PHI, synthetic_image
 
 pytestmark = pytest.mark.slow
 
@@ -134,3 +134,81 @@ def test_real_mr_series_folder(shared_data: Path, tmp_path: Path) -> None:
     assert len(written) == 5
     assert len({ds.SeriesInstanceUID for ds in written}) == 1
     assert all(ds.PatientIdentityRemoved == "YES" for ds in written)
+
+
+def test_inspect_review_boxes_workers_and_transfer_syntax(tmp_path: Path) -> None:
+    """The peers' conveniences: an inspect TSV that writes nothing, before/after overlays,
+    boxes per file, two workers, and compressed pixels kept when nothing was redacted."""
+    import json
+    import subprocess
+    import sys
+
+    root = tmp_path / "in"
+    root.mkdir()
+    shutil.copy(get_testdata_file("examples_rgb_color.dcm"), root / "doppler.dcm")
+    shutil.copy(get_testdata_file("MR_small_RLE.dcm"), root / "rle.dcm")  # RLE-compressed MR
+    out, review = tmp_path / "out", tmp_path / "review"
+    medlens = str(Path(sys.executable).parent / "medlens")
+    command = [medlens, "deid", str(root), "--inspect", "--no-progress"]
+    command += ["--ocr", "always"]
+    inspect = subprocess.run(command, capture_output=True, text=True, check=True)
+    rows = [line.split("\t") for line in inspect.stdout.strip().splitlines()]
+    assert rows[0] == ["path", "kind", "status", "lines", "to_redact", "kept", "reasons", "seconds"]
+    by_path = {row[0]: row for row in rows[1:]}
+    assert int(by_path["doppler.dcm"][4]) > 0 and not list(tmp_path.glob("out*"))
+    code = _run(
+        *(str(root), str(out), "--no-progress", "--ocr", "always", "--workers", "2"),
+        *("--boxes", "--review", str(review)),
+    )
+    assert code == 0
+    audit = list(csv.DictReader((out / "deid-audit.csv").open()))
+    doppler = next(r for r in audit if int(r["regions"]) > 0)
+    assert 0 < float(doppler["redacted_share"]) < 0.10 and "area" not in doppler["needs_review"]
+    boxes = json.loads((out / (doppler["output"] + ".boxes.json")).read_text())
+    assert {"box", "redacted", "reason", "confidence", "text_hash"} == set(boxes[0])
+    assert all(len(b["text_hash"]) == 16 for b in boxes)
+    assert len(list(review.glob("*.review.png"))) == 2
+    overlay = Image.open(review / (Path(doppler["output"]).stem + ".review.png"))
+    assert overlay.size == (2 * 320 + 8, 240)  # before | after
+    kept = next(r for r in audit if r is not doppler)
+    original = pydicom.dcmread(get_testdata_file("MR_small_RLE.dcm"))
+    written = pydicom.dcmread(out / kept["output"])
+    assert written.file_meta.TransferSyntaxUID == original.file_meta.TransferSyntaxUID
+    assert written.PixelData == original.PixelData
+
+
+def test_recipe_file_overrides_the_header_profile_and_blanks_device_regions(
+    tmp_path: Path,
+) -> None:
+    from medlens.errors import ConfigError
+    from medlens.privacy.recipe import load_recipe
+
+    recipe = tmp_path / "recipe.toml"
+    recipe.write_text(
+        '[header]\n"StudyDescription" = "keep"\n"(0008,10xx)" = "remove"\n'
+        '[[pixels]]\nname = "banner"\nmanufacturer = "ge*"\nboxes = [[0, 0, 64, 8]]\n'
+    )
+    loaded = load_recipe(recipe)
+    assert loaded.header_action(0x00081030, "StudyDescription") == "K"
+    assert loaded.header_action(0x00081010, "StationName") == "X"
+    assert loaded.header_action(0x00100010, "PatientName") is None
+    root = tmp_path / "in"
+    root.mkdir()
+    shutil.copy(get_testdata_file("CT_small.dcm"), root / "ct.dcm")  # Manufacturer GE MEDICAL
+    out = tmp_path / "out"
+    code = _run(str(root), str(out), "--no-progress", "--ocr", "always", "--recipe", str(recipe))
+    assert code == 0
+    row = next(csv.DictReader((out / "deid-audit.csv").open()))
+    written = pydicom.dcmread(out / row["output"])
+    original = pydicom.dcmread(get_testdata_file("CT_small.dcm"))
+    assert written.StudyDescription == original.StudyDescription  # kept by the recipe
+    assert "StationName" not in written
+    assert int(row["regions"]) == 1
+    assert (written.pixel_array[:8, :64] == written.pixel_array.min()).all()
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[header]\n"PatientName" = "shred"\n')
+    with pytest.raises(ConfigError, match="not one of remove, blank"):
+        load_recipe(bad)
+    bad.write_text("[[pixels]]\nboxes = [[10, 10, 5, 20]]\n")
+    with pytest.raises(ConfigError, match="empty or negative"):
+        load_recipe(bad)

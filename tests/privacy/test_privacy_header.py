@@ -14,7 +14,7 @@ from pydicom.data import get_testdata_file
 from medlens.errors import ConfigError, UnknownNameError
 from medlens.privacy import DeidPolicy, deidentify_dataset
 from medlens.privacy.policy import load_project_key
-from medlens.privacy.synthetic import PHI, synthetic_dataset
+from medlens.testing.phi import PHI, synthetic_dataset
 
 TABLE = "dicomanonymizer.dicom_anonymization_databases.dicomfields_2026c"
 

@@ -11,7 +11,7 @@ from pydicom.data import get_testdata_file
 
 from medlens.errors import PrivacyError
 from medlens.privacy import DeidPolicy, deidentify, require_deidentified
-from medlens.privacy.synthetic import PHI, synthetic_image
+from medlens.testing.phi import PHI, synthetic_image
 from medlens.types import RedactionSummary, Study
 
 

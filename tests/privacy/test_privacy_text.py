@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from medlens.privacy import scrub_text
-from medlens.privacy.synthetic import PHI, synthetic_report
+from medlens.testing.phi import PHI, synthetic_report
 
 
 @pytest.mark.parametrize(

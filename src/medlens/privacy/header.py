@@ -191,9 +191,16 @@ def _walk(ds: Dataset, run: _Run, *, clean_text: bool) -> None:
     """Apply the profile to every element of ``ds`` and of its sequences."""
     from pydicom.datadict import dictionary_VR
 
+    recipe = run.policy.recipe
     for elem in list(ds):
         tag = int(elem.tag)
         group = elem.tag.group
+        override = recipe.header_action(tag, elem.keyword or "") if recipe else None
+        if override is not None:
+            run.note(override, elem)
+            run.counts["rule:recipe"] += 1
+            _apply(ds, elem, override, run)
+            continue
         if elem.tag.is_private:
             if run.policy.has("retain-safe-private") and elem.VR in _NUMERIC_VRS:
                 continue

@@ -20,9 +20,12 @@ import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from medlens.errors import ConfigError, UnknownNameError
+
+if TYPE_CHECKING:
+    from medlens.privacy.recipe import Recipe
 
 OcrMode = Literal["auto", "always", "never"]
 
@@ -106,6 +109,15 @@ class DeidPolicy:
     project_key: bytes = field(default=b"", repr=False)
     """Empty means ``load_project_key()`` at construction."""
     max_date_shift_days: int = 3650
+    recipe: Recipe | None = None
+    """A user's recipe file (:mod:`medlens.privacy.recipe`): header actions that override
+    the profile, fixed pixel regions per device."""
+    redact_all_text: bool = False
+    """Black out every text line found, clinical labels too (``--redact-all-text``), instead
+    of only what identifies (:mod:`medlens.privacy.labels`)."""
+    time_budget_s: float = 30.0
+    """Seconds of text detection per image or frame stack; frames not reached by then get
+    the boxes already found and the study is marked "needs review"."""
     cache_regions: bool = True
     """Keep the text regions found in an image (boxes only) under
     ``$MEDLENS_HOME/cache/text-regions``, keyed by a keyed hash of its pixels, so the same
@@ -127,9 +139,24 @@ class DeidPolicy:
             object.__setattr__(self, "project_key", load_project_key())
 
     @classmethod
-    def from_names(cls, options: Iterable[str] | None = None, ocr: OcrMode = "auto") -> DeidPolicy:
-        """Build from CLI-style names; ``None`` keeps the defaults."""
-        return cls(options=DEFAULT_OPTIONS if options is None else tuple(options), ocr=ocr)
+    def from_names(
+        cls,
+        options: Iterable[str] | None = None,
+        ocr: OcrMode = "auto",
+        *,
+        redact_all_text: bool = False,
+        recipe: str | Path | None = None,
+    ) -> DeidPolicy:
+        """Build from CLI-style names; ``None`` keeps the defaults; ``recipe`` is a recipe
+        file's path."""
+        from medlens.privacy.recipe import load_recipe
+
+        return cls(
+            options=DEFAULT_OPTIONS if options is None else tuple(options),
+            ocr=ocr,
+            redact_all_text=redact_all_text,
+            recipe=load_recipe(recipe) if recipe else None,
+        )
 
     def has(self, option: str) -> bool:
         return check_option(option) in self.options

@@ -6,6 +6,7 @@ backends refuse a study whose ``deidentified`` flag is not set (``require_deiden
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, replace
 from typing import TYPE_CHECKING, Any
@@ -17,7 +18,8 @@ from medlens.privacy.policy import DeidPolicy
 from medlens.types import REVIEW_AREA_SHARE, AuditRecord, RedactionSummary, Study
 
 if TYPE_CHECKING:
-    from medlens.privacy.pixels import RegionCache
+    from medlens.privacy.labels import Identifiers
+    from medlens.privacy.pixels import RegionCache, TextRegion
 
 TEXT_PRONE_MODALITIES = frozenset({"US", "OT", "SC", "XA", "ES", "DOC", "IVUS", "OP", "XC"})
 """Modalities whose images usually show text on screen (ultrasound, secondary capture,
@@ -131,35 +133,140 @@ def region_cache(policy: DeidPolicy) -> RegionCache | None:
     return RegionCache(medlens_home() / "cache" / "text-regions", policy.project_key)
 
 
-def redact_slices(
-    pixels: np.ndarray, cache: RegionCache | None = None
-) -> tuple[np.ndarray, RedactionSummary]:
-    """Run ``redact_burned_in_text`` on every slice of a (slices, rows, cols[, 3]) array;
-    returns the redacted copy and its summary (area share, whether it needs review)."""
-    from medlens.privacy.pixels import body_overlap, redact_burned_in_text, redaction_mask
+FRAME_SAMPLE = 8
+"""Frames read in a multi-frame image before deciding whether its text is static."""
 
-    out = pixels.copy()
-    regions = blacked = 0
+
+def _distinct(regions: Iterable[TextRegion]) -> list[TextRegion]:
+    """One region per line found on several frames: regions of the same decision whose
+    boxes overlap by half become one, over the union of their boxes (the detector's box
+    moves by a pixel or two with the texture under the text)."""
+    from dataclasses import replace as copy_with
+
+    from medlens.privacy.pixels import overlap
+
+    out: list[TextRegion] = []
+    for r in regions:
+        box = (r.x0, r.y0, r.x1, r.y1)
+        for k, other in enumerate(out):
+            if (
+                other.redact == r.redact
+                and overlap(box, (other.x0, other.y0, other.x1, other.y1)) >= 0.5
+            ):
+                out[k] = copy_with(
+                    other,
+                    x0=min(r.x0, other.x0),
+                    y0=min(r.y0, other.y0),
+                    x1=max(r.x1, other.x1),
+                    y1=max(r.y1, other.y1),
+                )
+                break
+        else:
+            out.append(r)
+    return out
+
+
+def _static(pixels: np.ndarray, frames: list[int], regions: list[TextRegion]) -> bool:
+    """Whether every region to redact shows the same pixels (within 2 grey levels on
+    average) on all of ``frames``: a burned-in overlay, not moving anatomy."""
+    for r in regions:
+        if not r.redact:
+            continue
+        crops = pixels[frames, r.y0 : r.y1, r.x0 : r.x1].astype(np.float32)
+        if float(np.abs(crops - crops[:1]).mean()) > 2.0:
+            return False
+    return True
+
+
+def redact_slices(
+    pixels: np.ndarray,
+    cache: RegionCache | None = None,
+    *,
+    identifiers: Identifiers | None = None,
+    redact_all: bool = False,
+    key: bytes = b"",
+    fixed: list[TextRegion] | None = None,
+    budget_s: float = 30.0,
+) -> tuple[np.ndarray, RedactionSummary, list[TextRegion]]:
+    """Redact burned-in text on every slice/frame of a (frames, rows, cols[, 3]) array;
+    returns the redacted copy, its summary and the distinct lines found.
+
+    A stack of more than ``FRAME_SAMPLE`` frames (a cine loop, a volume) is read on that
+    many evenly spaced frames; when the text to redact is static there (same pixels on every
+    sampled frame), the union of its boxes is redacted on every frame, else every frame is
+    read. Frames the ``budget_s`` seconds did not reach get that union, conservatively, and
+    the summary says "time-budget". ``fixed`` regions (a recipe's) go on every frame."""
+    from medlens.privacy.pixels import body_overlap, detect_text, redaction_mask
+
+    count = int(pixels.shape[0])
+    start = time.perf_counter()
     reasons: set[str] = set()
-    for index in range(pixels.shape[0]):
-        cleaned, found = redact_burned_in_text(pixels[index], cache=cache)
-        if found:
-            out[index] = np.asarray(cleaned)
-            regions += len(found)
-            blacked += int(redaction_mask(pixels.shape[1:3], found).sum())
-            if body_overlap(pixels[index], found):
-                reasons.add("body")
-    share = blacked / max(1, pixels.shape[0] * pixels.shape[1] * pixels.shape[2])
+    sample = sorted({round(i) for i in np.linspace(0, count - 1, min(count, FRAME_SAMPLE))})
+
+    def read(index: int) -> list[TextRegion]:
+        return detect_text(
+            pixels[index], cache=cache, identifiers=identifiers, redact_all=redact_all, key=key
+        )
+
+    found: dict[int, list[TextRegion]] = {}
+    for index in sample:
+        if found and time.perf_counter() - start > budget_s:
+            reasons.add("time-budget")
+            break
+        found[index] = read(index)
+    union = _distinct(r for regions in found.values() for r in regions)
+    static = count > len(sample) and _static(pixels, list(found), union)
+    if count > len(sample) and not static:
+        for index in range(count):
+            if index in found:
+                continue
+            if time.perf_counter() - start > budget_s:
+                reasons.add("time-budget")
+                break
+            found[index] = read(index)
+        union = _distinct(r for regions in found.values() for r in regions)
+    extra = list(fixed or [])
+    out = pixels.copy()
+    blacked = 0
+    for index in range(count):
+        # Static text: the union on every frame; else each frame its own, and the union on
+        # the frames the budget did not reach.
+        regions = union if static else found.get(index, union)
+        mask = redaction_mask(pixels.shape[1:3], regions + extra)
+        if mask.any():
+            out[index][mask] = pixels[index].min()
+            blacked += int(mask.sum())
+    middle = found.get(sample[len(sample) // 2], union)
+    if body_overlap(pixels[sample[len(sample) // 2]], middle + extra):
+        reasons.add("body")
+    share = blacked / max(1, count * pixels.shape[1] * pixels.shape[2])
     if share > REVIEW_AREA_SHARE:
         reasons.add("area")
+    lines = _distinct(union + extra)
     summary = RedactionSummary(
         searched=True,
-        regions=regions,
+        regions=sum(r.redact for r in lines),
         redacted_share=share,
+        lines_kept=sum(not r.redact for r in lines),
         needs_review=bool(reasons),
         review_reasons=tuple(sorted(reasons)),
     )
-    return out, summary
+    return out, summary, lines
+
+
+def recipe_regions(policy: DeidPolicy, ds: Any, pixels: np.ndarray) -> list[TextRegion]:
+    """The recipe's fixed regions for the device of ``ds`` and the size of ``pixels``
+    (frames, rows, cols[, 3])."""
+    from medlens.privacy.pixels import fixed_regions
+
+    if policy.recipe is None:
+        return []
+    rows, cols = int(pixels.shape[1]), int(pixels.shape[2])
+    return [
+        region
+        for name, box in policy.recipe.pixel_boxes(ds, rows, cols)
+        for region in fixed_regions([box], (rows, cols), f"recipe:{name}")
+    ]
 
 
 def _mark_pixels_clean(headers: tuple[Any, ...]) -> None:
@@ -206,8 +313,24 @@ def deidentify(study: Study, *, policy: DeidPolicy | None = None) -> Study:
         if study.burned_in_annotation is True:
             records.append(AuditRecord("warning", {"pixels": "BurnedInAnnotation=YES kept"}))
     else:
-        pixels, summary = redact_slices(study.pixels, region_cache(policy))
-        details = {"reason": reason, "slices_searched": study.num_slices, **asdict(summary)}
+        from medlens.privacy.labels import Identifiers
+
+        identifiers = Identifiers.merge(Identifiers.from_dataset(ds) for ds in study.headers)
+        pixels, summary, lines = redact_slices(
+            study.pixels,
+            region_cache(policy),
+            identifiers=identifiers,
+            redact_all=policy.redact_all_text,
+            key=policy.project_key,
+            fixed=recipe_regions(policy, study.headers[0] if study.headers else None, study.pixels),
+            budget_s=policy.time_budget_s,
+        )
+        details = {
+            "reason": reason,
+            "slices_searched": study.num_slices,
+            **asdict(summary),
+            "lines": [line.audit() for line in lines],
+        }
         records.append(AuditRecord("pixel-redaction", details, summary))
         if headers:
             _mark_pixels_clean(headers)

@@ -5,6 +5,9 @@ Each generated case knows exactly which identifying strings it carries and where
 - a DICOM dataset with every Table E.1-1 attribute pydicom knows filled with a unique marker,
   private tags and an overlay holding PHI, and PHI burned into the pixels;
 - a PNG/JPEG "screenshot" (ultrasound screen, scanned request) with PHI text;
+- images of many kinds (:data:`BACKGROUND_KINDS`: ultrasound speckle, Doppler colour, cine,
+  CT and MR slices, pathology tiles, dark and bright fields, rulers and calipers) carrying
+  PHI lines and the clinical labels such images show, which must survive;
 - a free-text report mixing PHI with clinical text that must survive.
 
 Text is drawn in varied fonts (DejaVu/Liberation when installed, else Pillow's scalable
@@ -106,6 +109,28 @@ class PHI:
             f"Dr {self.physician}",
         ]
 
+    def screen_lines(self, rng: np.random.Generator) -> list[str]:
+        """The four or five lines an ultrasound or workstation screen shows of the patient,
+        in the spellings devices use (name in any order and casing, "MRN", "DOB", "Acc")."""
+        name = str(
+            rng.choice(
+                [
+                    f"{self.family.upper()}^{self.given.upper()}",
+                    f"{self.family}, {self.given}",
+                    f"{self.given} {self.family}",
+                    f"{self.family.upper()} {self.given.upper()}",
+                ]
+            )
+        )
+        birth = self.birth_date.strftime(str(rng.choice(["%d/%m/%Y", "%m/%d/%Y", "%d.%m.%Y"])))
+        return [
+            name,
+            f"MRN {self.patient_id}",
+            f"DOB {birth}",
+            f"Acc {self.accession}",
+            f"{self.study_date:%Y-%m-%d}",
+        ][: int(rng.integers(4, 6))]
+
 
 @dataclass
 class BurnedText:
@@ -116,8 +141,12 @@ class BurnedText:
 
 @dataclass
 class SyntheticImage:
-    pixels: np.ndarray  # uint8 (rows, cols) or (rows, cols, 3)
+    pixels: np.ndarray  # uint8 (rows, cols) or (rows, cols, 3); (frames, rows, cols[, 3]) for cine
     texts: list[BurnedText] = field(default_factory=list)
+    """PHI strings burned in."""
+    labels: list[BurnedText] = field(default_factory=list)
+    """Clinical, non-identifying labels burned in, which de-identification should keep."""
+    kind: str = ""
 
 
 @dataclass
@@ -203,17 +232,37 @@ def background(
 
 
 def burn_text(
-    canvas: np.ndarray, text: str, rng: np.random.Generator, *, taken: np.ndarray | None = None
+    canvas: np.ndarray,
+    text: str,
+    rng: np.random.Generator,
+    *,
+    taken: np.ndarray | None = None,
+    sizes: tuple[int, int] = (10, 30),
+    upright: bool = False,
+    color: tuple[float, float, float] | None = None,
 ) -> BurnedText | None:
-    """Draw ``text`` into ``canvas`` (uint8, grey or RGB) in place with a random font, size,
-    contrast, position and rotation; None when it does not fit without overlapping."""
+    """Draw ``text`` into ``canvas`` (uint8, grey or RGB; a (frames, rows, cols[, 3]) stack
+    gets it on every frame) in place with a random font, size in ``sizes``, contrast,
+    position and rotation (none when ``upright``); ``color`` scales the RGB of the ink (a
+    yellow or green overlay); None when it does not fit without overlapping."""
+    if canvas.ndim == 4 or (canvas.ndim == 3 and canvas.shape[-1] != 3):
+        first = burn_text(
+            canvas[0], text, rng, taken=taken, sizes=sizes, upright=upright, color=color
+        )
+        if first is not None:
+            from scipy import ndimage as ndi
+
+            edge = ndi.binary_dilation(first.mask, iterations=2)  # anti-aliased rim too
+            for frame in canvas[1:]:
+                frame[edge] = canvas[0][edge]
+        return first
     rows, cols = canvas.shape[:2]
-    size = int(rng.integers(10, 30))
+    size = int(rng.integers(*sizes))
     font = _font(rng, size)
     _left, _top, right, bottom = font.getbbox(text)
     layer = Image.new("L", (int(right) + 4, int(bottom) + 4), 0)
     ImageDraw.Draw(layer).text((2, 2), text, fill=255, font=font)
-    roll = rng.random()
+    roll = 0.0 if upright else rng.random()
     angle = (
         0.0
         if roll < 0.55
@@ -247,8 +296,9 @@ def burn_text(
         if canvas.ndim == 3
         else (np.asarray(layer, np.float32) / 255.0)
     )
-    color = np.array(level) if canvas.ndim == 2 else np.array([level, level * 0.9, level * 0.6])
-    canvas[y : y + h, x : x + w] = np.clip(region * (1 - alpha) + color * alpha, 0, 255).astype(
+    tint = color or (1.0, 0.9, 0.6)
+    ink_color = np.array(level) if canvas.ndim == 2 else level * np.array(tint)
+    canvas[y : y + h, x : x + w] = np.clip(region * (1 - alpha) + ink_color * alpha, 0, 255).astype(
         np.uint8
     )
     if taken is not None:
@@ -274,6 +324,244 @@ def synthetic_image(
         burned = burn_text(canvas, str(text), rng, taken=taken)
         if burned is not None:
             out.texts.append(burned)
+    return out
+
+
+# ------------------------------------------------------------------------------------------
+# Backgrounds of many kinds, with the clinical labels they show
+# ------------------------------------------------------------------------------------------
+
+BACKGROUND_KINDS = (
+    "radiograph",
+    "speckle",
+    "doppler",
+    "cine",
+    "ct",
+    "mr",
+    "pathology",
+    "dark",
+    "bright",
+    "ruler",
+)
+"""Image kinds :func:`kind_image` makes. "radiograph", "ct" and "mr" use real images when a
+source folder of that kind is given (VQA-RAD radiographs, SLAKE CT and MR slices); the others
+are drawn: ultrasound sectors of Rayleigh speckle (Wagner et al., IEEE Trans. Sonics Ultrason.
+1983), with Doppler colour, as a cine loop, with a depth ruler and calipers; H&E-like tissue;
+near-black and near-white fields."""
+
+CLINICAL_LABELS: dict[str, tuple[str, ...]] = {
+    "radiograph": ("PORTABLE", "UPRIGHT", "AP", "R", "SUPINE"),
+    "speckle": ("LIVER L", "RT KIDNEY", "GAIN 52%", "DEPTH 16cm", "5C1", "THI", "FR 23Hz"),
+    "doppler": ("PRF 2.5kHz", "WF 100Hz", "LT CCA", "GAIN 60%", "CF 4.4MHz", "PSV 82 cm/s"),
+    "cine": ("LV", "CINE 45/120", "FR 48Hz", "MI 1.1", "TIS 0.4", "4D"),
+    "ct": ("W 400 L 40", "AXIAL", "SL 5.0mm", "120 kV", "SUPINE", "R"),
+    "mr": ("T2 AX", "FLAIR", "TR 4000 TE 90", "SAG T1", "FOV 240mm"),
+    "pathology": ("H&E 20x", "40X", "100 um", "IHC"),
+    "dark": ("L", "SUPINE", "W 2048 L 1024", "AP"),
+    "bright": ("PA", "ERECT", "R", "INSP"),
+    "ruler": ("D1 2.34 cm", "D2 1.12 cm", "DIST 4.1 cm", "AREA 3.2 cm2"),
+}
+"""Text such images carry that identifies nobody, which de-identification should keep."""
+
+
+def _speckle(rng: np.random.Generator, shape: tuple[int, int]) -> np.ndarray:
+    """Fully developed speckle: Rayleigh amplitudes, smoothed to a resolution cell of a few
+    pixels, over a few tissue regions of different echogenicity, fading with depth."""
+    from scipy import ndimage as ndi
+
+    rows, cols = shape
+    amplitude = ndi.gaussian_filter(rng.rayleigh(1.0, shape), (1.6, 1.0))
+    tissue = ndi.gaussian_filter(rng.uniform(0.4, 1.2, (8, 8)), 1.0)
+    tissue = np.asarray(
+        Image.fromarray((tissue * 100).astype(np.uint8)).resize(
+            (cols, rows), Image.Resampling.BILINEAR
+        ),
+        np.float32,
+    )
+    depth = np.linspace(1.0, 0.55, rows)[:, None]
+    return np.asarray(amplitude * tissue * depth * 1.3, np.float32)
+
+
+def _sector(shape: tuple[int, int], spread: float = 38.0) -> np.ndarray:
+    """The fan an ultrasound probe images: apex at the top centre, ``spread`` degrees each
+    side, from 6 % to 92 % of the height."""
+    rows, cols = shape
+    yy, xx = np.mgrid[0:rows, 0:cols].astype(np.float32)
+    apex_y, apex_x = -0.05 * rows, cols / 2
+    radius = np.hypot(yy - apex_y, xx - apex_x)
+    angle = np.degrees(np.arctan2(xx - apex_x, yy - apex_y))
+    return np.asarray(
+        (np.abs(angle) < spread) & (radius > 0.11 * rows) & (radius < 0.97 * rows), dtype=bool
+    )
+
+
+def ultrasound(rng: np.random.Generator, shape: tuple[int, int]) -> np.ndarray:
+    """A grey ultrasound screen: speckle inside a sector on black."""
+    image = np.where(_sector(shape), _speckle(rng, shape), 0.0)
+    return np.clip(image, 0, 255).astype(np.uint8)
+
+
+def doppler(rng: np.random.Generator, shape: tuple[int, int]) -> np.ndarray:
+    """An ultrasound screen with colour-Doppler flow (red towards, blue away from the probe)
+    in a few vessels inside the sector."""
+    grey = ultrasound(rng, shape).astype(np.float32)
+    rgb = np.stack([grey] * 3, axis=-1)
+    rows, cols = shape
+    yy, xx = np.mgrid[0:rows, 0:cols].astype(np.float32)
+    sector = _sector(shape)
+    for _ in range(int(rng.integers(2, 4))):
+        cy, cx = rng.uniform(0.35, 0.8) * rows, rng.uniform(0.35, 0.65) * cols
+        ry, rx = rng.uniform(0.02, 0.06) * rows, rng.uniform(0.08, 0.2) * cols
+        vessel = (((yy - cy) / ry) ** 2 + ((xx - cx) / rx) ** 2 < 1) & sector
+        flow = rng.uniform(120, 255, vessel.sum())
+        towards = rng.random() < 0.5
+        rgb[vessel] = np.stack(
+            [flow, flow * 0.25, flow * 0.1] if towards else [flow * 0.1, flow * 0.3, flow], -1
+        )
+    return np.clip(rgb, 0, 255).astype(np.uint8)
+
+
+def cine(rng: np.random.Generator, shape: tuple[int, int], frames: int = 8) -> np.ndarray:
+    """A (frames, rows, cols) ultrasound loop: the tissue drifts and its speckle decorrelates
+    from frame to frame, the sector stays."""
+    first = _speckle(rng, shape)
+    sector = _sector(shape)
+    out = []
+    for k in range(frames):
+        moved = np.roll(first, (2 * k, k), axis=(0, 1)) * 0.7 + 0.3 * _speckle(rng, shape)
+        out.append(np.clip(np.where(sector, moved, 0.0), 0, 255).astype(np.uint8))
+    return np.stack(out)
+
+
+def pathology(rng: np.random.Generator, shape: tuple[int, int]) -> np.ndarray:
+    """An H&E-like tile: pink stroma with fibres, purple nuclei, white gaps."""
+    from scipy import ndimage as ndi
+
+    rows, cols = shape
+    fibres = ndi.gaussian_filter(rng.normal(0, 1, shape), (2, 6))
+    rgb = np.empty((rows, cols, 3), np.float32)
+    rgb[..., 0] = 225 + 18 * fibres
+    rgb[..., 1] = 165 + 25 * fibres
+    rgb[..., 2] = 200 + 15 * fibres
+    nuclei = ndi.gaussian_filter((rng.random(shape) < 0.004).astype(np.float32), 3.0)
+    nuclei = nuclei > 0.6 * nuclei.max() * rng.uniform(0.08, 0.15)
+    rgb[nuclei] = (95, 55, 140)
+    gaps = ndi.gaussian_filter(rng.normal(0, 1, shape), 25) > 0.04
+    rgb[gaps] = (245, 240, 245)
+    noise = rng.normal(0, 4, (rows, cols, 1))
+    return np.clip(rgb + noise, 0, 255).astype(np.uint8)
+
+
+def _field(rng: np.random.Generator, shape: tuple[int, int], bright: bool) -> np.ndarray:
+    from scipy import ndimage as ndi
+
+    base = ndi.gaussian_filter(rng.normal(0, 1, shape), 30) * 120
+    level = rng.uniform(228, 246) if bright else rng.uniform(3, 14)
+    return np.asarray(np.clip(level + base + rng.normal(0, 2.5, shape), 0, 255), dtype=np.uint8)
+
+
+def _real(files: list[Path], rng: np.random.Generator, shape: tuple[int, int]) -> np.ndarray:
+    with Image.open(files[int(rng.integers(len(files)))]) as im:
+        return np.array(im.convert("L").resize(shape[::-1]), dtype=np.uint8)
+
+
+def _ruler(canvas: np.ndarray, rng: np.random.Generator, taken: np.ndarray) -> list[BurnedText]:
+    """A depth ruler down the right edge (ticks every centimetre, numbered every 5) and two
+    caliper crosses on the image: their numbers are clinical."""
+    rows, cols = canvas.shape[:2]
+    x = cols - int(rng.integers(40, 70))
+    step = rows // 18
+    labels: list[BurnedText] = []
+    for k in range(1, 17):
+        y = k * step
+        length = 12 if k % 5 == 0 else 6
+        canvas[y : y + 2, x : x + length] = 230
+        taken[y - 2 : y + 4, x : x + length] = True
+    for k in (5, 10, 15):
+        y = k * step
+        label = _burn_at(canvas, str(k), rng, (y - 8, x + 16), taken)
+        if label is not None:
+            labels.append(label)
+    for _ in range(2):
+        cy, cx = int(rng.uniform(0.3, 0.8) * rows), int(rng.uniform(0.3, 0.7) * cols)
+        canvas[cy - 6 : cy + 7, cx : cx + 1] = 255
+        canvas[cy : cy + 1, cx - 6 : cx + 7] = 255
+    return labels
+
+
+def _burn_at(
+    canvas: np.ndarray,
+    text: str,
+    rng: np.random.Generator,
+    at: tuple[int, int],
+    taken: np.ndarray,
+) -> BurnedText | None:
+    """Draw ``text`` upright at (row, col), bright, 12-16 px."""
+    font = _font(rng, int(rng.integers(12, 17)))
+    _left, _top, right, bottom = font.getbbox(text)
+    layer = Image.new("L", (int(right) + 4, int(bottom) + 4), 0)
+    ImageDraw.Draw(layer).text((2, 2), text, fill=255, font=font)
+    alpha = np.asarray(layer, np.float32) / 255.0
+    h, w = alpha.shape
+    y, x = at
+    if y < 0 or x < 0 or y + h > canvas.shape[0] or x + w > canvas.shape[1]:
+        return None
+    region = canvas[y : y + h, x : x + w].astype(np.float32)
+    weight = alpha if canvas.ndim == 2 else alpha[..., None]
+    canvas[y : y + h, x : x + w] = np.clip(region * (1 - weight) + 235 * weight, 0, 255).astype(
+        np.uint8
+    )
+    mask = np.zeros(canvas.shape[:2], bool)
+    mask[y : y + h, x : x + w] = alpha > 0.38
+    taken[y : y + h, x : x + w] = True
+    return BurnedText(text, mask, 0.0)
+
+
+def kind_image(
+    kind: str,
+    phi: PHI,
+    rng: np.random.Generator,
+    *,
+    shape: tuple[int, int] = (768, 1024),
+    sources: dict[str, list[Path]] | None = None,
+    text: bool = True,
+) -> SyntheticImage:
+    """One image of ``kind`` (:data:`BACKGROUND_KINDS`) with the patient's screen lines
+    (:meth:`PHI.screen_lines`) and two or three of the kind's clinical labels burned in, or
+    none with ``text=False`` (the same background, to measure what redaction takes from an
+    image that carries no text). ``sources`` maps "radiograph", "ct" and "mr" to real image
+    files; kinds without files fall back to drawn speckle or fields."""
+    files = (sources or {}).get(kind, [])
+    if kind in ("radiograph", "ct", "mr") and files:
+        canvas = _real(files, rng, shape)
+    elif kind in ("speckle", "ruler", "radiograph", "ct", "mr"):
+        canvas = ultrasound(rng, shape)
+    elif kind == "doppler":
+        canvas = doppler(rng, shape)
+    elif kind == "cine":
+        canvas = cine(rng, shape)
+    elif kind == "pathology":
+        canvas = pathology(rng, shape)
+    elif kind in ("dark", "bright"):
+        canvas = _field(rng, shape, bright=kind == "bright")
+    else:
+        raise ValueError(f"unknown background kind {kind!r}; known: {', '.join(BACKGROUND_KINDS)}")
+    out = SyntheticImage(canvas, kind=kind)
+    if not text:
+        return out
+    taken = np.zeros(shape, bool)
+    if kind == "ruler":
+        out.labels += _ruler(canvas if canvas.ndim != 4 else canvas[0], rng, taken)
+    tint = (1.0, 1.0, 0.3) if kind == "doppler" else None  # yellow overlay on colour flow
+    for line in phi.screen_lines(rng):
+        burned = burn_text(canvas, line, rng, taken=taken, sizes=(9, 36), color=tint)
+        if burned is not None:
+            out.texts.append(burned)
+    labels = CLINICAL_LABELS[kind]
+    for label in rng.permutation(labels)[: int(rng.integers(2, 4))]:
+        burned = burn_text(canvas, str(label), rng, taken=taken, sizes=(12, 30), upright=True)
+        if burned is not None:
+            out.labels.append(burned)
     return out
 
 

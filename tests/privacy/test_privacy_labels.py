@@ -1,0 +1,99 @@
+"""PHI told from clinical labels, line by line: the study's own header values, PHI-shaped
+strings and names go; organ, side, position and device labels and measurements stay."""
+
+from __future__ import annotations
+
+import pydicom
+import pytest
+from pydicom.data import get_testdata_file
+
+from medlens.privacy.labels import Identifiers, classify_line
+
+HEADER = Identifiers.from_values(
+    {
+        "PatientName": "Okonkwo^Margaret",
+        "PatientID": "48213377",
+        "PatientBirthDate": "19310214",
+        "AccessionNumber": "KX4410923",
+        "InstitutionName": "Baptist Medical Center",
+        "StudyDate": "20210603",
+        "ReferringPhysicianName": "Vestergaard^Henrik",
+    }
+)
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ("OKONKWO^MARGARET", "header:PatientName"),
+        ("margaret okonkwo", "header:PatientName"),  # any casing, any order
+        ("Okonkwo, M", "header:PatientName"),
+        ("MRN48213377", "header:PatientID"),  # inside a longer string
+        ("MRN 482I3377", "header:PatientID"),  # one OCR confusion
+        ("DOB 14/02/1931", "header:PatientBirthDate"),
+        ("14 Feb 1931", "header:PatientBirthDate"),
+        ("03.06.2021", "header:StudyDate"),
+        ("ACC KX4410923", "header:AccessionNumber"),
+        ("BAPTIST MED CTR", "header:InstitutionName"),
+        ("Dr Vestergaard", "header:ReferringPhysicianName"),
+    ],
+)
+def test_the_studys_own_header_values_are_redacted(text: str, reason: str) -> None:
+    decision = classify_line(text, HEADER)
+    assert decision.redact and decision.reason == reason
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ("SMITH^JOHN", "phi:NAME"),
+        ("Dr Ann Lee", "phi:NAME"),
+        ("2019-11-02", "phi:DATE"),
+        ("ID 83260749", "phi:ID"),
+        ("(617) 555-0134", "phi:PHONE"),
+        ("Compressed 27:1", "unrecognised"),  # a word nobody listed may be a name
+    ],
+)
+def test_phi_shaped_and_unknown_text_is_redacted_without_a_header(text: str, reason: str) -> None:
+    decision = classify_line(text)
+    assert decision.redact and decision.reason == reason
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "LIVER L",
+        "RT KIDNEY",
+        "PORTABLE",
+        "SUPINE",
+        "GAIN 52%",
+        "DEPTH 16cm",
+        "5C1",
+        "D1 2.34 cm",
+        "W 400 L 40",
+        "TR 4000 TE 90",
+        "H&E 20x",
+        "10",
+        "LYMPH NODE",
+        "Zoom : 50.15%",
+        "CINE 45/120",
+    ],
+)
+def test_clinical_labels_are_kept(text: str) -> None:
+    assert classify_line(text, HEADER).reason == "clinical"
+    assert not classify_line(text, HEADER).redact
+
+
+def test_redact_all_takes_labels_too_and_an_empty_header_matches_nothing() -> None:
+    assert classify_line("LIVER L", HEADER, redact_all=True).reason == "all-text"
+    assert not Identifiers() and Identifiers().match("OKONKWO 48213377") is None
+    assert Identifiers.merge([HEADER, Identifiers()]) == HEADER
+
+
+def test_identifiers_come_from_a_real_dataset() -> None:
+    ds = pydicom.dcmread(get_testdata_file("CT_small.dcm"))
+    found = Identifiers.from_dataset(ds)
+    name = str(ds.PatientName).split("^")[0]
+    assert found.match(f"{name.lower()} x") == "PatientName"
+    assert found.match(f"ID {ds.PatientID}") == "PatientID"
+    assert found.fingerprint() != HEADER.fingerprint()
