@@ -15,7 +15,7 @@ EXTRAS = {
     "nifti": (("nibabel",), "NIfTI volumes"),
     "hf": (("torch", "transformers", "torchvision"), "in-process Hugging Face VLMs"),
     "openai": (("httpx",), "OpenAI-compatible servers (vLLM, SGLang, Ollama)"),
-    "ocr": (("pytesseract", "tesserocr"), "burned-in text redaction"),
+    "ocr": (("rapidocr", "onnxruntime", "tesserocr"), "burned-in text redaction (PP-OCR)"),
     "bench": (
         ("sklearn", "matplotlib", "rouge_score", "nltk"),
         "calibration, report metrics, plots",
@@ -29,7 +29,10 @@ EXTRAS = {
     ),
 }
 PROGRAMS = {
-    "tesseract": ("ocr", "apt-get install tesseract-ocr tesseract-ocr-eng"),
+    "tesseract": (
+        "de-identification benchmark attacker",
+        "apt-get install tesseract-ocr tesseract-ocr-eng",
+    ),
     "chromium": ("web page test", "apt-get install chromium"),
     "espeak-ng": ("speech test", "apt-get install espeak-ng"),
     "Orthanc": ("PACS of the interop tests", "apt-get install orthanc orthanc-dicomweb"),
