@@ -19,9 +19,9 @@ from medlens.cli.main import main
 from medlens.errors import ConfigError, PacsError
 from medlens.interop.export import export_answer
 from medlens.interop.stow import store
-from medlens.privacy.synthetic import make_phi
 from medlens.study.readers.dicomweb import connect
 from medlens.study.synthetic import write_ct_series
+from medlens.testing.phi import make_phi
 
 from .conftest import Orthanc, free_port, stow_folder
 
