@@ -15,6 +15,7 @@ import hashlib
 import json
 import os
 import uuid
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -248,16 +249,25 @@ def finish(
     )
 
 
-def fingerprint_of(prepared: Prepared, generation: Generation) -> Any:
-    """What a calibration profile must have been fitted under to apply here."""
+def fingerprint_of(prepared: Prepared, generation: Generation | str) -> Any:
+    """What a calibration profile must have been fitted under to apply here: the model that
+    answered (``generation``, or the model id that is about to answer), the task version,
+    the recipe and the decoding options."""
     from medlens.trust.calibration import Fingerprint
 
     return Fingerprint.of(
-        model=generation.model,
+        model=generation if isinstance(generation, str) else generation.model,
         task=prepared.task_version,
         recipe=prepared.recipe,
         options=prepared.request.options,
     )
+
+
+def check_calibration(profile: CalibrationProfile, prepared: Prepared, backend: Backend) -> None:
+    """Raise ``CalibrationError`` unless ``profile`` was fitted under the setup ``prepared``
+    is about to run with, before the model answers: a wrong profile fails before any
+    generation (``ask`` and ``run`` call this on their first prepared item)."""
+    profile.check(fingerprint_of(prepared, backend.model_id))
 
 
 def check_privacy(backend: Backend, requests: Sequence[Request]) -> None:
@@ -293,6 +303,8 @@ def ask(
     prepare_options.setdefault("model", backend.model_id)
     prepared = prepare(study, question, **prepare_options)
     check_privacy(backend, [prepared.request])
+    if calibration is not None:
+        check_calibration(calibration, prepared, backend)
     (generation,) = backend.generate([prepared.request])
     answer = finish(
         prepared,
@@ -348,6 +360,30 @@ def request_key(request: Request, backend: Backend) -> str:
     return digest.hexdigest()
 
 
+class Engine(Protocol):
+    """Where generation runs: it turns batches of prepared requests into generations, one list
+    per batch, in batch order. Everything else (preparation and de-identification, the cache,
+    parsing, calibration) stays with the caller, so every engine gives the same results.
+    ``InProcess`` is the default; ``medlens.bench.engines`` holds the others."""
+
+    def generate(
+        self, backend: Backend, batches: Iterable[Sequence[Request]]
+    ) -> Iterator[Sequence[Generation]]: ...
+
+
+class InProcess:
+    """The default engine: each batch goes to ``backend.generate`` in this process, one after
+    the other (the next batch is prepared only when the previous one has been consumed)."""
+
+    name = "local"
+
+    def generate(
+        self, backend: Backend, batches: Iterable[Sequence[Request]]
+    ) -> Iterator[Sequence[Generation]]:
+        for batch in batches:
+            yield backend.generate(list(batch)) if batch else []
+
+
 def run(
     items: Iterable[Item],
     backend: Backend,
@@ -358,24 +394,35 @@ def run(
     confidence_method: str = "auto",
     abstain_threshold: float | None = None,
     on_error: Callable[[Item, Exception], None] | None = None,
+    engine: Engine | None = None,
     **prepare_options: Any,
 ) -> Iterator[Result]:
     """Stream ``items`` through ``backend`` in batches, yielding results as batches complete.
 
     An item whose study cannot be loaded is reported to ``on_error`` (and skipped) instead of
-    stopping the run; without ``on_error`` the error propagates.
+    stopping the run; without ``on_error`` the error propagates. A ``calibration`` profile is
+    checked on the first prepared item, before any generation. ``engine`` chooses where the
+    requests the cache does not hold are generated (default: ``InProcess``).
     """
-    from medlens.errors import StudyError
-
     prepare_options.setdefault("model", backend.model_id)
-    batch: list[Prepared] = []
+    waiting: deque[tuple[list[Prepared], list[str], list[Generation | None]]] = deque()
 
-    def flush() -> Iterator[Result]:
-        keys = [request_key(p.request, backend) if cache is not None else "" for p in batch]
-        cached = [cache.get(k) if cache is not None else None for k in keys]
-        todo = [p.request for p, c in zip(batch, cached) if c is None]
-        check_privacy(backend, todo)
-        fresh = iter(backend.generate(todo) if todo else [])
+    def requests() -> Iterator[list[Request]]:
+        first = True
+        for batch in _prepared_batches(items, batch_size, on_error, prepare_options):
+            if first and calibration is not None:
+                check_calibration(calibration, batch[0], backend)
+            first = False
+            keys = [request_key(p.request, backend) if cache is not None else "" for p in batch]
+            cached = [cache.get(k) if cache is not None else None for k in keys]
+            todo = [p.request for p, c in zip(batch, cached) if c is None]
+            check_privacy(backend, todo)
+            waiting.append((batch, keys, cached))
+            yield todo
+
+    for generations in (engine or InProcess()).generate(backend, requests()):
+        batch, keys, cached = waiting.popleft()
+        fresh = iter(generations)
         for prepared, key, hit in zip(batch, keys, cached):
             generation = hit if hit is not None else next(fresh)
             if hit is not None:
@@ -390,8 +437,19 @@ def run(
                 abstain_threshold=abstain_threshold,
             )
             yield Result(prepared, generation, answer, cached=hit is not None, key=key)
-        batch.clear()
 
+
+def _prepared_batches(
+    items: Iterable[Item],
+    batch_size: int,
+    on_error: Callable[[Item, Exception], None] | None,
+    prepare_options: Mapping[str, Any],
+) -> Iterator[list[Prepared]]:
+    """``items`` prepared, ``batch_size`` at a time; a study that fails to load goes to
+    ``on_error`` (or propagates without one)."""
+    from medlens.errors import StudyError
+
+    batch: list[Prepared] = []
     for item in items:
         try:
             prepared = prepare(
@@ -410,9 +468,10 @@ def run(
             continue
         batch.append(prepared)
         if len(batch) >= batch_size:
-            yield from flush()
+            yield batch
+            batch = []
     if batch:
-        yield from flush()
+        yield batch
 
 
 def home_dir() -> Path:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import difflib
 import importlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import Generic, TypeVar
 
 from medlens.errors import UnknownNameError
@@ -42,6 +42,14 @@ class Registry(Generic[T]):
             add(target)
             return lambda obj: obj
         return add
+
+    def register_files(self, package: str, targets: Mapping[str, str]) -> None:
+        """Register one plug-in file per name: ``{"vqa-rad": "vqa_rad:VQARad"}`` under
+        ``package`` is the lazy target ``"package.vqa_rad:VQARad"``. Names registered already
+        (by the file's own decorator) are kept; listing names imports none of the files."""
+        for name, target in targets.items():
+            if name not in self:
+                self.register(name, f"{package}.{target}")
 
     def get(self, name: str) -> T:
         key = name.lower()

@@ -193,7 +193,7 @@ def test_eval_tiny_model_with_sanity_and_shifts(
 
 def test_help_copy_of_the_sanity_checks_matches_the_runner() -> None:
     """``medlens eval --help`` names the default checks without importing the runner."""
-    from medlens.bench.runner import SANITY_CHECKS
+    from medlens.bench.treatments import SANITY_CHECKS
     from medlens.cli.eval import SANITY
 
     assert SANITY == SANITY_CHECKS

@@ -15,7 +15,8 @@ from medlens import pipeline
 from medlens.backends.scripted import ScriptedBackend
 from medlens.bench.benchmark import Benchmark, Sample
 from medlens.bench.benchmarks import benchmark_names, get_benchmark
-from medlens.bench.runner import EvalSpec, evaluate, pixel_policy
+from medlens.bench.runner import EvalSpec, evaluate
+from medlens.bench.spec import pixel_policy
 from medlens.bench.store import RunStore
 from medlens.cli.main import main
 from medlens.errors import ConfigError
@@ -155,7 +156,7 @@ def _fit_profile(shared_data: Path, name: str, model: str = "scripted-vlm") -> o
     """A temperature-scaling profile fitted, as ``medlens calibrate`` does, on closed
     VQA-RAD train questions answered by the scripted model."""
     from medlens.bench.protocols import get_protocol
-    from medlens.bench.runner import item_of
+    from medlens.bench.treatments import item_of
     from medlens.cli.calibrate import fit_items
     from medlens.trust.calibration import fit_profile
 
@@ -439,7 +440,7 @@ def test_sanity_checks_and_shifts_run_beside_the_model(shared_data: Path, tmp_pa
 
 @pytest.mark.data
 def test_swap_is_a_seeded_derangement_of_distinct_images(shared_data: Path) -> None:
-    from medlens.bench.runner import swap_images
+    from medlens.bench.treatments import swap_images
 
     samples = get_benchmark("vqa-rad").load("test", shared_data / "vqa-rad")
     swapped = swap_images(samples, seed=0)
@@ -463,7 +464,7 @@ def test_swap_is_a_seeded_derangement_of_distinct_images(shared_data: Path) -> N
 
 
 def test_probe_names_are_checked_before_any_run() -> None:
-    from medlens.bench.runner import split_probe_list
+    from medlens.bench.treatments import split_probe_list
     from medlens.errors import UnknownNameError
 
     assert split_probe_list("blur:radius=2,typos:rate=0.1,seed=1,paraphrase") == (

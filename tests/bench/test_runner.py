@@ -12,9 +12,11 @@ import pytest
 from medlens.backends.scripted import ScriptedBackend
 from medlens.bench.benchmarks import get_benchmark
 from medlens.bench.metrics.text import normalize
+from medlens.bench.plan import prior_training_rows
 from medlens.bench.protocols import get_protocol
 from medlens.bench.quality import image_key, question_key
-from medlens.bench.runner import EvalSpec, evaluate, prior_training_rows, rescore
+from medlens.bench.runner import EvalSpec, evaluate
+from medlens.bench.scoring import rescore_run
 from medlens.bench.store import RunStore, sample_from_json
 from medlens.errors import ConfigError, UnknownNameError
 from medlens.types import Request
@@ -177,7 +179,7 @@ def test_rescore_adds_a_protocol_from_stored_generations(shared_data: Path, tmp_
         baselines=False,
     )
     (outcome,) = evaluate(spec, store, progress=False, backend_factory=_scripted([]))
-    run = rescore(store, outcome.run.id, ["lmms-eval"])
+    run = rescore_run(store, outcome.run.id, ["lmms-eval"])
     assert run.protocols == ("medlens", "lmms-eval")
     assert set(run.config["protocol_versions"]) == {"medlens", "lmms-eval"}
     lmms = get_protocol("lmms-eval")

@@ -11,48 +11,12 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
+from medlens.bench.samples import QualityIssue, Sample
 from medlens.errors import ConfigError, DataError, require
 from medlens.registry import Registry
-from medlens.types import AnswerKind
-
-
-@dataclass(frozen=True)
-class Sample:
-    """One benchmark question.
-
-    ``answers`` holds every accepted reference answer (most datasets have one). For multiple
-    choice, ``candidates`` are the option texts in order and ``answers`` the correct option
-    text(s). ``metadata`` keeps what the dataset gives: modality, organ, question category,
-    image id, grounding boxes ``{"boxes": [{"label": ..., "box": [x0, y0, x1, y1]}]}``.
-    """
-
-    id: str
-    benchmark: str
-    split: str
-    question: str
-    answers: tuple[str, ...]
-    kind: AnswerKind
-    images: tuple[str | bytes, ...]
-    candidates: tuple[str, ...] = ()
-    metadata: Mapping[str, Any] = field(default_factory=dict)
-
-    @property
-    def answer(self) -> str:
-        return self.answers[0] if self.answers else ""
-
-
-@dataclass(frozen=True)
-class QualityIssue:
-    """A data-quality finding made at load time (missing image, duplicate, leakage...)."""
-
-    kind: str
-    count: int
-    detail: str
-    examples: tuple[str, ...] = ()
 
 
 class Benchmark:
@@ -177,6 +141,14 @@ class Benchmark:
     def from_hub_row(self, row: Mapping[str, Any], split: str, index: int) -> list[Sample]:
         """Samples made from one Hub row (usually one; none for rows the benchmark skips)."""
         raise NotImplementedError
+
+    def corpus_metrics(
+        self, samples: Sequence[Sample], extracted: Sequence[str | None], correct: Sequence[bool]
+    ) -> dict[str, float]:
+        """Benchmark-level values over a run's scored ``samples`` that no per-question score
+        holds (MediConfusion's pair scores): ``extracted`` is what the protocol read from each
+        answer, ``correct`` whether it was right. Every protocol adds them to its corpus."""
+        return {}
 
     def quality(
         self, samples: Sequence[Sample], *, train: Sequence[Sample] = ()

@@ -24,7 +24,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from medlens.bench.benchmark import QualityIssue, Sample
+from medlens.bench.samples import QualityIssue, Sample
 
 _NON_WORD = re.compile(r"[^\w]+")
 MAX_EXAMPLES = 5

@@ -38,7 +38,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from medlens.bench.benchmark import QualityIssue, Sample
+from medlens.bench.samples import QualityIssue, Sample
 from medlens.errors import DataError, UnknownNameError
 from medlens.types import Generation, Timings, TokenLogprob
 

@@ -24,7 +24,8 @@ from medlens.cli.common import add_model_options, add_privacy_options, generatio
 
 if TYPE_CHECKING:
     from medlens.backends.base import Backend
-    from medlens.bench.benchmark import Benchmark, Sample
+    from medlens.bench.benchmark import Benchmark
+    from medlens.bench.samples import Sample
     from medlens.pipeline import Result
 
 COMMAND = "calibrate"
@@ -83,7 +84,7 @@ def add_parser(
 
 def run(args: argparse.Namespace) -> int:
     from medlens.bench.benchmarks import get_benchmark
-    from medlens.bench.runner import resolve_protocols
+    from medlens.bench.scoring import resolve_protocols
     from medlens.errors import ConfigError
     from medlens.trust.calibration import CALIBRATORS, fit_profile
 
@@ -154,7 +155,7 @@ def calibration_samples(
     minus test-question leakage, minus the calibration questions themselves)."""
     import sys
 
-    from medlens.bench.runner import prior_training_rows
+    from medlens.bench.plan import prior_training_rows
 
     module = sys.modules[type(bench).__module__]
     exclude = getattr(module, "exclude_test_leakage", None)
@@ -182,7 +183,7 @@ def _backend(args: argparse.Namespace, bench: Benchmark, prior_rows: list[Sample
         return backend_from_args(args)  # type: ignore[no-any-return]
     if name == "random":
         return BACKENDS.get(name)(name, seed=args.seed or 0)
-    from medlens.bench.runner import fit_prior
+    from medlens.bench.plan import fit_prior
 
     return BACKENDS.get(name)(name, prior=fit_prior(prior_rows) if prior_rows else None)
 
@@ -192,7 +193,7 @@ def _answers(
 ) -> list[tuple[Result, Sample]]:
     """Each sample's pipeline result (raw confidence, no profile), in order."""
     from medlens import pipeline
-    from medlens.bench.runner import item_of
+    from medlens.bench.treatments import item_of
 
     by_id = {s.id: s for s in samples}
     results = pipeline.run(

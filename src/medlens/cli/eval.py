@@ -14,7 +14,7 @@ from typing import Any
 from medlens.cli.common import add_model_options, add_privacy_options
 
 SANITY = ("blank", "noise-image", "swap", "no-image")
-"""``medlens.bench.runner.SANITY_CHECKS``, repeated so that ``--help`` imports nothing."""
+"""``medlens.bench.treatments.SANITY_CHECKS``, repeated so that ``--help`` imports nothing."""
 
 COMMAND = "eval"
 ORDER = 20
@@ -105,8 +105,10 @@ def _names(value: str | None) -> tuple[str, ...]:
 def run(args: argparse.Namespace) -> int:
     from medlens.backends.base import BASELINES
     from medlens.bench.benchmarks import get_benchmark
-    from medlens.bench.runner import EvalSpec, evaluate, resolve_protocols, split_probe_list
+    from medlens.bench.runner import EvalSpec, evaluate
+    from medlens.bench.scoring import resolve_protocols
     from medlens.bench.store import RunStore
+    from medlens.bench.treatments import split_probe_list
     from medlens.cli.common import backend_from_args, generation_options
 
     benchmarks = _names(args.benchmarks)
@@ -186,7 +188,7 @@ def summary_table(store: Any, outcomes: list[Any]) -> str:
     with its 95 % interval and, for the runs beside the model, its change from the model's in
     points), and the wall time of each run."""
     from medlens.bench.report import summarize
-    from medlens.bench.runner import resolve_protocols
+    from medlens.bench.scoring import resolve_protocols
 
     header = (
         f"{'benchmark':<12} {'run':<10} {'model':<30} {'protocol':<18} {'closed':>6} "

@@ -20,9 +20,7 @@ _FILES = {
     "mediconfusion": "mediconfusion:MediConfusion",
     "iu-xray": "iu_xray:IUXray",
 }
-for _name, _target in _FILES.items():
-    if _name not in BENCHMARKS:
-        BENCHMARKS.register(_name, f"{__name__}.{_target}")
+BENCHMARKS.register_files(__name__, _FILES)
 
 
 def get_benchmark(name: str) -> Benchmark:

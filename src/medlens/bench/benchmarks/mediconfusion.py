@@ -18,8 +18,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from medlens.bench.benchmark import BENCHMARKS, Benchmark, Sample
+from medlens.bench.benchmark import BENCHMARKS, Benchmark
 from medlens.bench.benchmarks._common import read_json
+from medlens.bench.samples import Sample
 
 
 @BENCHMARKS.register("mediconfusion")
@@ -66,6 +67,14 @@ class MediConfusion(Benchmark):
                 )
             )
         return samples
+
+    def corpus_metrics(
+        self, samples: Sequence[Sample], extracted: Sequence[str | None], correct: Sequence[bool]
+    ) -> dict[str, float]:
+        """Pair scores of every protocol's corpus (``pair_scores``)."""
+        if not any("pair_id" in s.metadata for s in samples):
+            return {}
+        return pair_scores(samples, extracted, correct)
 
 
 def pair_scores(

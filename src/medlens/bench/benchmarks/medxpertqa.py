@@ -13,8 +13,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from medlens.bench.benchmark import BENCHMARKS, Benchmark, Sample
+from medlens.bench.benchmark import BENCHMARKS, Benchmark
 from medlens.bench.benchmarks._common import hub_snapshot
+from medlens.bench.samples import Sample
 from medlens.errors import DataError
 
 

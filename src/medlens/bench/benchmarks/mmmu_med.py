@@ -14,9 +14,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from medlens.bench.benchmark import BENCHMARKS, Benchmark, Sample
+from medlens.bench.benchmark import BENCHMARKS, Benchmark
 from medlens.bench.benchmarks._common import image_value
 from medlens.bench.metrics.choice import LETTERS
+from medlens.bench.samples import Sample
 from medlens.errors import require
 
 SUBJECTS = (

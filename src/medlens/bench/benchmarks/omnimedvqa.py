@@ -14,8 +14,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from medlens.bench.benchmark import BENCHMARKS, Benchmark, Sample
+from medlens.bench.benchmark import BENCHMARKS, Benchmark
 from medlens.bench.benchmarks._common import read_json
+from medlens.bench.samples import Sample
 
 
 @BENCHMARKS.register("omnimedvqa")

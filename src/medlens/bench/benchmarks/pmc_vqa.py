@@ -16,7 +16,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from medlens.bench.benchmark import BENCHMARKS, Benchmark, Sample
+from medlens.bench.benchmark import BENCHMARKS, Benchmark
+from medlens.bench.samples import Sample
 from medlens.errors import DataError
 
 SPLIT_FILES = {"test": "test_clean.csv", "train": "train_2.csv"}

@@ -17,8 +17,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from medlens.bench.benchmark import BENCHMARKS, Benchmark, Sample, data_root
+from medlens.bench.benchmark import BENCHMARKS, Benchmark, data_root
 from medlens.bench.benchmarks._common import hub_snapshot, read_json
+from medlens.bench.samples import Sample
 
 SPLIT_FILES = {"train": "train.json", "validation": "validate.json", "test": "test.json"}
 GROUNDING_PROMPT = (

@@ -22,9 +22,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
-from medlens.bench.benchmark import BENCHMARKS, Benchmark, QualityIssue, Sample
+from medlens.bench.benchmark import BENCHMARKS, Benchmark
 from medlens.bench.benchmarks._common import closed_by_answer, image_value, read_json
 from medlens.bench.quality import check_samples, image_key, question_key
+from medlens.bench.samples import QualityIssue, Sample
 
 IMAGE_DIRS = ("VQA_RAD Image Folder", "data_RAD/images")
 

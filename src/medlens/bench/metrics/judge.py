@@ -14,8 +14,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from medlens.bench.benchmark import Sample
 from medlens.bench.metrics.bootstrap import Estimate, bootstrap_mean
+from medlens.bench.samples import Sample
 from medlens.types import GenerationOptions, Message, Request, TextPart
 
 if TYPE_CHECKING:

@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from medlens.bench.benchmark import Sample
 from medlens.bench.quality import question_key
+from medlens.bench.samples import Sample
 from medlens.errors import DataError
 
 ID_COLUMNS = ("question_id", "qid", "sample_id", "id", "index")

@@ -24,7 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from medlens.bench.report import html
-from medlens.bench.runner import CATEGORY_KEY, rescore, resolve_protocols
+from medlens.bench.samples import CATEGORY_KEY
+from medlens.bench.scoring import rescore_run, resolve_protocols
 from medlens.bench.store import RunInfo, RunStore, sample_from_json
 from medlens.errors import ConfigError, MissingDependencyError
 
@@ -77,7 +78,7 @@ class ReportSection:
 
 
 SIBLING_ROLES = ("baseline", "sanity", "shift")
-"""Roles of the runs an evaluation starts beside the model (``runner._planned_runs``)."""
+"""Roles of the runs an evaluation starts beside the model (``plan.planned_runs``)."""
 
 SectionBuilder = Callable[[ReportData, RunStore], "ReportSection | None"]
 SECTIONS: list[SectionBuilder] = []
@@ -183,7 +184,7 @@ def collect(
     for run in runs:
         missing = [p for p in wanted if p not in run.protocols]
         if missing:
-            run = rescore(store, run.id, missing)
+            run = rescore_run(store, run.id, missing)
         summaries.append(
             summarize(store, run, wanted or list(run.protocols), n_boot=n_boot, seed=seed)
         )
@@ -338,7 +339,7 @@ def config_section(runs: Sequence[RunSummary]) -> str:
 
 
 def privacy_line(runs: Sequence[RunSummary]) -> str:
-    """How the runs' studies were de-identified (``runner.pixel_policy``): whether the pixels
+    """How the runs' studies were de-identified (``spec.pixel_policy``): whether the pixels
     are exactly as published decides whether scores compare with the literature."""
     policies = [s.run.config["pixel_policy"] for s in runs if "pixel_policy" in s.run.config]
     if not policies:

@@ -1,0 +1,230 @@
+"""Executing one planned run: samples → ``pipeline.run`` → scores → the run store, batch by
+batch.
+
+The driver (this module) owns the plan, the store writer, de-identification (in
+``pipeline.prepare``) and scoring; an *engine* (``medlens.bench.engines``) only turns
+prepared requests into generations, so a cluster run and a laptop run store identical results.
+
+- **Resumable.** Results are committed one batch at a time; a run continues with the sample ids
+  it does not hold yet, so a run killed at any point (``kill -9``) finishes without losing or
+  duplicating a sample.
+- **Batch-size invariant.** Nothing here depends on how samples fall into batches: the same
+  samples in the same order get the same request ids, keys and scores.
+- **Calibrated confidence.** With a calibration profile, the answers to the questions of the
+  profile's task are stored with calibrated confidence and abstain below its threshold (or
+  ``abstain_below``); ``pipeline.run`` checks the profile before the model answers any.
+"""
+
+from __future__ import annotations
+
+import itertools
+import sys
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from medlens.bench.plan import calibrated_samples
+from medlens.bench.samples import Sample
+from medlens.bench.scoring import answer_record, score_answer
+from medlens.bench.store import RunInfo, RunStore, StoredResult, sample_to_json
+from medlens.bench.treatments import Treatment, item_of
+from medlens.types import GenerationOptions, TextPart
+
+if TYPE_CHECKING:
+    from medlens.backends.base import Backend
+    from medlens.bench.protocols import ScoringProtocol
+    from medlens.pipeline import Engine, Item, Result
+    from medlens.privacy import DeidPolicy
+    from medlens.trust.calibration import CalibrationProfile
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    """What one (benchmark, model) run did in this session."""
+
+    run: RunInfo
+    n_total: int
+    n_new: int
+    n_cached: int
+    elapsed_s: float
+
+
+class BatchWriter:
+    """Scores each answer of a run and commits them to the store ``batch_size`` at a time, so
+    that a run killed at any point keeps every finished batch; counts what it wrote."""
+
+    def __init__(
+        self,
+        store: RunStore,
+        run: RunInfo,
+        samples: Sequence[Sample],
+        protocols: Mapping[str, ScoringProtocol],
+        batch_size: int,
+        on_write: Callable[[], object] = lambda: None,
+    ) -> None:
+        self.store = store
+        self.run = run
+        self.protocols = protocols
+        self.batch_size = batch_size
+        self.on_write = on_write
+        self.position = {s.id: i for i, s in enumerate(samples)}
+        self.by_id = {s.id: s for s in samples}
+        self.pending: list[StoredResult] = []
+        self.n_new = 0
+        self.n_cached = 0
+        self.recipes: set[str] = set()
+        self.tasks: set[str] = set()
+
+    def add_result(self, result: Result) -> None:
+        """A model answer: scored against the untouched sample and queued."""
+        self.recipes.add(result.prepared.recipe)
+        self.tasks.add(result.prepared.task_version)
+        self.n_new += 1
+        self.n_cached += int(result.cached)
+        self._add(
+            self.by_id[result.request.id],
+            answer_record(result),
+            _prompt_text(result),
+            result.key,
+            result.cached,
+        )
+
+    def add_failure(self, item: Item, exc: Exception) -> None:
+        """A study that could not be loaded: the sample stays in the denominator as a
+        failure. The class name only, since messages of study readers may quote file names."""
+        error = f"study could not be loaded ({type(exc).__name__})"
+        answer = {"raw": "", "parsed": False, "error": error}
+        self._add(self.by_id[item.id], answer, "", "", False)
+
+    def _add(
+        self, sample: Sample, answer: Mapping[str, Any], prompt: str, key: str, cached: bool
+    ) -> None:
+        self.pending.append(
+            StoredResult(
+                sample_id=sample.id,
+                position=self.position[sample.id],
+                request_key=key,
+                sample=sample_to_json(sample),
+                prompt=prompt,
+                raw=answer.get("raw", ""),
+                answer=answer,
+                scores=score_answer(self.protocols, sample, answer),
+                timings=answer.get("timings", {}),
+                cached=cached,
+                error=answer.get("error"),
+            )
+        )
+        self.on_write()
+        if len(self.pending) >= self.batch_size:
+            self.flush()
+
+    def flush(self) -> None:
+        """Commit what is queued (one transaction)."""
+        if self.pending:
+            self.store.add_results(self.run.id, self.pending)
+            self.pending.clear()
+
+    def observed(self) -> dict[str, list[str]]:
+        """The recipes and task versions the run has used so far, for its config."""
+        return {
+            "recipes": sorted({*self.run.config.get("recipes", []), *self.recipes}),
+            "task_versions": sorted({*self.run.config.get("task_versions", []), *self.tasks}),
+        }
+
+
+def _prompt_text(result: Result) -> str:
+    return "\n\n".join(
+        f"[{m.role}] " + "\n".join(p.text for p in m.content if isinstance(p, TextPart))
+        for m in result.request.messages
+    )
+
+
+def run_samples(
+    store: RunStore,
+    run: RunInfo,
+    samples: Sequence[Sample],
+    backend: Backend,
+    protocols: Mapping[str, ScoringProtocol],
+    *,
+    batch_size: int = 8,
+    cache: bool = True,
+    deidentify: bool | DeidPolicy = True,
+    options: GenerationOptions | None = None,
+    calibration: CalibrationProfile | None = None,
+    abstain_below: float | None = None,
+    treatment: Treatment | None = None,
+    engine: Engine | None = None,
+    progress: bool = True,
+) -> RunOutcome:
+    """Run the samples ``run`` does not hold yet and store each batch as it completes.
+
+    ``cache``: look generations up in (and add them to) the store's cache by request key.
+    Without it no key is computed (stored as ""): hashing a request encodes its images.
+    ``deidentify``: as ``pipeline.prepare`` takes it (``spec.pixel_policy`` chooses it per
+    benchmark). ``calibration`` applies to the samples of the profile's task (checked before
+    the first generation), ``abstain_below`` to every sample. ``treatment`` changes what the
+    model sees (sanity and robustness runs); answers are scored against the untouched samples.
+    ``engine``: where generation runs (``pipeline.InProcess`` when None).
+    """
+    from tqdm import tqdm
+
+    from medlens import pipeline
+
+    done = store.done_ids(run.id)
+    todo = [s for s in samples if s.id not in done]
+    prepare_options: dict[str, Any] = {"deidentify": deidentify}
+    if options is not None:
+        prepare_options["options"] = options
+    make_item = item_of if treatment is None else treatment.item
+    if treatment is not None and treatment.view_transform is not None:
+        prepare_options["view_transform"] = treatment.view_transform
+    # The profile's questions first: its fingerprint is checked before the model answers any.
+    streams: list[tuple[list[Sample], CalibrationProfile | None]] = [(todo, None)]
+    if calibration is not None:
+        fits = {s.id for s in calibrated_samples(calibration, samples, run.benchmark)}
+        streams = [
+            ([s for s in todo if s.id in fits], calibration),
+            ([s for s in todo if s.id not in fits], None),
+        ]
+    bar = tqdm(
+        total=len(samples),
+        initial=len(samples) - len(todo),
+        desc=f"{run.benchmark} · {run.label}",
+        unit="q",
+        file=sys.stderr,
+        disable=not progress,
+        dynamic_ncols=True,
+    )
+    writer = BatchWriter(store, run, samples, protocols, batch_size, on_write=bar.update)
+    started = time.perf_counter()
+    status = "failed"
+    try:
+        results = itertools.chain.from_iterable(
+            pipeline.run(
+                (make_item(s) for s in part),
+                backend,
+                batch_size=batch_size,
+                cache=store if cache else None,
+                on_error=writer.add_failure,
+                calibration=profile,
+                abstain_threshold=abstain_below,
+                engine=engine,
+                **prepare_options,
+            )
+            for part, profile in streams
+            if part
+        )
+        for result in results:
+            writer.add_result(result)
+        writer.flush()
+        status = "complete" if store.count(run.id) >= len(samples) else "running"
+    except KeyboardInterrupt:
+        status = "interrupted"
+        raise
+    finally:
+        bar.close()
+        writer.flush()  # an exception or Ctrl-C: keep what finished
+        elapsed = time.perf_counter() - started
+        store.update_run(run.id, status=status, add_elapsed_s=elapsed, config=writer.observed())
+    return RunOutcome(store.get_run(run.id), len(samples), writer.n_new, writer.n_cached, elapsed)

@@ -1,0 +1,70 @@
+"""Scoring stored answers: protocols by name, one answer under each, and re-scoring a stored
+run without a model. The runner, the report and the CLI all score through here."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from medlens.bench.protocols import PROTOCOLS, ScoringProtocol
+from medlens.bench.samples import Sample
+from medlens.bench.store import RunInfo, RunStore, sample_from_json
+
+if TYPE_CHECKING:
+    from medlens.pipeline import Result
+
+PRIMARY_PROTOCOL = "medlens"
+"""Listed first when every protocol is scored, so tables and charts lead with the strict rules."""
+
+
+def resolve_protocols(names: Sequence[str] = ()) -> dict[str, ScoringProtocol]:
+    """Protocol objects by name; every registered protocol (``medlens`` first) when ``names``
+    is empty."""
+    everything = sorted(PROTOCOLS.names(), key=lambda n: (n != PRIMARY_PROTOCOL, n))
+    return {name: PROTOCOLS.get(name) for name in (names or everything)}
+
+
+def score_answer(
+    protocols: Mapping[str, ScoringProtocol], sample: Sample, answer: Mapping[str, Any]
+) -> dict[str, dict[str, Any]]:
+    """Score one stored answer (``answer_record``) under each protocol."""
+    scores = {}
+    for name, protocol in protocols.items():
+        result = protocol.score(
+            sample,
+            answer.get("raw", ""),
+            parsed=answer.get("text"),
+            parsed_ok=bool(answer.get("parsed", False)),
+            abstained=bool(answer.get("abstained", False)),
+        )
+        scores[name] = {
+            "outcome": result.outcome,
+            "score": float(result.score),
+            "metrics": dict(result.metrics),
+            "extracted": result.extracted,
+        }
+    return scores
+
+
+def answer_record(result: Result) -> dict[str, Any]:
+    """``Result.to_json()`` plus the parsed text even when the answer abstained, so that a
+    stored answer can be re-scored under any protocol."""
+    return {**result.to_json(), "text": result.answer.text}
+
+
+def rescore_run(store: RunStore, run_id: str, protocols: Sequence[str]) -> RunInfo:
+    """Score a stored run's generations under ``protocols`` without running a model."""
+    resolved = resolve_protocols(protocols)
+    run = store.get_run(run_id)
+    stored = store.results(run.id)
+    for name, protocol in resolved.items():
+        scores = {
+            r.sample_id: score_answer({name: protocol}, sample_from_json(r.sample), r.answer)[name]
+            for r in stored
+        }
+        store.set_scores(run.id, name, scores)
+    versions = {**run.config.get("protocol_versions", {})}
+    versions.update({n: p.version for n, p in resolved.items()})
+    merged = list(dict.fromkeys([*run.protocols, *resolved]))
+    store.update_run(run.id, protocols=merged, config={"protocol_versions": versions})
+    return store.get_run(run.id)
