@@ -214,9 +214,21 @@ def test_hub_loads_record_an_exact_revision(monkeypatch: pytest.MonkeyPatch) -> 
     from medlens.errors import DataError
 
     pathvqa = get_benchmark("pathvqa")
-    assert pathvqa.pin("0123abc") == "0123abc" and pathvqa.loaded_revision == "0123abc"
+    assert pathvqa.pin("0123abc") == "0123abc"
+    monkeypatch.setattr(type(pathvqa), "load_hub", lambda self, split, revision=None: [])
+    loaded = pathvqa.load("test", revision="0123abc")
+    assert (loaded.source, loaded.revision, len(loaded)) == ("hub", "0123abc", 0)
     vqa_rad = get_benchmark("vqa-rad")
     assert vqa_rad.pin() == vqa_rad.hf_revision
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(DataError, match="no pinned revision of flaviagiammarino/path-vqa"):
         get_benchmark("pathvqa").pin()
+
+
+@pytest.mark.data
+def test_a_local_load_says_where_its_samples_came_from(shared_data: Path) -> None:
+    from medlens.bench.benchmarks import get_benchmark
+
+    loaded = get_benchmark("vqa-rad").load("test", shared_data)
+    assert (loaded.split, loaded.source, loaded.revision) == ("test", "local", None)
+    assert len(loaded) == 451 and all(s.split == "test" for s in loaded)

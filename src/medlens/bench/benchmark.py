@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
-from medlens.bench.samples import QualityIssue, Sample
+from medlens.bench.samples import LoadedSplit, QualityIssue, Sample
 from medlens.errors import ConfigError, DataError, require
 from medlens.registry import Registry
 
@@ -28,8 +28,6 @@ class Benchmark:
     hf_id: ClassVar[str | None] = None
     hf_revision: ClassVar[str | None] = None
     """Pinned dataset revision (commit sha) so numbers are reproducible."""
-    loaded_revision: str | None = None
-    """The Hub commit the last ``load`` used (None after a local load); runs record it."""
     splits: ClassVar[Sequence[str]] = ("test",)
     default_split: ClassVar[str] = "test"
     license: ClassVar[str] = ""
@@ -59,10 +57,10 @@ class Benchmark:
         data_dir: str | os.PathLike[str] | None = None,
         *,
         revision: str | None = None,
-    ) -> list[Sample]:
-        """Samples of ``split``: from ``data_dir`` (or ``$MEDLENS_DATA/<local_dirname>``) when
-        it holds the release, else from the Hugging Face Hub at the pinned revision
-        (``revision`` overrides the pin)."""
+    ) -> LoadedSplit:
+        """Samples of ``split``, and where they came from: from ``data_dir`` (or
+        ``$MEDLENS_DATA/<local_dirname>``) when it holds the release, else from the Hugging
+        Face Hub at the pinned revision (``revision`` overrides the pin)."""
         split = split or self.default_split
         if split not in self.splits:
             raise ConfigError(
@@ -70,8 +68,7 @@ class Benchmark:
             )
         root = self.local_root(data_dir)
         if root is not None:
-            self.loaded_revision = None
-            return self.load_local(root, split)
+            return LoadedSplit(self.load_local(root, split), split, "local", None)
         if data_dir is not None:
             raise DataError(
                 f"{Path(data_dir)} does not hold the {self.name} release (looked for "
@@ -79,7 +76,8 @@ class Benchmark:
                 f"--data-dir at the folder of the original release, or leave it out to load "
                 f"{self.hf_id or 'the dataset'} from the Hugging Face Hub."
             )
-        return self.load_hub(split, revision=revision)
+        pinned = self.pin(revision)
+        return LoadedSplit(self.load_hub(split, revision=pinned), split, "hub", pinned)
 
     def local_root(self, data_dir: str | os.PathLike[str] | None = None) -> Path | None:
         """The release folder under ``data_dir``/``$MEDLENS_DATA`` (that folder itself or its
@@ -117,7 +115,7 @@ class Benchmark:
     def pin(self, revision: str | None = None) -> str:
         """The exact Hub commit to load: ``revision``, else the spec's ``hf_revision``, else
         the dataset's newest commit resolved now (with a warning), so that every run records
-        the commit its numbers come from (``loaded_revision``)."""
+        the commit its numbers come from (``LoadedSplit.revision``)."""
         pinned = revision or self.hf_revision
         if pinned is None:
             hub = require("huggingface_hub", "bench", f"Resolving the revision of {self.hf_id}")
@@ -135,7 +133,6 @@ class Benchmark:
                 self.hf_id,
                 pinned,
             )
-        self.loaded_revision = pinned
         return pinned
 
     def from_hub_row(self, row: Mapping[str, Any], split: str, index: int) -> list[Sample]:

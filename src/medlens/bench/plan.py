@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
-from medlens.bench.samples import CATEGORY_KEY, QualityIssue, Sample
+from medlens.bench.samples import CATEGORY_KEY, LoadedSplit, QualityIssue, Sample
 from medlens.bench.spec import EvalSpec, pixel_policy
 from medlens.bench.store import RunInfo, RunStore
 from medlens.bench.treatments import Treatment, make_treatment
@@ -81,9 +81,9 @@ class BenchmarkPlan:
     and the configuration every run records."""
 
     bench: Benchmark
-    split_samples: list[Sample]
+    split_samples: LoadedSplit
     samples: list[Sample]
-    train: list[Sample]
+    train: Sequence[Sample]
     quality: list[QualityIssue]
     deidentify: bool | DeidPolicy
     config: dict[str, Any]
@@ -134,22 +134,23 @@ def plan_benchmark(
     fails here, before any run."""
     # --limit: the first N in release order (deterministic; part of the run identity).
     split_samples = bench.load(spec.split, spec.data_dir)
-    samples = split_samples[: spec.limit] if spec.limit else split_samples
+    samples = split_samples[: spec.limit]
     if not samples:
         raise ConfigError(f"{bench.name} has no samples in split '{spec.split}'.")
     runs = planned_runs(spec)
-    train = bench.load("train", spec.data_dir) if "train" in bench.splits else []
+    train: Sequence[Sample] = bench.load("train", spec.data_dir) if "train" in bench.splits else []
     quality = bench.quality(samples, train=train if spec.split != "train" else ())
     deidentify, pixels = pixel_policy(spec, bench)
     if profile is not None:
         calibrated_samples(profile, samples, bench.name)
-    config = run_config(spec, bench, protocols, pixels, profile)
+    config = run_config(spec, bench, split_samples, protocols, pixels, profile)
     return BenchmarkPlan(bench, split_samples, samples, train, quality, deidentify, config, runs)
 
 
 def run_config(
     spec: EvalSpec,
     bench: Benchmark,
+    loaded: LoadedSplit,
     protocols: Mapping[str, ScoringProtocol],
     pixels: Mapping[str, Any],
     profile: CalibrationProfile | None,
@@ -168,8 +169,8 @@ def run_config(
         "pixel_policy": dict(pixels),
         "options": None if spec.options is None else vars(spec.options),
         "benchmark_version": bench.version,
-        "benchmark_revision": bench.loaded_revision,
-        "benchmark_source": "local" if bench.local_root(spec.data_dir) else "hub",
+        "benchmark_revision": loaded.revision,
+        "benchmark_source": loaded.source,
         "scoring_rule": bench.scoring_rule,
         "protocol_versions": {n: p.version for n, p in protocols.items()},
         "seed": spec.seed,

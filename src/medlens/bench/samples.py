@@ -6,9 +6,9 @@ run store), so that none of those has to import another to name a question.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from medlens.types import AnswerKind
 
@@ -50,3 +50,23 @@ class QualityIssue:
     count: int
     detail: str
     examples: tuple[str, ...] = ()
+
+
+class LoadedSplit(list[Sample]):
+    """A split as ``Benchmark.load`` read it: its samples in the release's order (it is the
+    list of them), and where they came from, which every run records."""
+
+    def __init__(
+        self,
+        samples: Iterable[Sample],
+        split: str,
+        source: Literal["local", "hub"],
+        revision: str | None,
+    ) -> None:
+        super().__init__(samples)
+        self.split = split
+        self.source: Literal["local", "hub"] = source
+        """``local``: the original release under ``--data-dir``/``$MEDLENS_DATA``; ``hub``:
+        the Hugging Face Hub."""
+        self.revision = revision
+        """The exact Hub commit loaded; None for a local release."""

@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from medlens.cli.common import add_model_options, add_privacy_options, generation_options
@@ -140,7 +141,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _of_kind(samples: list[Sample], kind: str) -> list[Sample]:
+def _of_kind(samples: Sequence[Sample], kind: str) -> list[Sample]:
     return [s for s in samples if s.kind == kind]
 
 
