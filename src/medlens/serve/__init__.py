@@ -11,7 +11,8 @@
 >>> app = create_app(ServeConfig(model="Qwen/Qwen2.5-VL-3B-Instruct"))  # doctest: +SKIP
 
 Layout after vLLM's ``entrypoints/openai``: ``protocol`` (pydantic models), ``chat`` /
-``analyze`` / ``speech`` (logic), ``routes`` (thin routers), ``app`` (state and protections).
+``analyze`` / ``speech`` (logic), ``state`` (what the routes share), ``routes/`` (one
+module-level ``APIRouter`` per feature), ``app`` (the factory and the protections).
 """
 
 from __future__ import annotations

@@ -3,119 +3,30 @@
 Request path, outermost first: ``BodyLimit`` (413 on oversized bodies, before reading them)
 → ``Guard`` (request id, API key → 401, rate limit → 429, metrics, one log line without
 content) → CORS (only when origins are configured) → routes, whose model work goes through
-the ``Gate`` (503 when the queue is full, 504 past the time-out).
+the ``Gate`` (503 when the queue is full, 504 past the time-out). The routes are module-level
+``APIRouter``s (``medlens.serve.routes``) that this factory includes; it defines none itself.
 """
 
 from __future__ import annotations
 
 import contextlib
-import logging
-import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 from medlens.errors import MedlensError
-from medlens.serve.auth import KeyStore
 from medlens.serve.config import ServeConfig
 from medlens.serve.errors import APIError, status_for
-from medlens.serve.limits import ASGIApp, BodyLimit, Gate, RateLimiter, error_body, send_error
-from medlens.serve.metrics import REJECT_REASONS, Metrics
+from medlens.serve.limits import ASGIApp, BodyLimit, error_body, send_error
+from medlens.serve.metrics import REJECT_REASONS
+from medlens.serve.state import ServerState, log
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
 
-    from medlens.backends.base import Backend
-    from medlens.serve.speech import Transcriber
-
-log = logging.getLogger("medlens.serve")
-T = TypeVar("T")
-
 MULTIPART_OVERHEAD = 1 << 20
 """Room for form fields and multipart boundaries beside the study bytes."""
-OPEN_PATHS = ("/healthz", "/readyz", "/metrics")
-
-
-class ModelHolder:
-    """The backend, loaded in a background thread so that ``/healthz`` answers at once and
-    ``/readyz`` says when the model can take requests."""
-
-    def __init__(self, config: ServeConfig) -> None:
-        self.config = config
-        self.backend: Backend | None = config.backend
-        self.error: str | None = None
-        self._thread: threading.Thread | None = None
-
-    def start(self) -> None:
-        if self.backend is not None:
-            return
-        self._thread = threading.Thread(target=self._load, name="medlens-load", daemon=True)
-        self._thread.start()
-
-    def _load(self) -> None:
-        from medlens.backends.base import load_backend
-
-        try:
-            self.backend = load_backend(
-                self.config.model, self.config.backend_name, **dict(self.config.backend_options)
-            )
-        except MedlensError as exc:
-            self.error = str(exc)
-            log.error("model failed to load: %s", exc)
-
-    def get(self) -> Backend:
-        if self.backend is not None:
-            return self.backend
-        message = (
-            f"The model failed to load: {self.error}"
-            if self.error
-            else "The model is still loading; retry when /readyz answers 200."
-        )
-        raise APIError(message, 503, "server_error", {"Retry-After": "5"})
-
-    def close(self) -> None:
-        if self.backend is not None and self.config.backend is None:
-            self.backend.close()
-
-
-@dataclass
-class ServerState:
-    """What the routes share: configuration, model, gate, keys and metrics."""
-
-    config: ServeConfig
-    metrics: Metrics = field(default_factory=Metrics)
-    model: ModelHolder = field(init=False)
-    gate: Gate = field(init=False)
-    keys: KeyStore | None = field(init=False)
-    limiter: RateLimiter | None = field(init=False)
-    _transcriber: Transcriber | None = field(init=False, default=None)
-    _lock: threading.Lock = field(init=False, default_factory=threading.Lock)
-
-    def __post_init__(self) -> None:
-        config = self.config
-        self.model = ModelHolder(config)
-        self.gate = Gate(config.max_concurrency, config.queue_size)
-        self.keys = KeyStore(config.api_key_file) if config.api_key_file else None
-        rpm = config.rate_limit_rpm
-        self.limiter = RateLimiter(rpm) if rpm else None
-        self._transcriber = config.transcriber
-        self.metrics.waiting.set_function(lambda: self.gate.waiting)
-        self.metrics.running.set_function(lambda: self.gate.running)
-        self.metrics.ready.set_function(lambda: float(self.model.backend is not None))
-
-    async def run(self, fn: Callable[[], T], started: float) -> T:
-        """Run blocking model work through the gate, within the request's time-out."""
-        return await self.gate.run(fn, started + self.config.timeout_s)
-
-    def transcriber(self) -> Transcriber:
-        with self._lock:
-            if self._transcriber is None:
-                from medlens.serve.speech import load_transcriber
-
-                self._transcriber = load_transcriber(self.config.whisper_path)
-            return self._transcriber
 
 
 class Guard:
@@ -226,7 +137,7 @@ def create_app(config: ServeConfig) -> FastAPI:
     from starlette.exceptions import HTTPException
 
     import medlens
-    from medlens.serve import routes
+    from medlens.serve.routes import attach_routers
 
     config.validate()
     state = ServerState(config)
@@ -282,7 +193,7 @@ def create_app(config: ServeConfig) -> FastAPI:
         message = f"Internal error (request id {request_id}); the server log has the details."
         return _error_response(500, message, "server_error", {})
 
-    routes.install(app)
+    attach_routers(app)
     if config.cors_origins:
         app.add_middleware(
             CORSMiddleware,
