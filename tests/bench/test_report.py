@@ -14,7 +14,7 @@ import pytest
 from medlens.bench.benchmark import Sample
 from medlens.bench.protocols import get_protocol
 from medlens.bench.report import ReportSection, collect, register_section, write_report
-from medlens.bench.report.build import SECTIONS
+from medlens.bench.report.model import SECTIONS
 from medlens.bench.scoring import score_answer
 from medlens.bench.store import RunInfo, RunStore, StoredResult, sample_to_json
 from medlens.errors import ConfigError, UnknownNameError

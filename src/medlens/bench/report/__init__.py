@@ -1,18 +1,21 @@
-"""Reports of stored runs (HTML, JSON, CSV); see ``build`` for the extension point."""
+"""Reports of stored runs (HTML, JSON, CSV): ``model`` (what a report shows, sections and
+their registry), ``trust`` (the default trust sections), ``html``, ``build`` (the writer)."""
 
 from medlens.bench.report.build import (
-    SECTIONS,
-    ReportData,
     ReportFiles,
-    ReportSection,
-    RunSummary,
-    SectionBuilder,
     collect,
-    register_section,
     render,
     select_runs,
     summarize,
     write_report,
+)
+from medlens.bench.report.model import (
+    SECTIONS,
+    ReportData,
+    ReportSection,
+    RunSummary,
+    SectionBuilder,
+    register_section,
 )
 
 __all__ = [

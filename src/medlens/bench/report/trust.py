@@ -3,7 +3,7 @@
 baseline), robustness per model (its ``--shift`` runs against its clean run), and pair scores
 (MediConfusion). All use the outcomes of the report's first protocol.
 
-They are ordinary section builders (see ``build.SectionBuilder``); ``write_report`` adds
+They are ordinary section builders (see ``model.SectionBuilder``); ``write_report`` adds
 them unless ``trust_sections=False``. Plots need matplotlib (``medlens[bench]``).
 """
 
@@ -13,8 +13,8 @@ import math
 from html import escape
 from typing import Any
 
-from medlens.bench.report.build import ReportData, ReportSection, RunSummary
 from medlens.bench.report.html import number, pct, pre_json, table, text_cell
+from medlens.bench.report.model import ReportData, ReportSection, RunSummary
 from medlens.bench.store import RunStore
 
 
