@@ -272,9 +272,7 @@ def check_calibration(profile: CalibrationProfile, prepared: Prepared, backend: 
 
 def check_privacy(backend: Backend, requests: Sequence[Request]) -> None:
     """Remote backends never receive a request that was not de-identified."""
-    if not getattr(backend, "remote", False):
-        return
-    if getattr(backend, "allow_identified", False):
+    if not backend.remote or backend.allow_identified:
         return
     bad = [r.id for r in requests if not r.deidentified]
     if bad:

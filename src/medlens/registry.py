@@ -45,8 +45,9 @@ class Registry(Generic[T]):
 
     def register_files(self, package: str, targets: Mapping[str, str]) -> None:
         """Register one plug-in file per name: ``{"vqa-rad": "vqa_rad:VQARad"}`` under
-        ``package`` is the lazy target ``"package.vqa_rad:VQARad"``. Names registered already
-        (by the file's own decorator) are kept; listing names imports none of the files."""
+        ``package`` is the lazy target ``"package.vqa_rad:VQARad"``: the one place an extension
+        point lists its files. Names registered already (a user's own plug-in) are kept;
+        listing names imports none of the files."""
         for name, target in targets.items():
             if name not in self:
                 self.register(name, f"{package}.{target}")

@@ -315,6 +315,16 @@ class Generation:
     timings: Timings = Timings()
     error: str | None = None
 
+    @classmethod
+    def failed(
+        cls, request_id: str, model: str, backend: str, error: str, timings: Timings = Timings()
+    ) -> Generation:
+        """The generation of a request that got no answer: empty text, ``finish_reason``
+        "error" and why, so that a batch is never lost to one bad request."""
+        return cls(
+            request_id, "", model, backend, finish_reason="error", timings=timings, error=error
+        )
+
 
 # --------------------------------------------------------------------------------------------
 # Answers

@@ -25,12 +25,14 @@ class Backend(Protocol):
     """What every backend provides.
 
     ``remote`` backends send data off this process: the pipeline refuses to give them a
-    request that is not de-identified. ``supports_scoring`` backends fill
+    request that is not de-identified unless they were built to ``allow_identified`` (what
+    ``--no-deid`` does; local backends set it False). ``supports_scoring`` backends fill
     ``Generation.candidate_logprobs`` when ``options.score_candidates`` is set.
     """
 
     name: ClassVar[str]
     remote: ClassVar[bool]
+    allow_identified: bool
     supports_scoring: ClassVar[bool]
     model_id: str
 

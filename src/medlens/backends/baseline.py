@@ -142,6 +142,7 @@ class PriorBackend:
 
     name: ClassVar[str] = "prior"
     remote: ClassVar[bool] = False
+    allow_identified: bool = False
     supports_scoring: ClassVar[bool] = True
 
     def __init__(self, model: str = "prior", *, prior: str | Path | PriorTable | None = None):
@@ -192,6 +193,7 @@ class NoImageBackend:
 
     name: ClassVar[str] = "no-image"
     remote: ClassVar[bool] = False
+    allow_identified: bool = False
     supports_scoring: ClassVar[bool] = True
 
     def __init__(
@@ -235,6 +237,7 @@ class RandomBackend:
 
     name: ClassVar[str] = "random"
     remote: ClassVar[bool] = False
+    allow_identified: bool = False
     supports_scoring: ClassVar[bool] = True
 
     def __init__(self, model: str = "random", *, seed: int = 0) -> None:

@@ -223,14 +223,12 @@ class OpenAIBackend:
             if attempt < self.max_retries:
                 time.sleep(self._delay(attempt, retry_after))
         attempts = attempt + 1
-        return Generation(
-            request_id=request.id,
-            text="",
-            model=self.model_id,
-            backend=self.name,
-            finish_reason="error",
-            timings=Timings(queue_s=begin - started, total_s=time.perf_counter() - begin),
-            error=f"{error} (after {attempts} attempt{'s' if attempts > 1 else ''})",
+        return Generation.failed(
+            request.id,
+            self.model_id,
+            self.name,
+            f"{error} (after {attempts} attempt{'s' if attempts > 1 else ''})",
+            Timings(queue_s=begin - started, total_s=time.perf_counter() - begin),
         )
 
     def _delay(self, attempt: int, retry_after: float | None) -> float:
@@ -268,14 +266,12 @@ class OpenAIBackend:
         self, request: Request, response: httpx.Response, timings: Timings
     ) -> Generation:
         def failed(why: str) -> Generation:
-            return Generation(
-                request_id=request.id,
-                text="",
-                model=self.model_id,
-                backend=self.name,
-                finish_reason="error",
-                timings=timings,
-                error=f"HTTP {response.status_code} with {why}",
+            return Generation.failed(
+                request.id,
+                self.model_id,
+                self.name,
+                f"HTTP {response.status_code} with {why}",
+                timings,
             )
 
         try:

@@ -41,6 +41,7 @@ class ScriptedBackend:
 
     name: ClassVar[str] = "scripted"
     remote: ClassVar[bool] = False
+    allow_identified: bool = False
     supports_scoring: ClassVar[bool] = True
 
     def __init__(
@@ -69,14 +70,11 @@ class ScriptedBackend:
     def _reply(self, request: Request) -> Generation:
         reply = self._lookup(request)
         if reply is None:
-            return Generation(
-                request_id=request.id,
-                text="",
-                model=self.model_id,
-                backend=self.name,
-                finish_reason="error",
-                error=f"no scripted answer for request {request.id!r} "
-                f"(question {request.question!r})",
+            return Generation.failed(
+                request.id,
+                self.model_id,
+                self.name,
+                f"no scripted answer for request {request.id!r} (question {request.question!r})",
             )
         if isinstance(reply, Generation):
             return replace(reply, request_id=request.id)

@@ -109,6 +109,7 @@ class TransformersBackend:
 
     name: ClassVar[str] = "transformers"
     remote: ClassVar[bool] = False
+    allow_identified: bool = False
     supports_scoring: ClassVar[bool] = True
 
     def __init__(
@@ -445,13 +446,8 @@ class TransformersBackend:
 
     def _failed(self, request: Request, exc: BaseException) -> Generation:
         log.warning("request failed: %s", type(exc).__name__)
-        return Generation(
-            request_id=request.id,
-            text="",
-            model=self.model_id,
-            backend=self.name,
-            finish_reason="error",
-            error=f"{type(exc).__name__}: {exc}",
+        return Generation.failed(
+            request.id, self.model_id, self.name, f"{type(exc).__name__}: {exc}"
         )
 
     def _sync(self) -> None:

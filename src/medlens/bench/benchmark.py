@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 from medlens.bench.samples import LoadedSplit, QualityIssue, Sample
 from medlens.errors import ConfigError, DataError, require
@@ -138,6 +138,22 @@ class Benchmark:
     def from_hub_row(self, row: Mapping[str, Any], split: str, index: int) -> list[Sample]:
         """Samples made from one Hub row (usually one; none for rows the benchmark skips)."""
         raise NotImplementedError
+
+    leaks_into_test: ClassVar[bool] = False
+    """True when the train split holds copies of test questions or images, which
+    ``exclude_leakage`` removes before anything is fitted on train (VQA-RAD)."""
+
+    def exclude_leakage(
+        self,
+        train: Iterable[Sample],
+        test: Iterable[Sample],
+        *,
+        mode: Literal["images", "questions"] = "images",
+    ) -> list[Sample]:
+        """``train`` without the rows that leak ``test``: with ``mode="images"`` the rows on
+        a test image, with ``"questions"`` only copies of test questions. Benchmarks whose
+        splits do not leak (``leaks_into_test`` False) return ``train`` as it is."""
+        return list(train)
 
     def corpus_metrics(
         self, samples: Sequence[Sample], extracted: Sequence[str | None], correct: Sequence[bool]

@@ -251,21 +251,16 @@ def prior_training_rows(
 ) -> list[Sample]:
     """Train samples the ``prior`` baseline may learn from.
 
-    A benchmark file whose train split leaks into test defines
-    ``exclude_test_leakage(train, test, mode=...)`` (VQA-RAD); it is applied with
-    ``mode="questions"``: the prior never sees an image, so shared images do not leak into
-    it, but verbatim and templated copies of test questions would.
+    ``Benchmark.exclude_leakage`` is applied with ``mode="questions"``: the prior never sees an
+    image, so shared images do not leak into it, but verbatim and templated copies of test
+    questions would (VQA-RAD).
     """
-    import sys
-
     if not train:
         raise ConfigError(
             f"{bench.name} has no train split, so the 'prior' baseline cannot be fitted. "
             "Run with --no-baselines, or evaluate a benchmark with a train split."
         )
-    module = sys.modules[type(bench).__module__]
-    exclude = getattr(module, "exclude_test_leakage", None)
-    return list(exclude(train, test, mode="questions")) if callable(exclude) else list(train)
+    return bench.exclude_leakage(train, test, mode="questions")
 
 
 def fit_prior(train: Sequence[Sample]) -> PriorTable:
@@ -285,6 +280,8 @@ class Backends:
         self.spec = spec
         self.factory = factory
         self.model: Backend | None = None
+        self.wrapping_model: list[Backend] = []
+        """Baselines built around the model's backend (``no-image``), closed with it."""
 
     def model_backend(self) -> Backend:
         from medlens.backends.base import load_backend
@@ -311,15 +308,15 @@ class Backends:
         if name == "random":
             return factory(name, seed=self.spec.seed), False
         if name == "no-image" and has_model:
-            return factory(name, backend=self.model_backend()), True
+            self.wrapping_model.append(factory(name, backend=self.model_backend()))
+            return self.wrapping_model[-1], True
         rows = prior_training_rows(plan.bench, plan.train, plan.split_samples)
         return factory(name, prior=fit_prior(rows)), False
 
     def release(self, backend: Backend) -> None:
         """Close a baseline's backend; the model's (and no-image's, which wraps it) stay
         open for the next benchmark."""
-        model = self.model
-        if model is None or (backend is not model and getattr(backend, "inner", None) is not model):
+        if backend is not self.model and all(backend is not b for b in self.wrapping_model):
             backend.close()
 
     def close(self) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from medlens.bench.protocols import PROTOCOLS, ScoringProtocol
+from medlens.bench.protocols import PROTOCOLS, ScoringProtocol, get_protocol
 from medlens.bench.samples import Sample
 from medlens.bench.store import RunInfo, RunStore, sample_from_json
 
@@ -21,7 +21,7 @@ def resolve_protocols(names: Sequence[str] = ()) -> dict[str, ScoringProtocol]:
     """Protocol objects by name; every registered protocol (``medlens`` first) when ``names``
     is empty."""
     everything = sorted(PROTOCOLS.names(), key=lambda n: (n != PRIMARY_PROTOCOL, n))
-    return {name: PROTOCOLS.get(name) for name in (names or everything)}
+    return {name: get_protocol(name) for name in (names or everything)}
 
 
 def score_answer(

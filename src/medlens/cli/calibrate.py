@@ -154,19 +154,15 @@ def calibration_samples(
 ) -> tuple[list[Sample], list[Sample]]:
     """The calibration questions, and the rows a ``prior`` baseline may be fitted on (train,
     minus test-question leakage, minus the calibration questions themselves)."""
-    import sys
-
     from medlens.bench.plan import prior_training_rows
 
-    module = sys.modules[type(bench).__module__]
-    exclude = getattr(module, "exclude_test_leakage", None)
     has_train = "train" in bench.splits
     train = bench.load("train", args.data_dir) if has_train else []
-    needs_test = "test" in bench.splits and (callable(exclude) and has_train)
+    needs_test = "test" in bench.splits and bench.leaks_into_test and has_train
     test = bench.load("test", args.data_dir) if needs_test else []
     samples = train if split == "train" else bench.load(split, args.data_dir)
-    if split == "train" and callable(exclude):
-        samples = list(exclude(samples, test, mode=args.leakage))
+    if split == "train":
+        samples = bench.exclude_leakage(samples, test, mode=args.leakage)
     chosen = _limit(_of_kind(samples, args.kind), args)
     ids = {s.id for s in chosen}
     prior = [s for s in prior_training_rows(bench, train, test) if s.id not in ids] if train else []

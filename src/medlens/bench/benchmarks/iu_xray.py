@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from medlens.bench.benchmark import BENCHMARKS, Benchmark
+from medlens.bench.benchmark import Benchmark
 from medlens.bench.benchmarks._common import read_json
 from medlens.bench.samples import Sample
 
@@ -22,7 +22,6 @@ SPLITS = {"test": "test", "validation": "val", "train": "train"}
 PROMPT = "Write the findings section of the radiology report for this chest X-ray."
 
 
-@BENCHMARKS.register("iu-xray")
 class IUXray(Benchmark):
     name = "iu-xray"
     splits = ("test", "validation", "train")

@@ -18,12 +18,11 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from medlens.bench.benchmark import BENCHMARKS, Benchmark
+from medlens.bench.benchmark import Benchmark
 from medlens.bench.benchmarks._common import read_json
 from medlens.bench.samples import Sample
 
 
-@BENCHMARKS.register("mediconfusion")
 class MediConfusion(Benchmark):
     name = "mediconfusion"
     hf_id = None  # shahab7899/MediConfusion exists, but its row schema is not verified here

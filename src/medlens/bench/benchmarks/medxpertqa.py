@@ -13,13 +13,12 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from medlens.bench.benchmark import BENCHMARKS, Benchmark
+from medlens.bench.benchmark import Benchmark
 from medlens.bench.benchmarks._common import hub_snapshot
 from medlens.bench.samples import Sample
 from medlens.errors import DataError
 
 
-@BENCHMARKS.register("medxpertqa-mm")
 class MedXpertQAMM(Benchmark):
     name = "medxpertqa-mm"
     hf_id = "TsinghuaC3I/MedXpertQA"

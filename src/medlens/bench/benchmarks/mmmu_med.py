@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from medlens.bench.benchmark import BENCHMARKS, Benchmark
+from medlens.bench.benchmark import Benchmark
 from medlens.bench.benchmarks._common import image_value
 from medlens.bench.metrics.choice import LETTERS
 from medlens.bench.samples import Sample
@@ -29,7 +29,6 @@ SUBJECTS = (
 )
 
 
-@BENCHMARKS.register("mmmu-med")
 class MMMUMed(Benchmark):
     name = "mmmu-med"
     hf_id = "MMMU/MMMU"

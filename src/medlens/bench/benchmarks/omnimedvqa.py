@@ -14,12 +14,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from medlens.bench.benchmark import BENCHMARKS, Benchmark
+from medlens.bench.benchmark import Benchmark
 from medlens.bench.benchmarks._common import read_json
 from medlens.bench.samples import Sample
 
 
-@BENCHMARKS.register("omnimedvqa")
 class OmniMedVQA(Benchmark):
     name = "omnimedvqa"
     hf_id = None

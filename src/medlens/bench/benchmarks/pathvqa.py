@@ -14,12 +14,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from medlens.bench.benchmark import BENCHMARKS, Benchmark
+from medlens.bench.benchmark import Benchmark
 from medlens.bench.benchmarks._common import closed_by_answer, image_value, read_plain_pickle
 from medlens.bench.samples import Sample
 
 
-@BENCHMARKS.register("pathvqa")
 class PathVQA(Benchmark):
     name = "pathvqa"
     hf_id = "flaviagiammarino/path-vqa"

@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from medlens.bench.benchmark import BENCHMARKS, Benchmark
+from medlens.bench.benchmark import Benchmark
 from medlens.bench.samples import Sample
 from medlens.errors import DataError
 
@@ -24,7 +24,6 @@ SPLIT_FILES = {"test": "test_clean.csv", "train": "train_2.csv"}
 _PREFIX = re.compile(r"^\s*[A-D]\s*[:.)]\s*")
 
 
-@BENCHMARKS.register("pmc-vqa")
 class PMCVQA(Benchmark):
     name = "pmc-vqa"
     hf_id = "xmcmic/PMC-VQA"

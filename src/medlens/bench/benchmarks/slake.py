@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from medlens.bench.benchmark import BENCHMARKS, Benchmark, data_root
+from medlens.bench.benchmark import Benchmark, data_root
 from medlens.bench.benchmarks._common import hub_snapshot, read_json
 from medlens.bench.samples import Sample
 
@@ -78,7 +78,6 @@ class _SlakeRelease(Benchmark):
         return self.load_local(root, split)
 
 
-@BENCHMARKS.register("slake")
 class Slake(_SlakeRelease):
     name = "slake"
     scoring_rule = (
@@ -127,7 +126,6 @@ class Slake(_SlakeRelease):
         )
 
 
-@BENCHMARKS.register("slake-grounding")
 class SlakeGrounding(_SlakeRelease):
     name = "slake-grounding"
     scoring_rule = (

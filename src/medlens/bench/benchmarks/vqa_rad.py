@@ -9,7 +9,7 @@ Splits are the MEVF split most papers report (``data_RAD/trainset.json`` 3,064 r
 - 14 test (image, question) pairs are verbatim in train, and for 284 test rows the templated
   rewrite (``question_frame``, ``phrase_type == "frame"`` in train) of the test question is a
   train question on the same image. Anything fitted on train (priors, few-shot examples,
-  calibration, vocabularies) must use ``exclude_test_leakage`` first;
+  calibration, vocabularies) must use ``exclude_leakage`` first;
 - two rows carry ``answer_type`` "CLOSED " with a trailing space (stripped here).
 
 Hub copy ``flaviagiammarino/vqa-rad`` keeps only image/question/answer (train 1,793 / test
@@ -22,7 +22,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
-from medlens.bench.benchmark import BENCHMARKS, Benchmark
+from medlens.bench.benchmark import Benchmark
 from medlens.bench.benchmarks._common import closed_by_answer, image_value, read_json
 from medlens.bench.quality import check_samples, image_key, question_key
 from medlens.bench.samples import QualityIssue, Sample
@@ -30,7 +30,6 @@ from medlens.bench.samples import QualityIssue, Sample
 IMAGE_DIRS = ("VQA_RAD Image Folder", "data_RAD/images")
 
 
-@BENCHMARKS.register("vqa-rad")
 class VQARad(Benchmark):
     name = "vqa-rad"
     hf_id = "flaviagiammarino/vqa-rad"
@@ -52,6 +51,18 @@ class VQARad(Benchmark):
     deidentified_release = True
     """Images from MedPix, a public teaching archive whose cases are de-identified for
     publication; released on OSF as CC0 (Lau et al. 2018)."""
+
+    leaks_into_test = True
+
+    def exclude_leakage(
+        self,
+        train: Iterable[Sample],
+        test: Iterable[Sample],
+        *,
+        mode: Literal["images", "questions"] = "images",
+    ) -> list[Sample]:
+        """See ``exclude_test_leakage``."""
+        return exclude_test_leakage(train, test, mode=mode)
 
     def load_local(self, root: Path, split: str) -> list[Sample]:
         rows = read_json(root / "data_RAD" / f"{split}set.json")

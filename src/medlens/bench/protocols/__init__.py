@@ -21,7 +21,7 @@ Each protocol normalises on its own, on purpose: that is what makes them differ.
 kinds a source harness does not define (multiple choice for LLaVA-Med, reports, boxes) are
 scored with medlens's rules, and the protocol's description says so. Each file's docstring
 holds a runnable example (raw answer → outcome), run by the registry-wide doctest test. To add
-a protocol: one file with a ``@register_protocol`` class, and one line in ``_FILES``.
+a protocol: one file with its ``ScoringProtocol`` subclass, and one line in ``_FILES``.
 """
 
 from __future__ import annotations
@@ -36,7 +36,6 @@ from medlens.bench.protocols.base import (
     ProtocolSummary,
     SampleScore,
     ScoringProtocol,
-    register_protocol,
 )
 from medlens.bench.samples import Sample
 
@@ -54,7 +53,7 @@ PROTOCOLS.register_files(__name__, _FILES)
 
 def get_protocol(name: str) -> ScoringProtocol:
     """The protocol registered as ``name`` ("did you mean ..." for unknown names)."""
-    return PROTOCOLS.get(name)
+    return PROTOCOLS.get(name)()
 
 
 def rescore(
@@ -77,6 +76,5 @@ __all__ = [
     "SampleScore",
     "ScoringProtocol",
     "get_protocol",
-    "register_protocol",
     "rescore",
 ]

@@ -1,7 +1,7 @@
 """What every scoring protocol shares: the per-answer ``SampleScore``, the aggregated
 ``ProtocolSummary``, the ``ScoringProtocol`` base (extract → score → aggregate with bootstrap
 intervals) and the medlens rules for question kinds a source harness does not define
-(multiple choice, reports, boxes). A protocol file registers itself with ``register_protocol``.
+(multiple choice, reports, boxes).
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import json
 from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal, TypeVar
+from typing import Any, ClassVar, Literal
 
 from medlens.bench.metrics.bootstrap import Estimate, bootstrap_mean
 from medlens.bench.metrics.choice import correct_letters, extract_choice
@@ -298,13 +298,5 @@ def score_grounding(sample: Sample, text: str) -> SampleScore:
     )
 
 
-PROTOCOLS: Registry[ScoringProtocol] = Registry("scoring protocol")
-"""Every protocol by name; ``medlens.bench.protocols`` lists each file lazily."""
-
-P = TypeVar("P", bound=type[ScoringProtocol])
-
-
-def register_protocol(cls: P) -> P:
-    """Class decorator: register one instance of ``cls`` under its ``name``."""
-    PROTOCOLS.register(cls.name, cls())
-    return cls
+PROTOCOLS: Registry[type[ScoringProtocol]] = Registry("scoring protocol")
+"""Every protocol class by name, registered in one place (``medlens.bench.protocols``)."""

@@ -18,7 +18,7 @@ from collections import Counter
 from typing import ClassVar
 
 from medlens.bench.metrics.text import read_yes_no
-from medlens.bench.protocols.base import Outcome, SampleScore, ScoringProtocol, register_protocol
+from medlens.bench.protocols.base import Outcome, SampleScore, ScoringProtocol
 from medlens.bench.samples import Sample
 
 LLAVA_MED_SOURCE = (
@@ -99,7 +99,6 @@ def llava_f1(candidate: str, reference: str) -> tuple[float, float, float]:
     return 2 * precision * recall / (precision + recall), precision, recall
 
 
-@register_protocol
 class LlavaMedProtocol(ScoringProtocol):
     """LLaVA-Med's scorer, faithfully, with ``fixed = True`` for the corrected variant.
 
@@ -148,7 +147,6 @@ class LlavaMedProtocol(ScoringProtocol):
         )
 
 
-@register_protocol
 class LlavaMedFixedProtocol(LlavaMedProtocol):
     name = "llava-med-fixed"
     version = "ad758b6-fixed.1"

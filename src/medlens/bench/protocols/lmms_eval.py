@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 import string
 
-from medlens.bench.protocols.base import SampleScore, ScoringProtocol, register_protocol
+from medlens.bench.protocols.base import SampleScore, ScoringProtocol
 from medlens.bench.samples import Sample
 
 LMMS_EVAL_SOURCE = (
@@ -59,7 +59,6 @@ def lmms_normalize(text: str) -> str:
     return text
 
 
-@register_protocol
 class LmmsEvalProtocol(ScoringProtocol):
     name = "lmms-eval"
     version = "65ef07d"

@@ -22,7 +22,6 @@ from medlens.bench.protocols.base import (
     Outcome,
     SampleScore,
     ScoringProtocol,
-    register_protocol,
     unparseable,
 )
 from medlens.bench.samples import Sample
@@ -78,7 +77,6 @@ def medevalkit_parse_response(response: str) -> str:
     return response
 
 
-@register_protocol
 class MedEvalKitProtocol(ScoringProtocol):
     """MedEvalKit's rules, faithfully, with ``fixed = True`` for the corrected variant.
 
@@ -227,7 +225,6 @@ def _medevalkit_bleu1(prediction: str, answer: str) -> float:
         return float(bleu_score.sentence_bleu([tok(answer)], tok(prediction), weights=(1.0,)))
 
 
-@register_protocol
 class MedEvalKitFixedProtocol(MedEvalKitProtocol):
     name = "medevalkit-fixed"
     version = "016723d-fixed.1"

@@ -13,7 +13,7 @@ from __future__ import annotations
 import string
 from collections import Counter
 
-from medlens.bench.protocols.base import Outcome, SampleScore, ScoringProtocol, register_protocol
+from medlens.bench.protocols.base import Outcome, SampleScore, ScoringProtocol
 from medlens.bench.samples import Sample
 
 _CARD_PUNCT = str.maketrans({c: " " for c in string.punctuation})
@@ -23,7 +23,6 @@ def card_tokens(text: str) -> list[str]:
     return text.lower().translate(_CARD_PUNCT).split()
 
 
-@register_protocol
 class MedGemmaCardProtocol(ScoringProtocol):
     name = "medgemma-card"
     version = "1"

@@ -19,13 +19,11 @@ from medlens.bench.protocols.base import (
     Outcome,
     SampleScore,
     ScoringProtocol,
-    register_protocol,
     unparseable,
 )
 from medlens.bench.samples import Sample
 
 
-@register_protocol
 class MedlensProtocol(ScoringProtocol):
     name = "medlens"
     version = "1"
