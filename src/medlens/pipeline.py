@@ -18,7 +18,6 @@ import uuid
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from medlens.errors import ConfigError, PrivacyError
@@ -470,8 +469,3 @@ def _prepared_batches(
             batch = []
     if batch:
         yield batch
-
-
-def home_dir() -> Path:
-    """Where medlens keeps run stores, profiles and keys (``MEDLENS_HOME``, else ~/.medlens)."""
-    return Path(os.environ.get("MEDLENS_HOME", Path.home() / ".medlens"))

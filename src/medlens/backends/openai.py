@@ -17,7 +17,6 @@ import base64
 import email.utils
 import io
 import math
-import os
 import random
 import time
 from collections.abc import Mapping, Sequence
@@ -26,6 +25,7 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import urlsplit
 
+from medlens.config import env
 from medlens.errors import BackendError, ConfigError, PrivacyError, require
 from medlens.types import Generation, ImagePart, Message, Request, Timings, TokenLogprob
 
@@ -88,14 +88,9 @@ class OpenAIBackend:
         else:
             model_name = served_model or model
         root = _api_root(
-            base_url
-            or os.environ.get("MEDLENS_OPENAI_BASE_URL")
-            or os.environ.get("OPENAI_BASE_URL")
-            or DEFAULT_BASE_URL
+            base_url or env("MEDLENS_OPENAI_BASE_URL") or env("OPENAI_BASE_URL") or DEFAULT_BASE_URL
         )
-        key = (
-            api_key or os.environ.get("MEDLENS_OPENAI_API_KEY") or os.environ.get("OPENAI_API_KEY")
-        )
+        key = api_key or env("MEDLENS_OPENAI_API_KEY") or env("OPENAI_API_KEY")
         all_headers = dict(headers or {})
         if key:
             all_headers["Authorization"] = f"Bearer {key}"

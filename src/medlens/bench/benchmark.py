@@ -14,6 +14,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
+from medlens import config
 from medlens.bench.samples import LoadedSplit, QualityIssue, Sample
 from medlens.errors import ConfigError, DataError, require
 from medlens.registry import Registry
@@ -180,5 +181,4 @@ BENCHMARKS: Registry[type[Benchmark]] = Registry("benchmark")
 
 def data_root(data_dir: str | os.PathLike[str] | None = None) -> Path | None:
     """``--data-dir`` if given, else ``$MEDLENS_DATA``, else None."""
-    value = data_dir or os.environ.get("MEDLENS_DATA")
-    return Path(value) if value else None
+    return config.data_dir(data_dir)

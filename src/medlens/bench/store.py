@@ -226,7 +226,7 @@ class StoredResult:
 
 def default_store_path() -> Path:
     """``$MEDLENS_HOME/runs.sqlite`` (``~/.medlens/runs.sqlite`` by default)."""
-    from medlens.pipeline import home_dir
+    from medlens.config import home_dir
 
     return home_dir() / "runs.sqlite"
 

@@ -24,7 +24,7 @@ from medlens.errors import ConfigError
 
 
 def default_key_file() -> Path:
-    from medlens.pipeline import home_dir
+    from medlens.config import home_dir
 
     return home_dir() / "serve" / "api_keys.json"
 

@@ -12,6 +12,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from medlens import config
 from medlens.errors import ConfigError, StudyError, UnsupportedFormatError
 from medlens.study.readers import ORDER, READERS, Reader, Source
 from medlens.types import Study
@@ -26,7 +27,7 @@ def resolve_max_pixels(max_pixels: int | None) -> int:
     """The explicit cap, else ``MEDLENS_MAX_PIXELS``, else ``DEFAULT_MAX_PIXELS``."""
     if max_pixels is not None:
         return int(max_pixels)
-    env = os.environ.get("MEDLENS_MAX_PIXELS", "").strip().replace("_", "")
+    env = (config.env("MEDLENS_MAX_PIXELS") or "").replace("_", "")
     if not env:
         return DEFAULT_MAX_PIXELS
     if not env.isdigit():

@@ -346,9 +346,10 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 
 
 def profiles_dir() -> Path:
-    """``$MEDLENS_HOME/profiles`` (``~/.medlens/profiles`` by default), as the pipeline's
-    ``home_dir`` defines it; trust does not import the pipeline."""
-    return Path(os.environ.get("MEDLENS_HOME", Path.home() / ".medlens")) / "profiles"
+    """``$MEDLENS_HOME/profiles`` (``~/.medlens/profiles`` by default)."""
+    from medlens.config import home_dir
+
+    return home_dir() / "profiles"
 
 
 def _profile_path(name_or_path: str | os.PathLike[str]) -> Path:

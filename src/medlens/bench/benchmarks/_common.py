@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import pickle
 import zipfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from medlens.config import home_dir
 from medlens.errors import DataError, require
 
 YES_NO = frozenset({"yes", "no"})
@@ -70,8 +70,7 @@ def hub_snapshot(hf_id: str, revision: str | None, archives: tuple[str, ...] = (
     beside it, under ``$MEDLENS_HOME/datasets``; returns that folder."""
     hub = require("huggingface_hub", "bench", f"Downloading {hf_id}")
     source = Path(hub.snapshot_download(hf_id, repo_type="dataset", revision=revision))
-    home = Path(os.environ.get("MEDLENS_HOME", Path.home() / ".medlens"))
-    target = home / "datasets" / hf_id.replace("/", "--") / (revision or source.name)
+    target = home_dir() / "datasets" / hf_id.replace("/", "--") / (revision or source.name)
     for archive in archives:
         done = target / f".{archive}.done"
         if not done.exists():

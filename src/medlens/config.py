@@ -1,0 +1,75 @@
+"""Where medlens reads its environment: one module, one rule — an empty variable means unset.
+
+The library reads these variables and never writes any (``os.environ`` is the user's). Every
+one is listed in ``ENVIRONMENT`` and in the README's table, which a test keeps equal.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Variable:
+    """One environment variable medlens reads."""
+
+    name: str
+    meaning: str
+    default: str
+
+
+ENVIRONMENT = (
+    Variable(
+        "MEDLENS_HOME",
+        "where run stores, calibration profiles, the project key, API keys, caches and "
+        "downloaded datasets live",
+        "`~/.medlens`",
+    ),
+    Variable(
+        "MEDLENS_DATA", "folder holding original benchmark releases (`--data-dir`)", "the Hub"
+    ),
+    Variable(
+        "MEDLENS_PROJECT_KEY",
+        "the key behind every de-identification pseudonym (keep it secret, keep it stable)",
+        "random, in `$MEDLENS_HOME/project.key`",
+    ),
+    Variable("MEDLENS_MAX_PIXELS", "cap on the pixels of one study", "about 3×10⁸"),
+    Variable(
+        "MEDLENS_OPENAI_BASE_URL",
+        "OpenAI-compatible server for `--backend openai` (then `OPENAI_BASE_URL`)",
+        "none",
+    ),
+    Variable("OPENAI_BASE_URL", "as `MEDLENS_OPENAI_BASE_URL`, the OpenAI clients' name", "none"),
+    Variable(
+        "MEDLENS_OPENAI_API_KEY", "API key sent to that server (then `OPENAI_API_KEY`)", "none"
+    ),
+    Variable("OPENAI_API_KEY", "as `MEDLENS_OPENAI_API_KEY`, the OpenAI clients' name", "none"),
+    Variable(
+        "TESSDATA_PREFIX", "folder of Tesseract's language data (OCR redaction)", "Tesseract's own"
+    ),
+)
+"""Every variable medlens reads, in the README's order."""
+
+_NAMES = frozenset(v.name for v in ENVIRONMENT)
+
+
+def env(name: str) -> str | None:
+    """The value of ``name``, stripped, or None when it is unset or empty."""
+    if name not in _NAMES:
+        raise KeyError(f"{name} is not a medlens environment variable (config.ENVIRONMENT)")
+    value = os.environ.get(name, "").strip()
+    return value or None
+
+
+def home_dir() -> Path:
+    """``$MEDLENS_HOME``, else ``~/.medlens``: run stores, profiles, keys, caches."""
+    value = env("MEDLENS_HOME")
+    return Path(value) if value else Path.home() / ".medlens"
+
+
+def data_dir(given: str | os.PathLike[str] | None = None) -> Path | None:
+    """``given`` (``--data-dir``), else ``$MEDLENS_DATA``, else None (load from the Hub)."""
+    value = given or env("MEDLENS_DATA")
+    return Path(value) if value else None
