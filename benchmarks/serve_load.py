@@ -2,7 +2,7 @@
 
 The server (``medlens.serve.create_app`` under uvicorn, as ``medlens serve`` runs it) is in
 its own process, so clients and server do not share a GIL. Its model is either a tiny
-random-weight transformers VLM (``--model tiny``, built offline by ``medlens.backends.tiny``)
+random-weight transformers VLM (``--model tiny``, built offline by ``medlens.testing.tiny``)
 or a scripted backend that sleeps ``--delay-s`` per request (``--model scripted``). Either
 way every request runs the whole pipeline: load, de-identify (with OCR), model, parse,
 confidence.
@@ -88,7 +88,7 @@ def start_server(args: argparse.Namespace, workdir: Path) -> tuple[subprocess.Po
     command += ["--delay-s", str(args.delay_s), "--timeout-s", str(args.timeout_s)]
     command += ["--queue-size", str(args.queue_size), "--concurrency", str(args.concurrency)]
     if args.model == "tiny":
-        from medlens.backends.tiny import build_tiny_model
+        from medlens.testing.tiny import build_tiny_model
 
         command += ["--model-path", str(build_tiny_model(args.family, workdir / "tiny"))]
     if args.rate_limit:

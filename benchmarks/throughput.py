@@ -35,8 +35,8 @@ from typing import Any
 import torch
 from PIL import Image
 
-from medlens.backends.tiny import build_model
 from medlens.backends.transformers import TransformersBackend
+from medlens.testing.tiny import build_model
 from medlens.types import GenerationOptions, ImagePart, Message, Request, TextPart
 
 # Published config.json values (Hugging Face Hub, Qwen/Qwen2.5-VL-3B-Instruct,

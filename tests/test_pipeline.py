@@ -14,7 +14,7 @@ from PIL import Image
 from medlens import pipeline
 from medlens.backends.scripted import ScriptedBackend
 from medlens.errors import PrivacyError, StudyError
-from medlens.study.synthetic import write_ct_series
+from medlens.testing.studies import write_ct_series
 from medlens.types import Generation
 
 

@@ -12,8 +12,8 @@ import torch
 from PIL import Image
 from transformers import AutoModelForImageTextToText, AutoProcessor
 
-from medlens.backends.tiny import FAMILIES, build_tiny_model
 from medlens.errors import UnknownNameError
+from medlens.testing.tiny import FAMILIES, build_tiny_model
 
 CLASSES = {
     "qwen2_5_vl": ("Qwen2_5_VLForConditionalGeneration", "Qwen2_5_VLProcessor"),

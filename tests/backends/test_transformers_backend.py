@@ -15,9 +15,9 @@ from PIL import Image
 from transformers import AutoModelForImageTextToText, AutoProcessor
 
 from medlens.backends.base import Backend, load_backend
-from medlens.backends.tiny import FAMILIES, build_tiny_model
 from medlens.backends.transformers import TransformersBackend
 from medlens.errors import BackendError
+from medlens.testing.tiny import FAMILIES, build_tiny_model
 from medlens.types import GenerationOptions, ImagePart, Message, Request, TextPart
 
 GREEDY = GenerationOptions(max_new_tokens=6, top_logprobs=3)

@@ -156,7 +156,7 @@ def test_sanity_flag_alone_runs_every_check(
 def test_eval_tiny_model_with_sanity_and_shifts(
     shared_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from medlens.backends.tiny import build_tiny_model
+    from medlens.testing.tiny import build_tiny_model
 
     model = build_tiny_model("qwen2_5_vl", tmp_path / "tiny-qwen")
     argv = ["eval", "vqa-rad", "--model", str(model), "--limit", "4", "--protocol", "medlens"]

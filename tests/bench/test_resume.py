@@ -111,7 +111,7 @@ def test_kill_9_and_resume_prior_and_baselines(shared_data: Path, tmp_path: Path
 @pytest.mark.slow
 @pytest.mark.data
 def test_kill_9_and_resume_tiny_model(shared_data: Path, tmp_path: Path) -> None:
-    from medlens.backends.tiny import build_tiny_model
+    from medlens.testing.tiny import build_tiny_model
 
     model = build_tiny_model("qwen2_5_vl", tmp_path / "tiny-qwen")
     limit = 16

@@ -216,7 +216,7 @@ def test_same_results_whatever_the_batch_size(
 @pytest.mark.slow
 @pytest.mark.data
 def test_tiny_model_same_results_whatever_the_batch_size(shared_data: Path, tmp_path: Path) -> None:
-    from medlens.backends.tiny import build_tiny_model
+    from medlens.testing.tiny import build_tiny_model
 
     model = build_tiny_model("qwen2_5_vl", tmp_path / "tiny-qwen")
     results = []

@@ -272,7 +272,7 @@ def test_analyze_zip_of_dicom_series_with_prior_leaves_no_files(
     serve: Callable[..., str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     pytest.importorskip("pydicom")
-    from medlens.study.synthetic import write_ct_series
+    from medlens.testing.studies import write_ct_series
 
     series = write_ct_series(tmp_path / "ct", slices=6, size=64)
     buffer = io.BytesIO()
@@ -300,7 +300,7 @@ def test_analyze_zip_of_dicom_series_with_prior_leaves_no_files(
 
 def test_render_windows_ct_slices(serve: Callable[..., str], tmp_path: Path) -> None:
     pytest.importorskip("nibabel")
-    from medlens.study.synthetic import write_ct_nifti
+    from medlens.testing.studies import write_ct_nifti
 
     data = Path(write_ct_nifti(tmp_path / "ct.nii.gz", slices=5, size=32)).read_bytes()
     url = serve()

@@ -96,7 +96,7 @@ def test_volume_slices_ct_windows_zoom_and_prior(
     serve: Callable[..., str], page: Any, tmp_path: Path
 ) -> None:
     pytest.importorskip("nibabel")
-    from medlens.study.synthetic import write_ct_nifti
+    from medlens.testing.studies import write_ct_nifti
 
     volume = Path(write_ct_nifti(tmp_path / "ct.nii.gz", slices=7, size=48))
     prior = tmp_path / "prior.png"

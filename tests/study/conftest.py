@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from medlens.study.synthetic import write_ct_series
+from medlens.testing.studies import write_ct_series
 
 
 def _pydicom_file(name: str) -> Path:

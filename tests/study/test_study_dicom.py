@@ -19,7 +19,7 @@ from medlens.errors import (
 )
 from medlens.study import load_pair, load_study
 from medlens.study.readers import READERS, Reader
-from medlens.study.synthetic import FAKE_PATIENT, ct_phantom, lesion_location, write_ct_series
+from medlens.testing.studies import FAKE_PATIENT, ct_phantom, lesion_location, write_ct_series
 from medlens.types import Study
 
 GetFile = Callable[[str], Path]

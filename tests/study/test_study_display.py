@@ -10,7 +10,7 @@ import pytest
 
 from medlens.errors import ConfigError, UnknownNameError
 from medlens.study import WINDOW_PRESETS, load_study, to_display
-from medlens.study.synthetic import lesion_location, write_xray_dicom
+from medlens.testing.studies import lesion_location, write_xray_dicom
 from medlens.types import Study, Window
 
 

@@ -12,7 +12,7 @@ import pytest
 
 from medlens.errors import ConfigError, CorruptFileError
 from medlens.study import load_study
-from medlens.study.synthetic import ct_affine, ct_phantom, write_ct_nifti
+from medlens.testing.studies import ct_affine, ct_phantom, write_ct_nifti
 
 GetFile = Callable[[str], Path]
 

@@ -19,7 +19,7 @@ from medlens.study import (
     to_display,
 )
 from medlens.study.recipes import medgemma_slice_indices
-from medlens.study.synthetic import write_xray_dicom
+from medlens.testing.studies import write_xray_dicom
 from medlens.types import Study
 
 HU = [-2000, -1024, -800, 0, 40, 80, 215, 1024, 3000]

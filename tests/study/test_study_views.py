@@ -8,7 +8,6 @@ import pytest
 
 from medlens.errors import ConfigError
 from medlens.study import map_box_to_study
-from medlens.study.synthetic import lesion_location
 from medlens.study.views import (
     evenly_spaced,
     mip_view,
@@ -18,6 +17,7 @@ from medlens.study.views import (
     view_to_voxel,
     voxel_to_view,
 )
+from medlens.testing.studies import lesion_location
 from medlens.types import Box, Study
 
 LESION = lesion_location()

@@ -108,7 +108,7 @@ def test_slake_uses_its_validation_split(
 @pytest.fixture(scope="module")
 def tiny_qwen(tmp_path_factory: pytest.TempPathFactory) -> Path:
     pytest.importorskip("transformers")
-    from medlens.backends.tiny import build_tiny_model
+    from medlens.testing.tiny import build_tiny_model
 
     return build_tiny_model("qwen2_5_vl", tmp_path_factory.mktemp("tiny") / "qwen")
 

@@ -54,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
     from medlens import pipeline
     from medlens.backends.base import BASELINES
     from medlens.study import load_study
-    from medlens.study.synthetic import write_ct_nifti, write_ct_series
+    from medlens.testing.studies import write_ct_nifti, write_ct_series
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -83,7 +83,7 @@ def load_study(
     one series of a folder holding several) and ``volume`` (which time point of a 4D DICOM
     series or NIfTI, default 0).
 
-    >>> from medlens.study.synthetic import write_ct_series
+    >>> from medlens.testing.studies import write_ct_series
     >>> study = load_study(write_ct_series(tmp / "ct"))  # doctest: +SKIP
     >>> study.pixels.shape, study.modality  # doctest: +SKIP
     ((24, 128, 128), 'CT')

@@ -12,7 +12,7 @@ the family's own special and chat-template tokens. Everything is written with
 The answers are noise; what is real is the architecture, the preprocessing, the chat template
 and the special-token plumbing, which is where backends break.
 
->>> from medlens.backends.tiny import build_tiny_model  # doctest: +SKIP
+>>> from medlens.testing.tiny import build_tiny_model  # doctest: +SKIP
 >>> path = build_tiny_model("gemma3", "/tmp/tiny-gemma3")  # doctest: +SKIP
 """
 
@@ -51,7 +51,9 @@ image processor), e.g. a published config.json for full-size throughput measurem
 
 @dataclass(frozen=True)
 class _Family:
-    """How to build one architecture: named special tokens, chat template, config, processor."""
+    """One architecture as data: its special tokens and chat template, the transformers classes
+    of its config and processor, the sizes of its text and vision towers, and which config
+    fields name which special token. ``_build`` turns any of them into (config, processor)."""
 
     bos: str
     eos: str
@@ -65,8 +67,28 @@ class _Family:
     add_bos: bool
     """Whether the tokenizer prepends BOS (Gemma and Llama do, Qwen does not)."""
     chat_template: str
-    build: Callable[[Any, int, Overrides], tuple[Any, Any]]
-    """(tokenizer, vocab size, overrides) -> (model config, processor)."""
+    config_class: str
+    processor_class: str
+    text: dict[str, Any]
+    """The family's own text-config fields, beside the sizes every tiny tower shares."""
+    vision: dict[str, Any]
+    config_tokens: dict[str, str]
+    """Config field → the special token whose id it holds."""
+    config: dict[str, Any]
+    """Further top-level config fields (``Overrides["config"]`` replaces them)."""
+    processors: Callable[[Mapping[str, Any], Mapping[str, Any], Overrides], dict[str, Any]]
+    """(vision config, top-level config, overrides) → the processor's image/video processors
+    and other keyword arguments."""
+
+
+_TEXT = {
+    "hidden_size": 64,
+    "intermediate_size": 128,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 4,
+    "num_key_value_heads": 2,
+}
+"""Sizes every tiny text tower shares (each family adds its own fields)."""
 
 
 # --- Qwen2.5-VL (Qwen/Qwen2.5-VL-*-Instruct; also Lingshu, HuatuoGPT-Vision-Qwen) -------------
@@ -85,63 +107,17 @@ _QWEN_TEMPLATE = (
 )
 
 
-def _build_qwen(tok: Any, vocab: int, over: Overrides) -> tuple[Any, Any]:
-    from transformers import (
-        Qwen2_5_VLConfig,
-        Qwen2_5_VLProcessor,
-        Qwen2VLImageProcessor,
-        Qwen2VLVideoProcessor,
-    )
+def _qwen_processors(
+    vision: Mapping[str, Any], config: Mapping[str, Any], over: Overrides
+) -> dict[str, Any]:
+    from transformers import Qwen2VLImageProcessor, Qwen2VLVideoProcessor
 
-    ids = tok.convert_tokens_to_ids
-    text = {
-        "vocab_size": vocab,
-        "initializer_range": _INIT,
-        "hidden_size": 64,
-        "intermediate_size": 128,
-        "num_hidden_layers": 2,
-        "num_attention_heads": 4,
-        "num_key_value_heads": 2,
-        "max_position_embeddings": 2048,
-        "rope_parameters": {
-            "rope_type": "default",
-            "rope_theta": 10000.0,
-            "mrope_section": [2, 3, 3],
-        },
-        "bos_token_id": ids("<|endoftext|>"),
-        "eos_token_id": ids("<|im_end|>"),
-        "pad_token_id": ids("<|endoftext|>"),
-    }
-    vision = {
-        "depth": 2,
-        "hidden_size": 32,
-        "intermediate_size": 64,
-        "num_heads": 2,
-        "out_hidden_size": 64,
-        "patch_size": 14,
-        "spatial_merge_size": 2,
-        "temporal_patch_size": 2,
-        "window_size": 56,
-        "fullatt_block_indexes": [1],
-    }
-    text, vision = {**text, **over.get("text", {})}, {**vision, **over.get("vision", {})}
-    config = Qwen2_5_VLConfig(
-        text_config=text,
-        vision_config=vision,
-        image_token_id=ids("<|image_pad|>"),
-        video_token_id=ids("<|video_pad|>"),
-        vision_start_token_id=ids("<|vision_start|>"),
-        vision_end_token_id=ids("<|vision_end|>"),
-    )
     # 56x56..112x112 pixels: 4..16 patches of 28 px, i.e. 4..16 image tokens after the merge.
     pixels = {"min_pixels": 56 * 56, "max_pixels": 112 * 112, **over.get("image_processor", {})}
-    processor = Qwen2_5_VLProcessor(  # type: ignore[no-untyped-call]
-        image_processor=Qwen2VLImageProcessor(**pixels),
-        tokenizer=tok,
-        video_processor=Qwen2VLVideoProcessor(**pixels),
-        chat_template=_QWEN_TEMPLATE,
-    )
-    return config, processor
+    return {
+        "image_processor": Qwen2VLImageProcessor(**pixels),
+        "video_processor": Qwen2VLVideoProcessor(**pixels),
+    }
 
 
 # --- Gemma 3 (google/gemma-3-*-it, google/medgemma-4b-it) -------------------------------------
@@ -165,58 +141,16 @@ _GEMMA_TEMPLATE = (
 )
 
 
-def _build_gemma(tok: Any, vocab: int, over: Overrides) -> tuple[Any, Any]:
-    from transformers import Gemma3Config, Gemma3ImageProcessor, Gemma3Processor
+def _gemma_processors(
+    vision: Mapping[str, Any], config: Mapping[str, Any], over: Overrides
+) -> dict[str, Any]:
+    from transformers import Gemma3ImageProcessor
 
-    ids = tok.convert_tokens_to_ids
-    text = {
-        "vocab_size": vocab,
-        "initializer_range": _INIT,
-        "hidden_size": 64,
-        "intermediate_size": 128,
-        "num_hidden_layers": 2,
-        "num_attention_heads": 4,
-        "num_key_value_heads": 2,
-        "head_dim": 16,
-        "query_pre_attn_scalar": 16,
-        "max_position_embeddings": 2048,
-        "sliding_window": 64,
-        "sliding_window_pattern": 2,
-        "bos_token_id": ids("<bos>"),
-        "eos_token_id": ids("<eos>"),
-        "pad_token_id": ids("<pad>"),
-    }
-    # SigLIP 32x32 px in 8 px patches = 4x4 patches, pooled 2x2 into 4 soft tokens per image.
-    vision = {
-        "model_type": "siglip_vision_model",
-        "hidden_size": 32,
-        "intermediate_size": 64,
-        "num_hidden_layers": 2,
-        "num_attention_heads": 2,
-        "image_size": 32,
-        "patch_size": 8,
-    }
-    text, vision = {**text, **over.get("text", {})}, {**vision, **over.get("vision", {})}
-    tokens = int(over.get("config", {}).get("mm_tokens_per_image", 4))
-    config = Gemma3Config(
-        text_config=text,
-        vision_config=vision,
-        mm_tokens_per_image=tokens,
-        boi_token_index=ids("<start_of_image>"),
-        eoi_token_index=ids("<end_of_image>"),
-        image_token_index=ids("<image_soft_token>"),
-    )
     side = vision["image_size"]
     image_processor = Gemma3ImageProcessor(
         size={"height": side, "width": side}, image_mean=[0.5] * 3, image_std=[0.5] * 3
     )
-    processor = Gemma3Processor(
-        image_processor=image_processor,
-        tokenizer=tok,
-        chat_template=_GEMMA_TEMPLATE,
-        image_seq_length=tokens,
-    )
-    return config, processor
+    return {"image_processor": image_processor, "image_seq_length": config["mm_tokens_per_image"]}
 
 
 # --- LLaVA 1.5 (llava-hf/llava-1.5-*; LLaVA-Med v1.5 is this architecture) ------------------
@@ -236,56 +170,21 @@ _LLAVA_TEMPLATE = (
 )
 
 
-def _build_llava(tok: Any, vocab: int, over: Overrides) -> tuple[Any, Any]:
-    from transformers import CLIPImageProcessor, LlavaConfig, LlavaProcessor
+def _llava_processors(
+    vision: Mapping[str, Any], config: Mapping[str, Any], over: Overrides
+) -> dict[str, Any]:
+    from transformers import CLIPImageProcessor
 
-    ids = tok.convert_tokens_to_ids
-    text = {
-        "model_type": "llama",
-        "vocab_size": vocab,
-        "initializer_range": _INIT,
-        "hidden_size": 64,
-        "intermediate_size": 128,
-        "num_hidden_layers": 2,
-        "num_attention_heads": 4,
-        "num_key_value_heads": 2,
-        "max_position_embeddings": 2048,
-        "bos_token_id": ids("<s>"),
-        "eos_token_id": ids("</s>"),
-        "pad_token_id": ids("<pad>"),
-    }
-    # CLIP 32x32 px in 8 px patches = 16 patch tokens (+ CLS, dropped by "default").
-    vision = {
-        "model_type": "clip_vision_model",
-        "hidden_size": 32,
-        "intermediate_size": 64,
-        "num_hidden_layers": 2,
-        "num_attention_heads": 2,
-        "image_size": 32,
-        "patch_size": 8,
-        "projection_dim": 32,
-    }
-    text, vision = {**text, **over.get("text", {})}, {**vision, **over.get("vision", {})}
-    config = LlavaConfig(
-        text_config=text,
-        vision_config=vision,
-        image_token_index=ids("<image>"),
-        vision_feature_select_strategy="default",
-        vision_feature_layer=-2,
-    )
     side = vision["image_size"]
     image_processor = CLIPImageProcessor(
         size={"shortest_edge": side}, crop_size={"height": side, "width": side}
     )
-    processor = LlavaProcessor(  # type: ignore[no-untyped-call]
-        image_processor=image_processor,
-        tokenizer=tok,
-        chat_template=_LLAVA_TEMPLATE,
-        patch_size=vision["patch_size"],
-        vision_feature_select_strategy="default",
-        num_additional_image_tokens=1,
-    )
-    return config, processor
+    return {
+        "image_processor": image_processor,
+        "patch_size": vision["patch_size"],
+        "vision_feature_select_strategy": "default",
+        "num_additional_image_tokens": 1,
+    }
 
 
 _FAMILIES: dict[str, _Family] = {
@@ -303,7 +202,35 @@ _FAMILIES: dict[str, _Family] = {
         stop=("<|im_end|>", "<|endoftext|>"),
         add_bos=False,
         chat_template=_QWEN_TEMPLATE,
-        build=_build_qwen,
+        config_class="Qwen2_5_VLConfig",
+        processor_class="Qwen2_5_VLProcessor",
+        text={
+            "rope_parameters": {
+                "rope_type": "default",
+                "rope_theta": 10000.0,
+                "mrope_section": [2, 3, 3],
+            },
+        },
+        vision={
+            "depth": 2,
+            "hidden_size": 32,
+            "intermediate_size": 64,
+            "num_heads": 2,
+            "out_hidden_size": 64,
+            "patch_size": 14,
+            "spatial_merge_size": 2,
+            "temporal_patch_size": 2,
+            "window_size": 56,
+            "fullatt_block_indexes": [1],
+        },
+        config_tokens={
+            "image_token_id": "<|image_pad|>",
+            "video_token_id": "<|video_pad|>",
+            "vision_start_token_id": "<|vision_start|>",
+            "vision_end_token_id": "<|vision_end|>",
+        },
+        config={},
+        processors=_qwen_processors,
     ),
     "gemma3": _Family(
         bos="<bos>",
@@ -318,7 +245,31 @@ _FAMILIES: dict[str, _Family] = {
         stop=("<eos>", "<end_of_turn>"),
         add_bos=True,
         chat_template=_GEMMA_TEMPLATE,
-        build=_build_gemma,
+        config_class="Gemma3Config",
+        processor_class="Gemma3Processor",
+        text={
+            "head_dim": 16,
+            "query_pre_attn_scalar": 16,
+            "sliding_window": 64,
+            "sliding_window_pattern": 2,
+        },
+        # SigLIP 32x32 px in 8 px patches = 4x4 patches, pooled 2x2 into 4 soft tokens.
+        vision={
+            "model_type": "siglip_vision_model",
+            "hidden_size": 32,
+            "intermediate_size": 64,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 2,
+            "image_size": 32,
+            "patch_size": 8,
+        },
+        config_tokens={
+            "boi_token_index": "<start_of_image>",
+            "eoi_token_index": "<end_of_image>",
+            "image_token_index": "<image_soft_token>",
+        },
+        config={"mm_tokens_per_image": 4},
+        processors=_gemma_processors,
     ),
     "llava": _Family(
         bos="<s>",
@@ -329,9 +280,57 @@ _FAMILIES: dict[str, _Family] = {
         stop=("</s>",),
         add_bos=True,
         chat_template=_LLAVA_TEMPLATE,
-        build=_build_llava,
+        config_class="LlavaConfig",
+        processor_class="LlavaProcessor",
+        text={"model_type": "llama"},
+        # CLIP 32x32 px in 8 px patches = 16 patch tokens (+ CLS, dropped by "default").
+        vision={
+            "model_type": "clip_vision_model",
+            "hidden_size": 32,
+            "intermediate_size": 64,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 2,
+            "image_size": 32,
+            "patch_size": 8,
+            "projection_dim": 32,
+        },
+        config_tokens={"image_token_index": "<image>"},
+        config={"vision_feature_select_strategy": "default", "vision_feature_layer": -2},
+        processors=_llava_processors,
     ),
 }
+
+
+def _build(family: _Family, tok: Any, over: Overrides) -> tuple[Any, Any]:
+    """(model config, processor) of ``family`` around the tokenizer ``tok``: the one driver
+    behind every architecture."""
+    import transformers
+
+    ids = tok.convert_tokens_to_ids
+    text = {
+        "vocab_size": len(tok),
+        "initializer_range": _INIT,
+        **_TEXT,
+        **family.text,
+        "max_position_embeddings": 2048,
+        "bos_token_id": ids(family.bos),
+        "eos_token_id": ids(family.eos),
+        "pad_token_id": ids(family.pad),
+        **over.get("text", {}),
+    }
+    vision = {**family.vision, **over.get("vision", {})}
+    fields = {**family.config, **over.get("config", {})}
+    tokens = {name: ids(token) for name, token in family.config_tokens.items()}
+    config = getattr(transformers, family.config_class)(
+        text_config=text, vision_config=vision, **tokens, **fields
+    )
+    processor = getattr(transformers, family.processor_class)(
+        tokenizer=tok,
+        chat_template=family.chat_template,
+        **family.processors(vision, fields, over),
+    )
+    return config, processor
+
 
 FAMILIES: tuple[str, ...] = tuple(_FAMILIES)
 """Architectures ``build_tiny_model`` knows: Qwen2.5-VL, Gemma 3 (MedGemma), LLaVA (LLaVA-Med)."""
@@ -394,7 +393,7 @@ def build_model(
 
     spec = _FAMILIES[family]
     tok = _train_tokenizer(spec)
-    config, processor = spec.build(tok, len(tok), overrides or {})
+    config, processor = _build(spec, tok, overrides or {})
     torch.manual_seed(seed)
     model = AutoModelForImageTextToText.from_config(config, dtype=dtype)  # type: ignore[no-untyped-call]
     stop = [tok.convert_tokens_to_ids(t) for t in spec.stop]
