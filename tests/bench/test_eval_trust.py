@@ -155,9 +155,9 @@ def _calibrated_backend(model: str = "scripted-vlm") -> ScriptedBackend:
 def _fit_profile(shared_data: Path, name: str, model: str = "scripted-vlm") -> object:
     """A temperature-scaling profile fitted, as ``medlens calibrate`` does, on closed
     VQA-RAD train questions answered by the scripted model."""
+    from medlens.bench.calibration import fit_items
     from medlens.bench.protocols import get_protocol
     from medlens.bench.treatments import item_of
-    from medlens.cli.calibrate import fit_items
     from medlens.trust.calibration import fit_profile
 
     bench = get_benchmark("vqa-rad")

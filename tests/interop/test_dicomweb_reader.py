@@ -21,7 +21,7 @@ from medlens.errors import (
 )
 from medlens.study import load_study
 from medlens.study.readers.dicomweb import Credentials, DicomwebAddress
-from medlens.study.synthetic import FAKE_PATIENT, write_ct_series
+from medlens.testing.studies import FAKE_PATIENT, write_ct_series
 
 from .conftest import Orthanc, free_port, stow_folder
 

@@ -65,7 +65,7 @@ def test_prior_baseline_profile_on_vqa_rad(
 @pytest.mark.data
 def test_calibration_rows_never_share_an_image_with_test(shared_data: Path) -> None:
     from medlens.bench.benchmarks import get_benchmark
-    from medlens.cli.calibrate import calibration_samples
+    from medlens.bench.calibration import calibration_samples
 
     bench = get_benchmark("vqa-rad")
     args = argparse.Namespace(

@@ -13,7 +13,7 @@ parse answers (medlens.tasks does) nor load studies (medlens.study does). Implem
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
 from medlens.registry import Registry
@@ -77,3 +77,13 @@ def load_backend(model: str, backend: str | None = None, **options: Any) -> Back
     name = backend or infer_backend_name(model)
     factory = BACKENDS.get(name)
     return factory(model, **options)
+
+
+def options_for(name: str, options: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``options`` backend ``name`` takes (its constructor's keywords), without the unset
+    (None) ones: options shared by several commands (``device`` for transformers,
+    ``served_model`` for openai) go where they apply, without a branch per backend name."""
+    import inspect
+
+    accepted = inspect.signature(BACKENDS.get(name)).parameters
+    return {k: v for k, v in options.items() if k in accepted and v is not None}

@@ -18,16 +18,14 @@ from __future__ import annotations
 import argparse
 import json
 import math
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from medlens.cli.common import add_model_options, add_privacy_options, generation_options
-
-if TYPE_CHECKING:
-    from medlens.backends.base import Backend
-    from medlens.bench.benchmark import Benchmark
-    from medlens.bench.samples import Sample
-    from medlens.pipeline import Result
+from medlens.cli.common import (
+    add_model_options,
+    add_privacy_options,
+    backend_from_args,
+    generation_options,
+)
 
 COMMAND = "calibrate"
 ORDER = 25
@@ -84,201 +82,33 @@ def add_parser(
 
 
 def run(args: argparse.Namespace) -> int:
-    from medlens.bench.benchmarks import get_benchmark
-    from medlens.bench.scoring import resolve_protocols
-    from medlens.errors import ConfigError
-    from medlens.trust.calibration import CALIBRATORS, fit_profile
+    from medlens.bench.calibration import CalibrationSetup, calibrate
 
-    bench = get_benchmark(args.benchmark)
-    CALIBRATORS.get(args.method)  # unknown names fail before any model loads
-    (protocol,) = resolve_protocols([args.protocol]).values()
-    split = args.split or ("validation" if "validation" in bench.splits else "train")
-    if split == args.evaluate:
-        raise ConfigError(
-            f"Calibrating and evaluating on the same split ('{split}') would report fitted "
-            "numbers as if they were held out; evaluate on another split."
-        )
-    calibration_set, prior_rows = calibration_samples(bench, split, args)
-    backend = _backend(args, bench, prior_rows)
-    try:
-        fit_results = _answers(calibration_set, backend, args)
-        fingerprints = {_fingerprint(r) for r, _ in fit_results}
-        if len(fingerprints) != 1:
-            raise ConfigError(
-                "The calibration questions were asked under several setups (recipes or "
-                "decoding); calibrate one kind of study at a time, e.g. with --kind."
-            )
-        items, counts = fit_items(fit_results, protocol)
-        details = {
-            "benchmark": bench.name,
-            "split": split,
-            "kind": args.kind,
-            "protocol": f"{protocol.name}@{protocol.version}",
-            "questions": len(fit_results),
-            "outcomes": counts,
-        }
-        if split == "train":
-            details["leakage_excluded"] = args.leakage
-        profile = fit_profile(
-            args.name,
-            items,
-            fingerprint=fingerprints.pop(),
-            method=args.method,
-            target_risk=args.target_risk,
-            delta=args.delta,
-            details=details,
-        )
-        path = profile.save()
-        summary: dict[str, Any] = {"profile": profile.to_dict(), "path": str(path)}
-        if args.evaluate:
-            test = _limit(_of_kind(bench.load(args.evaluate, args.data_dir), args.kind), args)
-            summary["evaluation"] = evaluate_profile(
-                profile, _answers(test, backend, args), protocol, args.evaluate, args.out
-            )
-    finally:
-        backend.close()
-    print(json.dumps(summary, indent=2, default=str) if args.json else format_summary(summary))
-    return 0
-
-
-def _of_kind(samples: Sequence[Sample], kind: str) -> list[Sample]:
-    return [s for s in samples if s.kind == kind]
-
-
-def _limit(samples: list[Sample], args: argparse.Namespace) -> list[Sample]:
-    return samples[: args.limit] if args.limit else samples
-
-
-def calibration_samples(
-    bench: Benchmark, split: str, args: argparse.Namespace
-) -> tuple[list[Sample], list[Sample]]:
-    """The calibration questions, and the rows a ``prior`` baseline may be fitted on (train,
-    minus test-question leakage, minus the calibration questions themselves)."""
-    from medlens.bench.plan import prior_training_rows
-
-    has_train = "train" in bench.splits
-    train = bench.load("train", args.data_dir) if has_train else []
-    needs_test = "test" in bench.splits and bench.leaks_into_test and has_train
-    test = bench.load("test", args.data_dir) if needs_test else []
-    samples = train if split == "train" else bench.load(split, args.data_dir)
-    if split == "train":
-        samples = bench.exclude_leakage(samples, test, mode=args.leakage)
-    chosen = _limit(_of_kind(samples, args.kind), args)
-    ids = {s.id for s in chosen}
-    prior = [s for s in prior_training_rows(bench, train, test) if s.id not in ids] if train else []
-    return chosen, prior
-
-
-def _backend(args: argparse.Namespace, bench: Benchmark, prior_rows: list[Sample]) -> Backend:
-    """The model's backend; a ``prior``/``no-image`` baseline learns its table from
-    ``prior_rows``, never from the questions it is calibrated or tested on."""
-    from medlens.backends.base import BACKENDS, BASELINES, infer_backend_name
-    from medlens.cli.common import backend_from_args
-
-    name = args.backend or infer_backend_name(args.model)
-    if name not in BASELINES:
-        return backend_from_args(args)  # type: ignore[no-any-return]
-    if name == "random":
-        return BACKENDS.get(name)(name, seed=args.seed or 0)
-    from medlens.bench.plan import fit_prior
-
-    return BACKENDS.get(name)(name, prior=fit_prior(prior_rows) if prior_rows else None)
-
-
-def _answers(
-    samples: list[Sample], backend: Backend, args: argparse.Namespace
-) -> list[tuple[Result, Sample]]:
-    """Each sample's pipeline result (raw confidence, no profile), in order."""
-    from medlens import pipeline
-    from medlens.bench.treatments import item_of
-
-    by_id = {s.id: s for s in samples}
-    results = pipeline.run(
-        [item_of(s) for s in samples],
-        backend,
+    setup = CalibrationSetup(
+        benchmark=args.benchmark,
+        name=args.name,
+        model=args.model,
+        backend=args.backend,
+        split=args.split,
+        kind=args.kind,
+        leakage=args.leakage,
+        limit=args.limit,
+        data_dir=args.data_dir,
+        method=args.method,
+        target_risk=args.target_risk,
+        delta=args.delta,
+        confidence=args.confidence,
+        protocol=args.protocol,
         batch_size=args.batch_size,
-        confidence_method=args.confidence,
         deidentify=not args.no_deid,
         options=generation_options(args),
+        seed=args.seed or 0,
+        evaluate=args.evaluate,
+        out=args.out,
     )
-    return [(r, by_id[r.request.id]) for r in results]
-
-
-def _fingerprint(result: Result) -> Any:
-    from medlens import pipeline
-
-    return pipeline.fingerprint_of(result.prepared, result.generation)
-
-
-def _outcome(result: Result, sample: Sample, protocol: Any) -> str:
-    answer = result.answer
-    score = protocol.score(
-        sample,
-        answer.raw,
-        parsed=answer.text,
-        parsed_ok=answer.parsed,
-        abstained=answer.abstained,
-    )
-    return str(score.outcome)
-
-
-def fit_items(
-    results: list[tuple[Result, Sample]], protocol: Any
-) -> tuple[list[Any], dict[str, int]]:
-    """Answered questions with a confidence, as ``FitItem``s, and every outcome's count
-    (unparseable and abstained answers are counted, not fitted on)."""
-    from collections import Counter
-
-    from medlens.trust.calibration import FitItem
-    from medlens.trust.confidence import normalize
-
-    items = []
-    counts: Counter[str] = Counter()
-    for result, sample in results:
-        outcome = _outcome(result, sample, protocol)
-        counts[outcome] += 1
-        confidence = result.answer.confidence
-        if outcome in ("correct", "wrong", "partial") and confidence is not None:
-            refs = {normalize(a) for a in sample.answers}
-            label = next((k for k in confidence.candidate_probs if normalize(k) in refs), None)
-            items.append(FitItem(confidence, outcome == "correct", label))
-    return items, dict(counts)
-
-
-def evaluate_profile(
-    profile: Any,
-    results: list[tuple[Result, Sample]],
-    protocol: Any,
-    split: str,
-    out: str | None = None,
-) -> dict[str, Any]:
-    """Raw and calibrated metrics on ``results`` (a split the profile was not fitted on), and
-    the coverage and risk of the profile's threshold there; writes plots into ``out``."""
-    from medlens.trust.sections import calibration_section
-
-    if results:
-        profile.check(_fingerprint(results[0][0]))
-    outcomes = [_outcome(r, s, protocol) for r, s in results]
-    confidences = [r.answer.confidence for r, _ in results]
-    raw = [c.value if c is not None else math.nan for c in confidences]
-    calibrated = [profile.apply(c).value if c is not None else math.nan for c in confidences]
-    section = calibration_section(
-        raw,
-        outcomes,
-        calibrated=calibrated,
-        threshold=profile.threshold,
-        target_risk=profile.target_risk,
-        title=f"{profile.name} on {split}",
-    )
-    if out:
-        from pathlib import Path
-
-        folder = Path(out)
-        folder.mkdir(parents=True, exist_ok=True)
-        (folder / "calibration.json").write_text(json.dumps(dict(section.data), indent=2))
-        for name, png in section.images.items():
-            (folder / f"{name}.png").write_bytes(png)
-    return {"split": split, **dict(section.data)}
+    summary = calibrate(setup, lambda: backend_from_args(args))
+    print(json.dumps(summary, indent=2, default=str) if args.json else format_summary(summary))
+    return 0
 
 
 def _f(value: Any, pct: bool = False) -> str:

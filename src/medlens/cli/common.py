@@ -91,18 +91,17 @@ def add_privacy_options(parser: argparse.ArgumentParser) -> None:
 
 
 def backend_from_args(args: argparse.Namespace) -> Any:
-    """Load the backend the flags name; transformers/openai options go where they apply."""
-    from medlens.backends.base import infer_backend_name, load_backend
+    """Load the backend the flags name; each flag goes to the backends that take it."""
+    from medlens.backends.base import infer_backend_name, load_backend, options_for
 
     name = args.backend or infer_backend_name(args.model)
-    options: dict[str, Any] = {}
-    if name == "transformers":
-        options = {"device": args.device, "dtype": args.dtype}
-    elif name in ("openai", "openai-pool"):
-        if args.served_model:
-            options["served_model"] = args.served_model
-        options["allow_identified"] = bool(getattr(args, "no_deid", False))
-    return load_backend(args.model, backend=name, **options)
+    flags = {
+        "device": args.device,
+        "dtype": args.dtype,
+        "served_model": args.served_model or None,
+        "allow_identified": bool(getattr(args, "no_deid", False)),
+    }
+    return load_backend(args.model, backend=name, **options_for(name, flags))
 
 
 def generation_options(args: argparse.Namespace) -> Any:

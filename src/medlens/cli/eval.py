@@ -8,8 +8,6 @@ without losing or repeating a sample. Identical requests are served from the sto
 from __future__ import annotations
 
 import argparse
-from collections.abc import Mapping
-from typing import Any
 
 from medlens.cli.common import add_model_options, add_privacy_options
 
@@ -105,6 +103,7 @@ def _names(value: str | None) -> tuple[str, ...]:
 def run(args: argparse.Namespace) -> int:
     from medlens.backends.base import BASELINES
     from medlens.bench.benchmarks import get_benchmark
+    from medlens.bench.report.table import published_lines, run_table
     from medlens.bench.runner import EvalSpec, evaluate
     from medlens.bench.scoring import resolve_protocols
     from medlens.bench.store import RunStore
@@ -146,8 +145,9 @@ def run(args: argparse.Namespace) -> int:
             progress=not args.no_progress,
             backend_factory=None if is_baseline else (lambda: backend_from_args(args)),
         )
-        print(summary_table(store, outcomes))
-        for line in published_lines(store, outcomes):
+        runs = [o.run for o in outcomes]
+        print(run_table(store, runs))
+        for line in published_lines(store, runs):
             print(line)
         if args.out:
             from medlens.bench.report import write_report
@@ -158,76 +158,3 @@ def run(args: argparse.Namespace) -> int:
     finally:
         store.close()
     return 0
-
-
-def _pct(est: Mapping[str, Any] | None) -> str:
-    return "–" if not est or not est.get("n") else f"{100 * est['value']:.1f}"
-
-
-def published_lines(store: Any, outcomes: list[Any]) -> list[str]:
-    """For each model run whose model the zoo (medlens.bench.models) has a published figure
-    for on this benchmark: the figure beside this run's ``overall`` under the same protocol."""
-    from medlens.bench.models import beside_run, find_model
-    from medlens.bench.report import summarize
-
-    lines = []
-    for outcome in outcomes:
-        run = outcome.run
-        if run.role != "model" or find_model(run.model) is None:
-            continue
-        headline = summarize(store, run, run.protocols).headline
-        lines += [
-            f"{run.benchmark} {run.model}: {f['line']}"
-            for f in beside_run(run.model, run.benchmark, headline)
-        ]
-    return lines
-
-
-def summary_table(store: Any, outcomes: list[Any]) -> str:
-    """Closed accuracy, the protocol's open metric and overall per run and protocol (overall
-    with its 95 % interval and, for the runs beside the model, its change from the model's in
-    points), and the wall time of each run."""
-    from medlens.bench.report import summarize
-    from medlens.bench.scoring import resolve_protocols
-
-    header = (
-        f"{'benchmark':<12} {'run':<10} {'model':<30} {'protocol':<18} {'closed':>6} "
-        f"{'open':>6} {'overall':>7} {'95% CI':>13} {'Δ':>6} {'n':>5} {'time s':>7}"
-    )
-    lines = [header]
-    reference: dict[tuple[str, str, str], float] = {}
-    for outcome in outcomes:
-        run = outcome.run
-        summary = summarize(store, run, run.protocols)
-        protocols = resolve_protocols(run.protocols)
-        label = run.label if run.role in ("model", "baseline") else run.model
-        for protocol, headline in summary.headline.items():
-            overall = headline.get("overall") or {}
-            open_est = headline.get(protocols[protocol].open_metric)
-            ci = (
-                f"[{100 * overall['low']:.1f}, {100 * overall['high']:.1f}]"
-                if overall.get("n")
-                else "–"
-            )
-            key = (run.group_id, run.benchmark, protocol)
-            if run.role == "model" and overall.get("n"):
-                reference[key] = overall["value"]
-            delta = (
-                f"{100 * (overall['value'] - reference[key]):+.1f}"
-                if run.role != "model" and overall.get("n") and key in reference
-                else ""
-            )
-            lines.append(
-                f"{run.benchmark:<12} {run.id:<10} {label[:30]:<30} {protocol[:18]:<18} "
-                f"{_pct(headline.get('closed_accuracy')):>6} {_pct(open_est):>6} "
-                f"{_pct(overall):>7} {ci:>13} {delta:>6} {summary.n_results:>5} "
-                f"{run.elapsed_s:>7.1f}"
-            )
-    policies = {
-        o.run.benchmark: o.run.config["pixel_policy"]["pixels"]
-        for o in outcomes
-        if o.run.role == "model" and "pixel_policy" in o.run.config
-    }
-    lines += [f"{name}: pixels {pixels}" for name, pixels in policies.items()]
-    lines.append(f"store: {store.path}  (report: medlens report RUN_ID)")
-    return "\n".join(lines)
