@@ -16,7 +16,13 @@ from medlens.bench.protocols import get_protocol
 from medlens.bench.report import ReportSection, collect, register_section, write_report
 from medlens.bench.report.model import SECTIONS
 from medlens.bench.scoring import score_answer
-from medlens.bench.store import RunInfo, RunStore, StoredResult, sample_to_json
+from medlens.bench.store import (
+    RunInfo,
+    RunStore,
+    StoredResult,
+    answer_from_json,
+    sample_to_json,
+)
 from medlens.errors import ConfigError, UnknownNameError
 
 # 10 closed questions (6 "yes") and 4 open ones, two question categories.
@@ -84,7 +90,7 @@ def _fill(
                 "[user] q",
                 raw,
                 answer,
-                score_answer(resolved, sample, answer),
+                score_answer(resolved, sample, answer_from_json(answer)),
                 {},
                 False,
             )

@@ -201,15 +201,7 @@ def answers(
 
 
 def _outcome(result: Result, sample: Sample, protocol: ScoringProtocol) -> str:
-    answer = result.answer
-    score = protocol.score(
-        sample,
-        answer.raw,
-        parsed=answer.text,
-        parsed_ok=answer.parsed,
-        abstained=answer.abstained,
-    )
-    return str(score.outcome)
+    return str(protocol.score_answer(sample, result.answer).outcome)
 
 
 def fit_items(

@@ -26,8 +26,15 @@ from typing import TYPE_CHECKING, Any
 
 from medlens.bench.plan import calibrated_samples
 from medlens.bench.samples import Sample
-from medlens.bench.scoring import answer_record, score_answer
-from medlens.bench.store import RunInfo, RunStore, StoredResult, sample_to_json
+from medlens.bench.scoring import score_answer
+from medlens.bench.store import (
+    RunInfo,
+    RunStore,
+    StoredAnswer,
+    StoredResult,
+    answer_to_json,
+    sample_to_json,
+)
 from medlens.bench.treatments import Treatment, item_of
 from medlens.types import GenerationOptions, TextPart
 
@@ -84,7 +91,7 @@ class BatchWriter:
         self.n_cached += int(result.cached)
         self._add(
             self.by_id[result.request.id],
-            answer_record(result),
+            StoredAnswer.of(result),
             _prompt_text(result),
             result.key,
             result.cached,
@@ -94,11 +101,10 @@ class BatchWriter:
         """A study that could not be loaded: the sample stays in the denominator as a
         failure. The class name only, since messages of study readers may quote file names."""
         error = f"study could not be loaded ({type(exc).__name__})"
-        answer = {"raw": "", "parsed": False, "error": error}
-        self._add(self.by_id[item.id], answer, "", "", False)
+        self._add(self.by_id[item.id], StoredAnswer.failure(error), "", "", False)
 
     def _add(
-        self, sample: Sample, answer: Mapping[str, Any], prompt: str, key: str, cached: bool
+        self, sample: Sample, answer: StoredAnswer, prompt: str, key: str, cached: bool
     ) -> None:
         self.pending.append(
             StoredResult(
@@ -107,12 +113,12 @@ class BatchWriter:
                 request_key=key,
                 sample=sample_to_json(sample),
                 prompt=prompt,
-                raw=answer.get("raw", ""),
-                answer=answer,
+                raw=answer.raw,
+                answer=answer_to_json(answer),
                 scores=score_answer(self.protocols, sample, answer),
-                timings=answer.get("timings", {}),
+                timings=answer.timings,
                 cached=cached,
-                error=answer.get("error"),
+                error=answer.error,
             )
         )
         self.on_write()

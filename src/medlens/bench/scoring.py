@@ -4,14 +4,18 @@ run without a model. The runner, the report and the CLI all score through here."
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from medlens.bench.protocols import PROTOCOLS, ScoringProtocol, get_protocol
 from medlens.bench.samples import Sample
-from medlens.bench.store import RunInfo, RunStore, sample_from_json
-
-if TYPE_CHECKING:
-    from medlens.pipeline import Result
+from medlens.bench.store import (
+    RunInfo,
+    RunStore,
+    StoredAnswer,
+    answer_from_json,
+    sample_from_json,
+    score_to_json,
+)
 
 PRIMARY_PROTOCOL = "medlens"
 """Listed first when every protocol is scored, so tables and charts lead with the strict rules."""
@@ -25,31 +29,10 @@ def resolve_protocols(names: Sequence[str] = ()) -> dict[str, ScoringProtocol]:
 
 
 def score_answer(
-    protocols: Mapping[str, ScoringProtocol], sample: Sample, answer: Mapping[str, Any]
+    protocols: Mapping[str, ScoringProtocol], sample: Sample, answer: StoredAnswer
 ) -> dict[str, dict[str, Any]]:
-    """Score one stored answer (``answer_record``) under each protocol."""
-    scores = {}
-    for name, protocol in protocols.items():
-        result = protocol.score(
-            sample,
-            answer.get("raw", ""),
-            parsed=answer.get("text"),
-            parsed_ok=bool(answer.get("parsed", False)),
-            abstained=bool(answer.get("abstained", False)),
-        )
-        scores[name] = {
-            "outcome": result.outcome,
-            "score": float(result.score),
-            "metrics": dict(result.metrics),
-            "extracted": result.extracted,
-        }
-    return scores
-
-
-def answer_record(result: Result) -> dict[str, Any]:
-    """``Result.to_json()`` plus the parsed text even when the answer abstained, so that a
-    stored answer can be re-scored under any protocol."""
-    return {**result.to_json(), "text": result.answer.text}
+    """Score one stored answer under each protocol, as the store keeps scores."""
+    return {name: score_to_json(p.score_answer(sample, answer)) for name, p in protocols.items()}
 
 
 def rescore_run(store: RunStore, run_id: str, protocols: Sequence[str]) -> RunInfo:
@@ -59,7 +42,9 @@ def rescore_run(store: RunStore, run_id: str, protocols: Sequence[str]) -> RunIn
     stored = store.results(run.id)
     for name, protocol in resolved.items():
         scores = {
-            r.sample_id: score_answer({name: protocol}, sample_from_json(r.sample), r.answer)[name]
+            r.sample_id: score_to_json(
+                protocol.score_answer(sample_from_json(r.sample), answer_from_json(r.answer))
+            )
             for r in stored
         }
         store.set_scores(run.id, name, scores)

@@ -36,11 +36,15 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from medlens.bench.protocols import SampleScore
 from medlens.bench.samples import QualityIssue, Sample
 from medlens.errors import DataError, UnknownNameError
 from medlens.types import Generation, Timings, TokenLogprob
+
+if TYPE_CHECKING:
+    from medlens.pipeline import Result
 
 SCHEMA_VERSION = 1
 
@@ -152,6 +156,79 @@ def sample_from_json(data: Mapping[str, Any]) -> Sample:
         images=(),
         candidates=tuple(data.get("candidates", ())),
         metadata=dict(data.get("metadata", {})),
+    )
+
+
+@dataclass(frozen=True)
+class StoredAnswer:
+    """A pipeline answer as a run keeps it: what every protocol scores (the raw text, the
+    parsed text even when the answer abstained, whether it parsed, whether it abstained, the
+    error) and the whole JSON record of the ``pipeline.Result`` (confidence, finish reason,
+    timings, recipe, de-identification, ...). Built from a result or read back from the store
+    (``answer_to_json`` / ``answer_from_json``), never assembled by hand."""
+
+    raw: str
+    text: str | None
+    parsed: bool
+    abstained: bool
+    error: str | None
+    record: Mapping[str, Any]
+    """What the store holds: ``pipeline.Result.to_json()`` plus the parsed ``text`` (so that
+    any protocol can re-score it), or the failure record of a study that did not load."""
+
+    @classmethod
+    def of(cls, result: Result) -> StoredAnswer:
+        answer = result.answer
+        return cls(
+            answer.raw,
+            answer.text,
+            answer.parsed,
+            answer.abstained,
+            result.generation.error,
+            {**result.to_json(), "text": answer.text},
+        )
+
+    @classmethod
+    def failure(cls, error: str) -> StoredAnswer:
+        """A sample whose study could not be loaded: it stays in the denominator."""
+        return cls("", None, False, False, error, {"raw": "", "parsed": False, "error": error})
+
+    @property
+    def timings(self) -> Mapping[str, Any]:
+        return dict(self.record.get("timings", {}))
+
+
+def answer_to_json(answer: StoredAnswer) -> dict[str, Any]:
+    return dict(answer.record)
+
+
+def answer_from_json(data: Mapping[str, Any]) -> StoredAnswer:
+    """Inverse of ``answer_to_json`` (records of every medlens version read alike)."""
+    return StoredAnswer(
+        raw=str(data.get("raw", "")),
+        text=data.get("text"),
+        parsed=bool(data.get("parsed", False)),
+        abstained=bool(data.get("abstained", False)),
+        error=data.get("error"),
+        record=dict(data),
+    )
+
+
+def score_to_json(score: SampleScore) -> dict[str, Any]:
+    return {
+        "outcome": score.outcome,
+        "score": float(score.score),
+        "metrics": dict(score.metrics),
+        "extracted": score.extracted,
+    }
+
+
+def score_from_json(data: Mapping[str, Any]) -> SampleScore:
+    return SampleScore(
+        outcome=data["outcome"],
+        score=float(data["score"]),
+        metrics=dict(data.get("metrics", {})),
+        extracted=data.get("extracted"),
     )
 
 

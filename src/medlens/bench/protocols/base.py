@@ -10,7 +10,7 @@ import json
 from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, Protocol
 
 from medlens.bench.metrics.bootstrap import Estimate, bootstrap_mean
 from medlens.bench.metrics.choice import correct_letters, extract_choice
@@ -99,6 +99,23 @@ class ProtocolSummary:
         return "\n".join(lines)
 
 
+class Scorable(Protocol):
+    """What a protocol reads of an answer: the pipeline's ``Answer`` and the run store's
+    ``StoredAnswer`` both are one."""
+
+    @property
+    def raw(self) -> str: ...
+
+    @property
+    def text(self) -> str | None: ...
+
+    @property
+    def parsed(self) -> bool: ...
+
+    @property
+    def abstained(self) -> bool: ...
+
+
 class ScoringProtocol:
     """Base of every protocol: ``score`` one answer, ``aggregate`` many."""
 
@@ -130,6 +147,16 @@ class ScoringProtocol:
         if sample.kind == "grounding":
             return score_grounding(sample, text)
         return self.score_vqa(sample, text)
+
+    def score_answer(self, sample: Sample, answer: Scorable) -> SampleScore:
+        """Score a typed answer: its raw text, with the task parser's reading of it."""
+        return self.score(
+            sample,
+            answer.raw,
+            parsed=answer.text,
+            parsed_ok=answer.parsed,
+            abstained=answer.abstained,
+        )
 
     def extract(self, prediction: str) -> str:
         """The part of the raw output the harness reads (e.g. a ``\\boxed{}`` answer)."""

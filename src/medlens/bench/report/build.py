@@ -35,7 +35,7 @@ from medlens.bench.report.model import (
 from medlens.bench.report.trust import DEFAULT_SECTIONS
 from medlens.bench.samples import CATEGORY_KEY
 from medlens.bench.scoring import rescore_run, resolve_protocols
-from medlens.bench.store import RunInfo, RunStore, sample_from_json
+from medlens.bench.store import RunInfo, RunStore, sample_from_json, score_from_json
 from medlens.errors import ConfigError, MissingDependencyError
 
 
@@ -85,8 +85,6 @@ def summarize(
     seed: int = 0,
 ) -> RunSummary:
     """Aggregate a stored run under each protocol (bootstrap 95 % intervals)."""
-    from medlens.bench.protocols import SampleScore
-
     stored = store.results(run.id)
     protocols = resolve_protocols(protocol_names)
     samples = [sample_from_json(r.sample) for r in stored]
@@ -94,7 +92,7 @@ def summarize(
     categories: dict[str, dict[str, Any]] = {}
     details: dict[str, dict[str, Any]] = {}
     for name, protocol in protocols.items():
-        scores = [SampleScore(**r.scores[name]) for r in stored]
+        scores = [score_from_json(r.scores[name]) for r in stored]
         summary = protocol.aggregate(
             samples, scores, group_by=("kind", CATEGORY_KEY), n_boot=n_boot, seed=seed
         ).to_dict()
