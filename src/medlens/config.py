@@ -47,6 +47,14 @@ ENVIRONMENT = (
     ),
     Variable("OPENAI_API_KEY", "as `MEDLENS_OPENAI_API_KEY`, the OpenAI clients' name", "none"),
     Variable(
+        "MEDLENS_PACS_AUTH_FILE", "credentials file for DICOMweb PACS (`--auth-file`)", "none"
+    ),
+    Variable("MEDLENS_PACS_TOKEN", "bearer token for the PACS", "none"),
+    Variable("MEDLENS_PACS_USER", "basic-auth user for the PACS", "none"),
+    Variable("MEDLENS_PACS_PASSWORD", "basic-auth password for the PACS", "none"),
+    Variable("MEDLENS_PACS_TIMEOUT", "PACS request time-out, seconds", "the reader's own"),
+    Variable("MEDLENS_PACS_RETRIES", "PACS request retries", "the reader's own"),
+    Variable(
         "TESSDATA_PREFIX", "folder of Tesseract's language data (OCR redaction)", "Tesseract's own"
     ),
 )
