@@ -4,8 +4,9 @@
 restructuring (issue 11): a tiny Qwen2.5-VL of random weights on the first 4 VQA-RAD test
 questions with a calibration profile, the prior / no-image / random baselines, the ``blank`` and
 ``no-image`` sanity checks and a ``typos:rate=0.1`` shift (cached generations dropped: a report
-never reads them). ``report.json.gz`` and ``report.csv.gz`` are what ``medlens report`` wrote
-from it then; only the report's ``generated`` timestamp may differ.
+never reads them). ``report.json.gz`` and ``report.csv.gz`` are what ``medlens report`` of main
+wrote from it just before the restructuring landed (the JSON gained an empty ``published`` list
+per run from the model zoo that day); only the report's ``generated`` timestamp may differ.
 """
 
 from __future__ import annotations
