@@ -1,4 +1,8 @@
-"""One answer normaliser for parsers and benchmark scorers.
+"""The answer normaliser of the task parsers (matching a model's text to the candidates).
+
+Scoring is not done with it: each scoring protocol states and versions its own normalisation
+(the ``medlens`` protocol's is ``medlens.bench.metrics.text.normalize``), because changing a
+scorer's rule changes published numbers and needs a new protocol version.
 
 It follows the SQuAD v1.1 evaluation script (Rajpurkar et al. 2016: lowercase, drop
 punctuation and the articles a/an/the, collapse whitespace) and the VQA evaluation (Antol et

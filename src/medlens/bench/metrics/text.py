@@ -1,4 +1,5 @@
-"""medlens's own answer normalisation and open-answer scores.
+"""The ``medlens`` scoring protocol's answer normalisation (versioned with the protocol; the
+task parsers match candidates with ``medlens.tasks.normalize``) and open-answer scores.
 
 The rule, stated once so that every number medlens prints can be reproduced by hand:
 
