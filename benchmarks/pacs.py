@@ -4,7 +4,7 @@ write an answer as DICOM SR, SEG and FHIR.
     python benchmarks/pacs.py [--slices 300] [--size 512] [--repeats 3]
 
 A throw-away Orthanc is started (``medlens.testing.orthanc``), the
-synthetic chest CT phantom (``medlens.study.synthetic``, 300 × 512² by default) is written
+synthetic chest CT phantom (``medlens.testing.studies``, 300 × 512² by default) is written
 and uploaded through Orthanc's REST API. Printed figures, the median of ``--repeats`` runs:
 
 - pull: ``load_study(dicomweb://...)`` (QIDO-RS + one instance's WADO-RS metadata + the
@@ -62,8 +62,8 @@ def main(argv: list[str] | None = None) -> int:
     from medlens.study import load_study
     from medlens.study.readers.dicom import read_datasets
     from medlens.study.readers.dicomweb import connect, pull_series
-    from medlens.study.synthetic import lesion_location, write_ct_series
     from medlens.testing.orthanc import start_orthanc
+    from medlens.testing.studies import lesion_location, write_ct_series
 
     with tempfile.TemporaryDirectory(prefix="medlens-pacs-bench-") as tmp:
         work = Path(tmp)

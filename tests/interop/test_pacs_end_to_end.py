@@ -20,8 +20,8 @@ from medlens.errors import ConfigError, PacsError
 from medlens.interop.export import export_answer
 from medlens.interop.stow import store
 from medlens.study.readers.dicomweb import connect
-from medlens.study.synthetic import write_ct_series
 from medlens.testing.phi import make_phi
+from medlens.testing.studies import write_ct_series
 
 from .conftest import Orthanc, free_port, stow_folder
 

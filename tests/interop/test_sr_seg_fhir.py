@@ -27,8 +27,8 @@ from medlens.interop.seg import build_seg
 from medlens.interop.sr import build_sr, place_box
 from medlens.study import load_study
 from medlens.study.recipes import apply_recipe
-from medlens.study.synthetic import lesion_location, write_ct_series
 from medlens.study.views import voxel_to_view
+from medlens.testing.studies import lesion_location, write_ct_series
 from medlens.types import Box
 
 SLICES, SIZE = 12, 64
