@@ -4,7 +4,8 @@ An engine implements ``medlens.pipeline.Engine``: it turns batches of prepared, 
 requests into generations, one list per batch, in batch order. The driver
 (``medlens.bench.execute``) keeps the plan, the cache, the store writer and scoring, so a
 cluster run and a laptop run store identical results. ``local`` (the default) generates in
-this process; more engines register here by name, lazily, so naming them imports nothing.
+this process; ``ray`` on model replicas of a Ray cluster (``medlens.bench.engines.ray``).
+Engines register here by name, lazily, so naming them imports nothing.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from medlens.registry import Registry
 
 ENGINES: Registry[type[Engine]] = Registry("evaluation engine")
 ENGINES.register("local", "medlens.pipeline:InProcess")
+ENGINES.register("ray", "medlens.bench.engines.ray:RayEngine")
 
 
 def get_engine(name: str) -> Engine:
