@@ -54,6 +54,7 @@ class Echo:
 
     name: ClassVar[str] = "echo"
     remote: ClassVar[bool] = False
+    allow_identified = False
     supports_scoring: ClassVar[bool] = False
 
     def __init__(self, delay_s: float = 0.0, fail: str | None = None) -> None:

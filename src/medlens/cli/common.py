@@ -90,9 +90,10 @@ def add_privacy_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def backend_from_args(args: argparse.Namespace) -> Any:
-    """Load the backend the flags name; each flag goes to the backends that take it."""
-    from medlens.backends.base import infer_backend_name, load_backend, options_for
+def backend_options(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
+    """The backend the flags name and the options it takes (each flag goes to the backends
+    that take it): what ``load_backend`` gets here, and each replica of ``eval --engine ray``."""
+    from medlens.backends.base import infer_backend_name, options_for
 
     name = args.backend or infer_backend_name(args.model)
     flags = {
@@ -101,7 +102,15 @@ def backend_from_args(args: argparse.Namespace) -> Any:
         "served_model": args.served_model or None,
         "allow_identified": bool(getattr(args, "no_deid", False)),
     }
-    return load_backend(args.model, backend=name, **options_for(name, flags))
+    return name, options_for(name, flags)
+
+
+def backend_from_args(args: argparse.Namespace) -> Any:
+    """Load the backend the flags name, in this process."""
+    from medlens.backends.base import load_backend
+
+    name, options = backend_options(args)
+    return load_backend(args.model, backend=name, **options)
 
 
 def generation_options(args: argparse.Namespace) -> Any:

@@ -3,16 +3,26 @@
 Every generation is committed to the SQLite run store as its batch completes, so a run killed
 at any point continues with ``--resume`` (the newest matching run) or ``--resume RUN_ID``,
 without losing or repeating a sample. Identical requests are served from the store's cache.
+
+``--engine ray --replicas N [--address auto|ray://HOST:10001]`` generates on N copies of the
+model on a Ray cluster (one per GPU when it has GPUs); this process still plans, loads and
+de-identifies every study, scores and writes the store, so the stored rows are those of a
+local run, and ``--resume`` works the same.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
+from collections.abc import Callable
+from typing import Any
 
 from medlens.cli.common import add_model_options, add_privacy_options
 
 SANITY = ("blank", "noise-image", "swap", "no-image")
 """``medlens.bench.treatments.SANITY_CHECKS``, repeated so that ``--help`` imports nothing."""
+ENGINES = ("local", "ray")
+"""``medlens.bench.engines.ENGINES``, repeated so that ``--help`` imports nothing."""
 
 COMMAND = "eval"
 ORDER = 20
@@ -91,6 +101,30 @@ def add_parser(
         help="continue a killed run: RUN_ID, or the newest run of this model and benchmark",
     )
     group.add_argument("--store", help="run store file (default: $MEDLENS_HOME/runs.sqlite)")
+    engine = parser.add_argument_group(
+        "engine", "where the model generates; every engine stores the same results"
+    )
+    engine.add_argument(
+        "--engine",
+        choices=ENGINES,
+        default="local",
+        help="local: in this process; ray: on --replicas copies of the model on a Ray "
+        "cluster, this process keeping the plan, de-identification, scoring and the store "
+        "(default: %(default)s)",
+    )
+    engine.add_argument(
+        "--address",
+        help="ray: the cluster to join, 'auto' (the one `ray start` runs on this machine) or "
+        "ray://HOST:10001 (default: start a local cluster)",
+    )
+    engine.add_argument("--replicas", type=int, help="ray: copies of the model (default: 1)")
+    engine.add_argument(
+        "--gpus-per-replica",
+        type=float,
+        help="ray: GPUs each (default: 1 for an in-process model when the cluster has GPUs, "
+        "else 0)",
+    )
+    engine.add_argument("--cpus-per-replica", type=float, help="ray: CPUs each (default: 1)")
     group.add_argument("--out", help="also write the report (HTML, JSON, CSV) into this folder")
     group.add_argument("--no-progress", action="store_true", help="no progress bar")
     return parser
@@ -109,7 +143,20 @@ def run(args: argparse.Namespace) -> int:
     from medlens.bench.store import RunStore
     from medlens.bench.treatments import split_probe_list
     from medlens.cli.common import backend_from_args, generation_options
+    from medlens.errors import ConfigError
 
+    replica_flags = {
+        "--address": args.address,
+        "--replicas": args.replicas,
+        "--gpus-per-replica": args.gpus_per_replica,
+        "--cpus-per-replica": args.cpus_per_replica,
+    }
+    given = [flag for flag, value in replica_flags.items() if value is not None]
+    if given and args.engine != "ray":
+        raise ConfigError(
+            f"{', '.join(given)} choose the replicas of the ray engine: add --engine ray, or "
+            "leave them out."
+        )
     benchmarks = _names(args.benchmarks)
     for name in benchmarks:  # unknown names fail before any model loads
         get_benchmark(name)
@@ -134,8 +181,15 @@ def run(args: argparse.Namespace) -> int:
         abstain_below=args.abstain_below,
         sanity=split_probe_list(args.sanity or ""),
         shifts=split_probe_list(args.shift or ""),
+        engine=args.engine,
     )
     is_baseline = spec.backend_name in BASELINES
+    pools: list[Any] = []
+    factory: Callable[[], Any] | None = None
+    if args.engine == "ray" and not is_baseline:
+        factory = functools.partial(_replica_pool, args, pools)
+    elif not is_baseline:
+        factory = functools.partial(backend_from_args, args)
     store = RunStore(args.store)
     try:
         outcomes = evaluate(
@@ -143,12 +197,14 @@ def run(args: argparse.Namespace) -> int:
             store,
             resume=args.resume,
             progress=not args.no_progress,
-            backend_factory=None if is_baseline else (lambda: backend_from_args(args)),
+            backend_factory=factory,
         )
         runs = [o.run for o in outcomes]
         print(run_table(store, runs))
         for line in published_lines(store, runs):
             print(line)
+        for pool in pools:
+            print(pool.summary())
         if args.out:
             from medlens.bench.report import write_report
 
@@ -158,3 +214,24 @@ def run(args: argparse.Namespace) -> int:
     finally:
         store.close()
     return 0
+
+
+def _replica_pool(args: argparse.Namespace, pools: list[Any]) -> Any:
+    """The model's replicas on the Ray cluster (``--engine ray``), built as the local engine
+    would build the model, once per replica."""
+    from medlens.bench.engines.ray import replica_pool
+    from medlens.cli.common import backend_options
+
+    name, options = backend_options(args)
+    pool = replica_pool(
+        args.model,
+        name,
+        replicas=args.replicas or 1,
+        address=args.address,
+        options=options,
+        cpus_per_replica=args.cpus_per_replica or 1.0,
+        gpus_per_replica=args.gpus_per_replica,
+        allow_identified=args.no_deid,
+    )
+    pools.append(pool)
+    return pool

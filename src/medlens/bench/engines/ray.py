@@ -180,11 +180,11 @@ class Replica:
         return self.backend
 
     def info(self) -> ReplicaInfo:
+        import ray
+
         import medlens
 
         backend = self._ready()
-        import ray
-
         return ReplicaInfo(
             name=backend.name,
             model_id=backend.model_id,
@@ -207,18 +207,18 @@ class Replica:
 # --------------------------------------------------------------------------------------------
 
 
-def connect(address: str | None = None, *, num_cpus: int | None = None) -> bool:
+def connect(address: str | None = None) -> bool:
     """Join the Ray cluster at ``address`` ("auto": the one started on this node with ``ray
-    start``; "ray://host:10001": Ray Client) or, without one, start a local cluster of
-    ``num_cpus`` CPUs. Returns whether this call started Ray (and so should shut it down).
-    Nothing happens when this process is already connected."""
+    start``; "ray://host:10001": Ray Client) or, without one, start a local cluster of this
+    machine's CPUs and GPUs. Returns whether this call started Ray (and so should shut it
+    down). Nothing happens when this process is already connected."""
     ray = require("ray", "ray", "The ray engine")
     if ray.is_initialized():
         return False
     # Worker output would interleave with the progress bar; errors still reach the driver
     # as exceptions, with the worker's traceback.
     if address is None:
-        ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=False)
+        ray.init(include_dashboard=False, log_to_driver=False)
     else:
         try:
             ray.init(address=address, log_to_driver=False)
@@ -265,8 +265,8 @@ class ReplicaPool:
     ``shutdown_on_close`` says).
     ``generate`` is thread-safe and sends each call to the least-loaded live replica; the
     engine (``RayEngine``) keeps ``window`` calls in flight. See the module docstring for the
-    fault handling. The pool takes the inner backend's ``name`` and
-    ``model_id``, so cache keys and stored generations are those of the local engine.
+    fault handling. The pool takes the inner backend's ``name`` and ``model_id``, so cache
+    keys and stored generations are those of the local engine.
     """
 
     remote: ClassVar[bool] = True
@@ -305,15 +305,16 @@ class ReplicaPool:
         self._max_replacements = 2 * replicas
         self._lock = threading.Lock()
         self._turn = 0
-        self._check_resources(replicas, num_cpus, num_gpus)
-        self._actor_class = self.ray.remote(Replica).options(
-            num_cpus=num_cpus,
-            num_gpus=num_gpus,
-            max_restarts=max_restarts,
-            max_task_retries=max_restarts,
-        )
-        self._slots = [_Slot(i, self._actor_class.remote(factory)) for i in range(replicas)]
+        self._slots: list[_Slot] = []
         try:
+            self._check_resources(replicas, num_cpus, num_gpus)
+            self._actor_class = self.ray.remote(Replica).options(
+                num_cpus=num_cpus,
+                num_gpus=num_gpus,
+                max_restarts=max_restarts,
+                max_task_retries=max_restarts,
+            )
+            self._slots = [_Slot(i, self._actor_class.remote(factory)) for i in range(replicas)]
             infos = self._infos(startup_timeout_s)
         except BaseException:
             self.close()
@@ -439,14 +440,12 @@ class ReplicaPool:
         with self._lock:
             self.stats.error_generations += 1
             kinds = ", ".join(f"{k} ×{n}" for k, n in sorted(self.stats.failures.items()))
-        return Generation(
-            request_id=request.id,
-            text="",
-            model=self.model_id,
-            backend=self.name,
-            finish_reason="error",
-            error=f"replicas failed on this request {attempts} times "
-            f"(failures in this pool so far: {kinds})",
+        return Generation.failed(
+            request.id,
+            self.model_id,
+            self.name,
+            f"replicas failed on this request {attempts} times (failures in this pool so "
+            f"far: {kinds})",
         )
 
     # ---------------------------------------------------------------- replica bookkeeping
@@ -494,6 +493,15 @@ class ReplicaPool:
             slot.actor = self._actor_class.remote(self.factory)
             slot.failures_in_a_row = 0
         self.ray.kill(old, no_restart=True)
+
+    def summary(self) -> str:
+        """One line on what the replicas went through, for the end of a run."""
+        s = self.stats
+        return (
+            f"ray: {self.replicas} replica(s) of {self.model_id}, {s.batches} batches, "
+            f"{s.failed_attempts} failed attempt(s), {s.replaced} replica(s) replaced, "
+            f"{s.error_generations} request(s) left as errors"
+        )
 
     def replica_pids(self) -> list[int]:
         """The process id of each live replica now (a restarted replica has a new one)."""
@@ -566,13 +574,12 @@ def replica_pool(
 
 
 def replica_pool_of(backend: Backend) -> ReplicaPool | None:
-    """The pool behind ``backend``: itself, or the pool a wrapper (``no-image``) asks."""
-    seen: Any = backend
-    while seen is not None:
-        if isinstance(seen, ReplicaPool):
-            return seen
-        seen = getattr(seen, "inner", None)
-    return None
+    """The pool behind ``backend``: itself, or the pool the ``no-image`` baseline asks (the
+    model's replicas with the images removed in the driver)."""
+    from medlens.backends.baseline import NoImageBackend
+
+    inner = backend.inner if isinstance(backend, NoImageBackend) else backend
+    return inner if isinstance(inner, ReplicaPool) else None
 
 
 def in_order(
