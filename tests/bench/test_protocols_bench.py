@@ -132,8 +132,9 @@ def test_medevalkit_multiple_choice_fallback_vs_fixed() -> None:
 
 
 def test_llava_med_drops_wrong_yes_no_answers_from_the_denominator() -> None:
-    wrong = outcome("llava-med", NO, "yes")
+    wrong = outcome("llava-med-ad758b6", NO, "yes")
     assert (wrong.outcome, wrong.counted) == ("wrong", False)
+    assert outcome("llava-med", NO, "yes").counted  # PR #35: counted, and wrong
     no_letters = outcome("llava-med", NO, "fracture")
     assert (no_letters.outcome, no_letters.counted) == ("wrong", True)
     assert outcome("llava-med", NO, "normal").outcome == "correct"  # "no" ⊂ "normal"
@@ -194,9 +195,13 @@ def test_aggregate_headlines_groups_and_json() -> None:
 
 def test_llava_med_aggregate_excludes_dropped_rows() -> None:
     samples = [NO] * 4
-    _, summary = rescore("llava-med", samples, ["no", "yes", "yes", "fracture"], n_boot=50)
+    answers = ["no", "yes", "yes", "fracture"]
+    _, summary = rescore("llava-med-ad758b6", samples, answers, n_boot=50)
     assert summary.excluded == 2
     assert summary.headline["closed_accuracy"].value == pytest.approx(1 / 2)
+    _, current = rescore("llava-med", samples, answers, n_boot=50)
+    assert current.excluded == 0
+    assert current.headline["closed_accuracy"].value == pytest.approx(1 / 4)
     _, fixed = rescore("llava-med-fixed", samples, ["no", "yes", "yes", "fracture"], n_boot=50)
     assert fixed.headline["closed_accuracy"].value == pytest.approx(1 / 4)
 
@@ -258,6 +263,9 @@ def test_every_protocol_is_documented_and_scores_every_kind() -> None:
     ]
     for name in PROTOCOLS.names():
         protocol = get_protocol(name)
+        if getattr(protocol, "needs_judge", False):  # with a judge that says "incorrect"
+            verdicts = {protocol.case(s, "no"): "<judge>1</judge>" for s in kinds}  # type: ignore[attr-defined]
+            protocol = type(protocol)(verdicts)  # type: ignore[call-arg]
         assert protocol.version and len(protocol.description) > 100
         for sample in kinds:
             result = protocol.score(sample, "no")

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import csv
 import json
+import re
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -43,7 +47,7 @@ def test_score_jsonl_by_id_under_three_protocols(
             "--data-dir",
             str(shared_data),
             "--protocol",
-            "medlens,llava-med,medevalkit",
+            "medlens,llava-med-ad758b6,medevalkit",
             "--json",
             str(out),
             "--bootstrap",
@@ -65,9 +69,9 @@ def test_score_jsonl_by_id_under_three_protocols(
     answers_no = sum(
         str(r["answer"]).lower() == "no" for r in rows if str(r["answer_type"]).strip() == "CLOSED"
     )
-    llava = result["protocols"]["llava-med"]
+    llava = result["protocols"]["llava-med-ad758b6"]
     assert llava["headline"]["closed_accuracy"]["value"] == 1.0
-    # every closed question whose reference is not in "normal" is silently left out
+    # the first release: every closed question whose reference is not in "normal" is left out
     assert llava["excluded"] == 272 - answers_no
     assert llava["headline"]["closed_accuracy"]["n"] == answers_no
     medevalkit = result["protocols"]["medevalkit"]
@@ -287,3 +291,160 @@ def test_ids_alone_that_resolve_in_both_spaces_need_the_id_space(
     assert code == 0 and result["id_space"] == "osf" and result["matched"] == 59
     matched_questions = {r["question"].strip().lower() for r in shared}
     assert len(matched_questions) == 59
+
+
+# --------------------------------------------------------------------------------------------
+# medevalkit-judge against a real loopback server
+# --------------------------------------------------------------------------------------------
+
+
+class _JudgeServer(ThreadingHTTPServer):
+    """A loopback OpenAI-compatible chat server that judges like a scripted LLM: it accepts
+    an answer only when the user's answer is a paraphrase ("same as ...")."""
+
+    prompts: list[str]
+
+
+class _JudgeHandler(BaseHTTPRequestHandler):
+    server: _JudgeServer
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+    def _send(self, payload: object) -> None:
+        body = json.dumps(payload).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_GET(self) -> None:
+        self._send({"object": "list", "data": [{"id": "judge-model", "object": "model"}]})
+
+    def do_POST(self) -> None:
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        content = body["messages"][-1]["content"]
+        prompt = content if isinstance(content, str) else content[-1]["text"]
+        self.server.prompts.append(prompt)
+        said = re.search(r"The user's answer: (.*)\n", prompt)
+        ok = said is not None and said.group(1).startswith("same as")
+        reply = f"<think>checked</think>\n<judge>{0 if ok else 1}</judge>"
+        message = {"role": "assistant", "content": reply}
+        choice = {"index": 0, "message": message, "finish_reason": "stop"}
+        self._send(
+            {"id": "x", "object": "chat.completion", "model": "judge-model", "choices": [choice]}
+        )
+
+
+@pytest.fixture
+def judge_server() -> Iterator[_JudgeServer]:
+    server = _JudgeServer(("127.0.0.1", 0), _JudgeHandler)
+    server.prompts = []
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+def test_medevalkit_judge_grades_through_a_loopback_server_and_caches_verdicts(
+    shared_data: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    judge_server: _JudgeServer,
+) -> None:
+    rows = _rad_rows(shared_data)[:60]
+    answers = []
+    for i, row in enumerate(rows):
+        gold = str(row["answer"])
+        # Open answers: every third one a paraphrase the judge accepts, the rest wrong.
+        answers.append(
+            gold
+            if str(row["answer_type"]).strip() == "CLOSED"
+            else (f"same as {gold}" if i % 3 == 0 else "spleen")
+        )
+    path = tmp_path / "answers.jsonl"
+    path.write_text(
+        "\n".join(
+            json.dumps({"qid": r["qid"], "question": r["question"], "text": a})
+            for r, a in zip(rows, answers)
+        )
+    )
+    url = f"http://127.0.0.1:{judge_server.server_address[1]}/v1"
+    argv = [
+        "score",
+        str(path),
+        "--benchmark",
+        "vqa-rad",
+        "--data-dir",
+        str(shared_data),
+        "--protocol",
+        "medevalkit,medevalkit-judge",
+        "--bootstrap",
+        "20",
+        "--store",
+        str(tmp_path / "runs.sqlite"),
+        "--judge",
+        url,
+    ]
+
+    def medevalkit_prompts() -> int:
+        return sum("The standard answer:" in p for p in judge_server.prompts)
+
+    out = tmp_path / "first.json"
+    assert main([*argv, "--json", str(out)]) == 0
+    asked = medevalkit_prompts()
+    again = tmp_path / "again.json"
+    assert main([*argv, "--json", str(again)]) == 0
+    assert medevalkit_prompts() == asked  # the second scoring asked the judge nothing
+    first = json.loads(out.read_text())["protocols"]["medevalkit-judge"]
+    assert json.loads(again.read_text())["protocols"]["medevalkit-judge"] == first
+    # Every open answer (by MedEvalKit's yes/no rule) was judged once, with its prompt.
+    open_rows = [
+        (r["question"], a)
+        for r, a in zip(rows, answers)
+        if str(r["answer"]).strip().lower() not in ("yes", "no")
+    ]
+    assert asked == len(set(open_rows)) > 0
+    judged = first["headline"]["open_judge_accuracy"]
+    accepted = sum(a.startswith("same as") for _, a in open_rows)
+    assert judged["value"] == pytest.approx(accepted / len(open_rows))
+    rules = json.loads(out.read_text())["protocols"]["medevalkit"]["headline"]
+    assert first["headline"]["closed_accuracy"] == rules["closed_accuracy"]
+    assert "get_compare_messages" in capsys.readouterr().out
+
+
+def test_medevalkit_judge_without_a_judge_is_a_clear_error(
+    shared_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "a.jsonl"
+    row = _rad_rows(shared_data)[0]
+    path.write_text(json.dumps({"qid": row["qid"], "question": row["question"], "text": "x"}))
+    code = main(
+        [
+            "score",
+            str(path),
+            "--benchmark",
+            "vqa-rad",
+            "--data-dir",
+            str(shared_data),
+            "--protocol",
+            "medevalkit-judge",
+        ]
+    )
+    assert code == 2
+    assert "pass --judge URL_OR_ID" in capsys.readouterr().err
+
+
+def test_score_help_names_each_protocols_upstream() -> None:
+    from medlens.bench.protocols import PROTOCOLS, get_protocol
+    from medlens.cli.score import PROTOCOL_SOURCES
+
+    assert set(PROTOCOL_SOURCES) == set(PROTOCOLS.names())
+    for name, source in PROTOCOL_SOURCES.items():
+        description = get_protocol(name).description
+        for word in source.split():
+            if "@" in word:
+                repository, commit = word.split("@")
+                assert repository in description and commit in description, name

@@ -22,9 +22,12 @@ PRIMARY_PROTOCOL = "medlens"
 
 
 def resolve_protocols(names: Sequence[str] = ()) -> dict[str, ScoringProtocol]:
-    """Protocol objects by name; every registered protocol (``medlens`` first) when ``names``
-    is empty."""
-    everything = sorted(PROTOCOLS.names(), key=lambda n: (n != PRIMARY_PROTOCOL, n))
+    """Protocol objects by name; when ``names`` is empty, every registered protocol that can
+    score on its own (``medlens`` first; not those that need an LLM judge)."""
+    everything = sorted(
+        (n for n in PROTOCOLS.names() if not getattr(PROTOCOLS.get(n), "needs_judge", False)),
+        key=lambda n: (n != PRIMARY_PROTOCOL, n),
+    )
     return {name: get_protocol(name) for name in (names or everything)}
 
 

@@ -10,11 +10,14 @@ One file per protocol (``PROTOCOLS``, listed below and imported when first asked
 
 - ``medlens``: strict. Closed answers are read by normalised exact match with yes/no as whole
   words; open answers get token F1 (headline) and recall; "unparseable" is its own outcome.
-- ``medevalkit`` / ``medevalkit-fixed``: the rules behind the Lingshu / MedEvalKit tables, and
-  the same rules with their bugs fixed.
-- ``llava-med`` / ``llava-med-fixed``: LLaVA-Med's substring rule for closed questions and
-  token recall for open ones, as many papers copied them, and a fixed variant.
-- ``lmms-eval``: lmms-eval's SLAKE normalisation and exact match.
+- ``medevalkit`` / ``medevalkit-fixed``: MedEvalKit's rule path (metrics under the names it
+  prints, crashes counted), and the same rules with their bugs fixed; ``medevalkit-judge``:
+  its LLM judge on open questions, as Lingshu's published figures were made.
+- ``llava-med`` / ``llava-med-ad758b6`` / ``llava-med-fixed``: LLaVA-Med's substring rule
+  for closed questions and token recall for open ones, as upstream has it since PR #35, as
+  first released (wrong closed answers containing yes/no left out), and a fixed variant.
+- ``lmms-eval``: the lmms-eval SLAKE rule (normalisation and exact match), labelled so
+  wherever it is applied to another benchmark.
 - ``medgemma-card``: closed accuracy and token F1, the figures Google's MedGemma card prints.
 
 Each protocol normalises on its own, on purpose: that is what makes them differ. Question
@@ -45,6 +48,8 @@ _FILES = {
     "medevalkit-fixed": "medevalkit:MedEvalKitFixedProtocol",
     "llava-med": "llava_med:LlavaMedProtocol",
     "llava-med-fixed": "llava_med:LlavaMedFixedProtocol",
+    "llava-med-ad758b6": "llava_med:LlavaMedFirstReleaseProtocol",
+    "medevalkit-judge": "medevalkit_judge:MedEvalKitJudgeProtocol",
     "lmms-eval": "lmms_eval:LmmsEvalProtocol",
     "medgemma-card": "medgemma_card:MedGemmaCardProtocol",
 }

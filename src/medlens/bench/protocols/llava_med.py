@@ -1,14 +1,17 @@
-"""``llava-med`` / ``llava-med-fixed``: LLaVA-Med's substring rule for closed questions and
-token recall for open ones, as many papers copied them, and a fixed variant.
+"""``llava-med`` / ``llava-med-ad758b6`` / ``llava-med-fixed``: LLaVA-Med's substring rule for
+closed questions and token recall for open ones, as upstream has it now, as its first release
+had it (which many papers copied), and with its bugs fixed.
 
 >>> from medlens.bench.protocols import get_protocol
 >>> from medlens.bench.samples import Sample
 >>> closed = Sample("1", "vqa-rad", "test", "Is there a mass?", ("yes",), "closed", ())
->>> score = get_protocol("llava-med").score(closed, "No, it is normal.")
->>> score.outcome, score.counted  # a wrong answer containing "no" leaves the denominator
+>>> first = get_protocol("llava-med-ad758b6").score(closed, "No, it is normal.")
+>>> first.outcome, first.counted  # the first release leaves this wrong answer out
 ('wrong', False)
->>> get_protocol("llava-med-fixed").score(closed, "No, it is normal.").counted
+>>> get_protocol("llava-med").score(closed, "No, it is normal.").counted  # PR #35 counts it
 True
+>>> get_protocol("llava-med-fixed").score(closed, "Normal.").outcome  # whole words only
+'wrong'
 """
 
 from __future__ import annotations
@@ -21,11 +24,17 @@ from medlens.bench.metrics.text import read_yes_no
 from medlens.bench.protocols.base import Outcome, SampleScore, ScoringProtocol
 from medlens.bench.samples import Sample
 
-LLAVA_MED_SOURCE = (
-    "github.com/microsoft/LLaVA-Med @ ad758b687d4e79628dbfdb149dc545641ed29014: "
-    "llava/eval/run_eval.py (evaluate), llava/eval/eval_metrics/evaluate_metrics.py "
-    "(calculate_f1score), llava/eval/eval_metrics/glossary.py (normalize_word)"
+_LLAVA_FILES = (
+    "llava/eval/run_eval.py:evaluate, llava/eval/eval_metrics/evaluate_metrics.py:"
+    "calculate_f1score, llava/eval/eval_metrics/glossary.py:normalize_word"
 )
+LLAVA_MED_SOURCE = f"microsoft/LLaVA-Med@b9a98a736d2ef05bcf5ff345be6403fb3a664eaf {_LLAVA_FILES}"
+"""PR #35 (2023-12-11), the last version: run_eval.py left the repository at 821e1c7 (v1.5,
+2024-05-21), which ships no VQA scorer."""
+LLAVA_MED_FIRST_SOURCE = (
+    f"microsoft/LLaVA-Med@ad758b687d4e79628dbfdb149dc545641ed29014 {_LLAVA_FILES}"
+)
+"""The first release (2023-08-24)."""
 _LLAVA_MANUAL = {
     "none": "0",
     "zero": "0",
@@ -100,29 +109,34 @@ def llava_f1(candidate: str, reference: str) -> tuple[float, float, float]:
 
 
 class LlavaMedProtocol(ScoringProtocol):
-    """LLaVA-Med's scorer, faithfully, with ``fixed = True`` for the corrected variant.
+    """LLaVA-Med's scorer as upstream has it now (PR #35), faithfully; ``fixed = True`` for
+    the corrected variant, ``counts_wrong_closed = False`` for the first release.
 
     Bugs in the source (fixed in ``llava-med-fixed``):
 
-    1. closed: ``if 'yes' in pred or 'no' in pred: if gt in pred: hit 1`` has no else, so a
-       wrong answer that contains "yes" or "no" is *left out of the denominator*; only wrong
-       answers without those letters count. Closed accuracy is inflated accordingly.
-    2. the test is on substrings: "no" matches "normal", "nodule", "not sure", "unknown".
+    1. the first release: ``if 'yes' in pred or 'no' in pred: if gt in pred: hit 1`` has no
+       else, so a wrong answer that contains "yes" or "no" is *left out of the denominator*
+       and closed accuracy is inflated; PR #35 added ``else: hit 0``.
+    2. the test is on substrings: "no" matches "normal", "nodule", "not sure", "unknown"; and
+       a closed answer that is not yes/no ("left") is wrong whatever the model says.
     3. ``normalize_word`` maps "none" to "0", so SLAKE's answer "None" must be answered "0".
     """
 
     name = "llava-med"
-    version = "ad758b6"
+    version = "b9a98a7"
     fixed: ClassVar[bool] = False
+    counts_wrong_closed: ClassVar[bool] = True
     open_metric = "open_recall"
     description = (
-        "LLaVA-Med run_eval.py: both texts lower-cased and passed through normalize_word "
-        "(VQA-v2 punctuation rules, number words to digits, 'none' to '0', articles dropped). "
-        "Closed (answer_type CLOSED): if 'yes' or 'no' occurs as a substring, correct when the "
-        "reference is a substring, and a wrong answer is NOT counted (source bug); otherwise "
-        "wrong. Open: token recall of calculate_f1score (headline), with F1 and precision. "
-        "Multiple choice, reports and boxes are not defined there and use medlens rules. "
-        f"Source: {LLAVA_MED_SOURCE}."
+        "LLaVA-Med run_eval.py evaluate as upstream has it since PR #35 (2023-12-11): both "
+        "texts lower-cased and passed through normalize_word (VQA-v2 punctuation rules, number "
+        "words to digits, 'none' to '0', articles dropped). Closed (answer_type CLOSED): when "
+        "'yes' or 'no' occurs as a substring, correct if the reference is a substring, else "
+        "wrong; without either, wrong (so a closed answer such as 'left' is never right). "
+        "Open: token recall of calculate_f1score (headline), with F1 and precision. Results "
+        "from run_eval.py checked out after 2023-12-11 use this rule; the LLaVA-Med paper's "
+        "tables (NeurIPS 2023) predate it (llava-med-ad758b6). Multiple choice, reports and "
+        f"boxes are not defined there and use medlens rules. Source: {LLAVA_MED_SOURCE}."
     )
 
     def score_vqa(self, sample: Sample, prediction: str) -> SampleScore:
@@ -138,7 +152,8 @@ class LlavaMedProtocol(ScoringProtocol):
             if "yes" in pred or "no" in pred:
                 if gt in pred:
                     return SampleScore("correct", 1.0, {"exact": 1.0}, pred)
-                return SampleScore("wrong", 0.0, {"exact": 0.0, "counted": 0.0}, pred)
+                counted = 1.0 if self.counts_wrong_closed else 0.0
+                return SampleScore("wrong", 0.0, {"exact": 0.0, "counted": counted}, pred)
             return SampleScore("wrong", 0.0, {"exact": 0.0}, pred)
         f1, precision, recall = llava_f1(pred, gt)
         outcome: Outcome = "correct" if recall == 1.0 else ("partial" if recall > 0 else "wrong")
@@ -147,9 +162,23 @@ class LlavaMedProtocol(ScoringProtocol):
         )
 
 
+class LlavaMedFirstReleaseProtocol(LlavaMedProtocol):
+    name = "llava-med-ad758b6"
+    version = "ad758b6"
+    counts_wrong_closed = False
+    description = (
+        "LLaVA-Med run_eval.py evaluate as first released (2023-08-24), before PR #35: as "
+        "llava-med, except that a wrong closed answer containing 'yes' or 'no' is left out of "
+        "the denominator (the if has no else), which inflates closed accuracy. The LLaVA-Med "
+        "paper's VQA-RAD/SLAKE/PathVQA tables and papers that ran run_eval.py from a checkout "
+        "made before 2023-12-11 used this rule (which papers did is rarely stated). "
+        f"Source: {LLAVA_MED_FIRST_SOURCE}."
+    )
+
+
 class LlavaMedFixedProtocol(LlavaMedProtocol):
     name = "llava-med-fixed"
-    version = "ad758b6-fixed.1"
+    version = "b9a98a7-fixed.1"
     fixed = True
     description = (
         "LLaVA-Med's rules with the closed-question bugs fixed: yes/no read as whole words "

@@ -1,4 +1,6 @@
-"""``lmms-eval``: lmms-eval's SLAKE normalisation and whole-answer exact match.
+"""``lmms-eval``: lmms-eval's SLAKE normalisation and whole-answer exact match (the "lmms-eval
+SLAKE rule": lmms-eval has no VQA-RAD or PathVQA task, so on any other benchmark this is its
+SLAKE rule applied there, and summaries say so).
 
 >>> from medlens.bench.protocols import get_protocol
 >>> from medlens.bench.samples import Sample
@@ -13,12 +15,15 @@ from __future__ import annotations
 
 import re
 import string
+from collections.abc import Sequence
+from dataclasses import replace
 
-from medlens.bench.protocols.base import SampleScore, ScoringProtocol
+from medlens.bench.protocols.base import ProtocolSummary, SampleScore, ScoringProtocol
 from medlens.bench.samples import Sample
 
 LMMS_EVAL_SOURCE = (
-    "github.com/EvolvingLMMs-Lab/lmms-eval @ 65ef07dfd5aae0f3bda3106bb672364a1ca00d0a: "
+    "EvolvingLMMs-Lab/lmms-eval@0a75d6bab2ec6a5e402cecd153cb23b2b4b8ee71 (the SLAKE task as "
+    "added, unchanged at 75571cfe0fa36ca5ec2e6aa2bb268f9d38295af3) "
     "lmms_eval/tasks/slake/utils.py (normalize_answer, slake_process_results)"
 )
 _LMMS_YES = {"yes", "yeah", "yep", "true", "是", "是的", "有", "包含", "可以", "能", "会", "正常"}
@@ -61,10 +66,12 @@ def lmms_normalize(text: str) -> str:
 
 class LmmsEvalProtocol(ScoringProtocol):
     name = "lmms-eval"
-    version = "65ef07d"
+    version = "0a75d6b"
     open_metric = "open_accuracy"
     description = (
-        "lmms-eval SLAKE task: prediction and answer normalised by normalize_answer (strip, "
+        "lmms-eval SLAKE rule (lmms-eval's only medical VQA rule; on another benchmark it is "
+        "this rule applied there, and labelled so): prediction and answer normalised by "
+        "normalize_answer (strip, "
         "lower, parentheticals removed, ASCII and Chinese punctuation to spaces, whitespace "
         "collapsed, 'x ray' = 'xray', whole-answer yes/no synonyms) and compared by exact "
         "equality, for closed and open alike; a verbose 'Yes, there is.' is wrong. Overall = "
@@ -76,3 +83,23 @@ class LmmsEvalProtocol(ScoringProtocol):
         pred = lmms_normalize(prediction)
         ok = any(pred == lmms_normalize(a) for a in sample.answers)
         return SampleScore("correct" if ok else "wrong", float(ok), {"exact": float(ok)}, pred)
+
+    def aggregate(
+        self,
+        samples: Sequence[Sample],
+        scores: Sequence[SampleScore],
+        *,
+        group_by: Sequence[str] = ("kind",),
+        n_boot: int = 1000,
+        seed: int = 0,
+    ) -> ProtocolSummary:
+        """As every protocol, labelled "lmms-eval SLAKE rule" off SLAKE."""
+        summary = super().aggregate(samples, scores, group_by=group_by, n_boot=n_boot, seed=seed)
+        others = sorted({s.benchmark for s in samples} - {"slake"})
+        if not others:
+            return summary
+        note = (
+            f"lmms-eval SLAKE rule applied to {', '.join(others)}: lmms-eval has no task for "
+            f"{'it' if len(others) == 1 else 'them'}, so these are not lmms-eval figures"
+        )
+        return replace(summary, notes=(*summary.notes, note))

@@ -1,5 +1,6 @@
-"""``medevalkit`` / ``medevalkit-fixed``: the rules behind the Lingshu / MedEvalKit tables,
-faithfully and with their bugs fixed.
+"""``medevalkit`` / ``medevalkit-fixed``: MedEvalKit's rule path (its scoring without the LLM
+judge), faithfully and with its bugs fixed. Lingshu's published open-question figures used
+the judge: ``medevalkit-judge``.
 
 >>> from medlens.bench.protocols import get_protocol
 >>> from medlens.bench.samples import Sample
@@ -14,12 +15,15 @@ from __future__ import annotations
 
 import difflib
 import re
+from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any, ClassVar
 
 from medlens.bench.metrics.choice import correct_letters
 from medlens.bench.metrics.text import read_yes_no
 from medlens.bench.protocols.base import (
     Outcome,
+    ProtocolSummary,
     SampleScore,
     ScoringProtocol,
     unparseable,
@@ -27,10 +31,10 @@ from medlens.bench.protocols.base import (
 from medlens.bench.samples import Sample
 
 MEDEVALKIT_SOURCE = (
-    "github.com/alibaba-damo-academy/MedEvalKit, read at the fork chenz53/MedEvalKit @ "
-    "016723d424f44b36fbf6242d9679885e02129550: utils/utils.py (parse_response, "
-    "judge_judgement, judge_close_end_vqa, judge_open_end_vqa, calculate_f1, "
-    "judge_multi_choice), utils/VQA_RAD/VQA_RAD.py and utils/SLAKE/SLAKE.py (cal_metrics)"
+    "alibaba-damo-academy/MedEvalKit@9b12e3b34232a8779cc1275417bf4f72f03d28e0 utils/utils.py "
+    "(parse_response, judge_judgement, judge_close_end_vqa, judge_open_end_vqa, "
+    "calculate_f1, judge_multi_choice), utils/VQA_RAD/VQA_RAD.py and utils/SLAKE/SLAKE.py "
+    "(cal_metrics)"
 )
 _ANSWER_PATTERNS = (
     "**answer**:",
@@ -91,18 +95,30 @@ class MedEvalKitProtocol(ScoringProtocol):
     4. SLAKE checks ``answer in ["yes", "no"]`` before lower-casing, so SLAKE's capitalised
        "Yes"/"No" fall to the exact-match branch (the whole answer must be exactly "yes").
     5. multiple choice falls back to the most similar option (difflib) for unreadable text.
-    6. ``calculate_f1`` returns a bare 0 (not a triple) for empty answers and crashes.
+    6. ``judge_open_end_vqa`` unpacks ``calculate_f1``'s ``(f1, precision, recall)`` as
+       ``precision, recall, f1``: its "f1" is recall, "precision" F1, "recall" precision.
+       Reproduced under those printed names here; ``medevalkit-fixed`` names them right.
+    7. an open answer that is empty (or only dots) makes ``rouge`` raise "Hypothesis is
+       empty." (an empty reference, "Reference is empty."), and one without words makes
+       ``calculate_f1`` return a bare 0 that cannot be unpacked: either aborts the whole file,
+       and the source prints no figure at all. medlens scores such an answer 0, marks it
+       ``source_crash`` and says in the summary that the source would have produced none.
     """
 
     name = "medevalkit"
-    version = "016723d"
+    version = "9b12e3b"
     fixed: ClassVar[bool] = False
     open_metric = "open_exact"
     description = (
-        "MedEvalKit (Lingshu's tables): answer = last \\boxed{} or <answer> content, lower-cased, "
+        "MedEvalKit's rule path (use_llm_judge off; Lingshu's open-question figures used the "
+        "judge: medevalkit-judge): answer = last \\boxed{} or <answer> content, lower-cased, "
         "text after the last answer marker. Closed yes/no: substring test "
         "('yes' in r) xor ('no' in r) and answer in r. Other closed: exact match after removing "
-        "'.' and newlines. Open: exact match (headline), set-token F1/recall, BLEU-1. VQA-RAD/"
+        "'.' and newlines. Open: exact match (headline), set-token F1/recall, BLEU-1, under the "
+        "names MedEvalKit prints (its 'f1' is recall, 'precision' F1, 'recall' precision: "
+        "judge_open_end_vqa unpacks calculate_f1's triple in the wrong order). An open answer "
+        "that would make cal_metrics raise (rouge 'Hypothesis is empty.', calculate_f1's bare "
+        "0) scores 0 and is counted: the source prints no figure for such a file. VQA-RAD/"
         "PathVQA closed = answer is yes/no; SLAKE closed = answer_type. Multiple choice: letter, "
         "option text, else the most similar option by difflib. Overall = (closed right + open "
         f"exact) / all. Source: {MEDEVALKIT_SOURCE}."
@@ -151,11 +167,10 @@ class MedEvalKitProtocol(ScoringProtocol):
         if self.fixed:
             text = text.strip()
         exact = float(text == answer)
+        if not self.fixed and source_crash(text, answer):
+            return unparseable({"exact": exact, "source_crash": 1.0})
         pred_tokens, ref_tokens = set(text.split()), set(answer.split())
         if not pred_tokens or not ref_tokens:
-            if not self.fixed:
-                # Source: calculate_f1 returns 0, and unpacking it raises; no score exists.
-                return unparseable({"exact": exact})
             precision = recall = f1 = 0.0
         else:
             common = len(pred_tokens & ref_tokens)
@@ -164,6 +179,8 @@ class MedEvalKitProtocol(ScoringProtocol):
 
         bleu1 = _medevalkit_bleu1(text, answer)
         outcome: Outcome = "correct" if exact else ("partial" if f1 > 0 else "wrong")
+        if not self.fixed:  # the names MedEvalKit prints them under
+            precision, recall, f1 = f1, precision, recall
         metrics = {
             "exact": exact,
             "precision": precision,
@@ -172,6 +189,27 @@ class MedEvalKitProtocol(ScoringProtocol):
             "bleu1": bleu1,
         }
         return SampleScore(outcome, exact, metrics, text)
+
+    def aggregate(
+        self,
+        samples: Sequence[Sample],
+        scores: Sequence[SampleScore],
+        *,
+        group_by: Sequence[str] = ("kind",),
+        n_boot: int = 1000,
+        seed: int = 0,
+    ) -> ProtocolSummary:
+        """As every protocol, plus a note when the source would have crashed on the file."""
+        summary = super().aggregate(samples, scores, group_by=group_by, n_boot=n_boot, seed=seed)
+        crashed = sum(s.metrics.get("source_crash", 0.0) == 1.0 for s in scores)
+        if not crashed:
+            return summary
+        note = (
+            f"{crashed} of {len(scores)} answers make MedEvalKit's cal_metrics raise (rouge "
+            "'Hypothesis is empty.' or 'Reference is empty.', or calculate_f1's bare 0): the "
+            "source would have produced no figure for this file; medlens scores them 0"
+        )
+        return replace(summary, notes=(*summary.notes, note))
 
     def score_choice(self, sample: Sample, response: str) -> SampleScore:
         choices = [c.lower() for c in sample.candidates]
@@ -208,6 +246,23 @@ class MedEvalKitProtocol(ScoringProtocol):
         )
 
 
+def source_crash(prediction: str, answer: str) -> bool:
+    """Whether MedEvalKit's ``judge_open_end_vqa`` raises on this (parsed) answer: ``rouge``
+    splits each text on "." and refuses one with no non-empty piece ("Hypothesis is empty." /
+    "Reference is empty."), and ``calculate_f1`` returns a bare 0 for a text without words,
+    which its caller cannot unpack."""
+
+    def no_pieces(text: str) -> bool:
+        return not [" ".join(p.split()) for p in text.lower().split(".") if len(p) > 0]
+
+    return (
+        no_pieces(prediction)
+        or no_pieces(answer)
+        or not prediction.lower().split()
+        or not answer.lower().split()
+    )
+
+
 def _medevalkit_bleu1(prediction: str, answer: str) -> float:
     """MedEvalKit ``bleu(pred, target, 1)``: nltk sentence BLEU-1 on ``.replace('.', ' .')``
     tokens split on single spaces, no smoothing."""
@@ -227,11 +282,12 @@ def _medevalkit_bleu1(prediction: str, answer: str) -> float:
 
 class MedEvalKitFixedProtocol(MedEvalKitProtocol):
     name = "medevalkit-fixed"
-    version = "016723d-fixed.1"
+    version = "9b12e3b-fixed.1"
     fixed = True
     description = (
         "MedEvalKit with its bugs fixed: yes/no as whole words, answer text stripped after "
         "the answer marker, closed/open by the dataset's answer type, SLAKE answers "
         "lower-cased before the yes/no test, unreadable multiple choice kept 'unparseable' "
-        f"(no difflib fallback), empty answers scored 0. Source: {MEDEVALKIT_SOURCE}."
+        "(no difflib fallback), empty answers scored 0 (no crash), open F1/precision/recall "
+        f"under their right names. Source: {MEDEVALKIT_SOURCE}."
     )
