@@ -197,3 +197,67 @@ def test_help_copy_of_the_sanity_checks_matches_the_runner() -> None:
     from medlens.cli.eval import SANITY
 
     assert SANITY == SANITY_CHECKS
+
+
+@pytest.mark.slow
+@pytest.mark.data
+def test_eval_with_the_lmms_eval_harness_reproduces_its_prompts_and_generations(
+    shared_data: Path, tmp_path: Path
+) -> None:
+    """``--harness lmms-eval``: the stored prompts are the message lists lmms-eval's SLAKE
+    task builds (tests/tasks/golden/harness), and the answers are what a plain greedy
+    ``generate`` loop fed those messages returns."""
+    import torch
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    from medlens import pipeline
+    from medlens.bench.benchmarks import get_benchmark
+    from medlens.bench.treatments import item_of
+    from medlens.testing.tiny import build_tiny_model
+
+    golden_file = Path(__file__).parents[1] / "tasks" / "golden" / "harness"
+    golden = json.loads((golden_file / "upstream_prompts.json").read_text())["lmms-eval"]
+    expected = {c["id"]: c["messages"] for c in golden["cases"]}
+    model = build_tiny_model("qwen2_5_vl", tmp_path / "tiny-qwen")
+    argv = ["eval", "slake", "--model", str(model), "--harness", "lmms-eval", "--limit", "11"]
+    argv += ["--no-baselines", "--data-dir", str(shared_data), "--store", str(tmp_path / "r.db")]
+    argv += ["--no-progress", "--device", "cpu"]
+    assert main(argv) == 0
+    db = RunStore(tmp_path / "r.db")
+    (run,) = db.runs()
+    assert run.protocols == ["lmms-eval"]
+    assert run.config["prompt"]["preset"] == "lmms-eval"
+    stored = {r.sample_id: r for r in db.results(run.id)}
+    db.close()
+    assert set(expected) <= set(stored)
+
+    def render(messages: list[dict[str, object]]) -> str:
+        return "\n\n".join(
+            f"[{m['role']}] "
+            + "\n".join("<image>" if p["type"] == "image" else p["text"] for p in m["content"])  # type: ignore[index, union-attr]
+            for m in messages
+        )
+
+    for sample_id, messages in expected.items():
+        assert stored[sample_id].prompt == render(messages)
+
+    # A plain loop on the same images, fed lmms-eval's messages, answers the same.
+    processor = AutoProcessor.from_pretrained(model)
+    hf = AutoModelForImageTextToText.from_pretrained(model, torch_dtype=torch.float32)
+    samples = {s.id: s for s in get_benchmark("slake").load("test", str(shared_data)).samples[:11]}
+    for sample_id, messages in expected.items():
+        prepared = pipeline.prepare(
+            item_of(samples[sample_id]).sources,
+            samples[sample_id].question,
+            kind=samples[sample_id].kind,
+            prompt="lmms-eval",
+            deidentify=False,
+        )
+        chat = processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+        inputs = processor(text=[chat], images=prepared.request.images, return_tensors="pt")
+        with torch.inference_mode():
+            out = hf.generate(**inputs, max_new_tokens=32, do_sample=False)
+        text = processor.batch_decode(
+            out[:, inputs["input_ids"].shape[1] :], skip_special_tokens=True
+        )[0]
+        assert stored[sample_id].raw == text, sample_id

@@ -72,6 +72,8 @@ class CalibrationSetup:
     batch_size: int = 8
     deidentify: bool = True
     options: GenerationOptions | None = None
+    prompt: str | None = None
+    """Prompt preset (``medlens.tasks.presets``); the profile's fingerprint names it."""
     seed: int = 0
     """Seed of the random baseline."""
     evaluate: str | None = None
@@ -196,6 +198,7 @@ def answers(
         confidence_method=setup.confidence,
         deidentify=setup.deidentify,
         options=setup.options,
+        prompt=setup.prompt,
     )
     return [(r, by_id[r.request.id]) for r in results]
 

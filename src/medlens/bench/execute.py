@@ -140,8 +140,11 @@ class BatchWriter:
 
 
 def _prompt_text(result: Result) -> str:
+    """The messages as stored: each turn's role, then its parts in order, images as
+    ``<image>`` (never pixels), so that a stored prompt shows the layout the model saw."""
     return "\n\n".join(
-        f"[{m.role}] " + "\n".join(p.text for p in m.content if isinstance(p, TextPart))
+        f"[{m.role}] "
+        + "\n".join(p.text if isinstance(p, TextPart) else "<image>" for p in m.content)
         for m in result.request.messages
     )
 
@@ -162,6 +165,7 @@ def run_samples(
     treatment: Treatment | None = None,
     engine: Engine | None = None,
     progress: bool = True,
+    prompt: str | None = None,
 ) -> RunOutcome:
     """Run the samples ``run`` does not hold yet and store each batch as it completes.
 
@@ -171,7 +175,8 @@ def run_samples(
     benchmark). ``calibration`` applies to the samples of the profile's task (checked before
     the first generation), ``abstain_below`` to every sample. ``treatment`` changes what the
     model sees (sanity and robustness runs); answers are scored against the untouched samples.
-    ``engine``: where generation runs (``pipeline.InProcess`` when None).
+    ``engine``: where generation runs (``pipeline.InProcess`` when None). ``prompt``: the
+    prompt preset (``medlens.tasks.presets``) the requests are laid out by.
     """
     from tqdm import tqdm
 
@@ -180,6 +185,8 @@ def run_samples(
     done = store.done_ids(run.id)
     todo = [s for s in samples if s.id not in done]
     prepare_options: dict[str, Any] = {"deidentify": deidentify}
+    if prompt is not None:
+        prepare_options["prompt"] = prompt
     if options is not None:
         prepare_options["options"] = options
     make_item = item_of if treatment is None else treatment.item
@@ -188,7 +195,7 @@ def run_samples(
     # The profile's questions first: its fingerprint is checked before the model answers any.
     streams: list[tuple[list[Sample], CalibrationProfile | None]] = [(todo, None)]
     if calibration is not None:
-        fits = {s.id for s in calibrated_samples(calibration, samples, run.benchmark)}
+        fits = {s.id for s in calibrated_samples(calibration, samples, run.benchmark, prompt)}
         streams = [
             ([s for s in todo if s.id in fits], calibration),
             ([s for s in todo if s.id not in fits], None),

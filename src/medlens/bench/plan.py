@@ -173,6 +173,7 @@ def run_config(
         "benchmark_source": loaded.source,
         "scoring_rule": bench.scoring_rule,
         "protocol_versions": {n: p.version for n, p in protocols.items()},
+        "prompt": prompt_record(spec.prompt),
         "seed": spec.seed,
         "calibration": None if profile is None else profile.name,
         "abstain_below": spec.abstain_below,
@@ -217,21 +218,32 @@ def load_profile(name: str | None) -> CalibrationProfile | None:
     return CalibrationProfile.load(name)
 
 
-def task_of(sample: Sample) -> str:
-    """The task and version (``"closed@1"``) a sample is asked with, as fingerprints name it."""
+def prompt_record(prompt: str | None) -> dict[str, str]:
+    """The prompt preset a run was made with, as its config records it."""
+    from medlens.tasks.presets import get_preset
+
+    preset = get_preset(prompt)
+    return {"preset": preset.name, "version": preset.version, "source": preset.source}
+
+
+def task_of(sample: Sample, prompt: str | None = None) -> str:
+    """The prompt (``"closed@2"``, ``"lmms-eval@1/closed"``) a sample is asked with under the
+    preset ``prompt``, as calibration fingerprints name it."""
     from medlens.tasks import get_task
 
-    task = get_task(sample.kind)
-    return f"{task.name}@{task.version}"
+    return get_task(sample.kind).prompt_id_for(prompt)
 
 
 def calibrated_samples(
-    profile: CalibrationProfile, samples: Sequence[Sample], benchmark: str
+    profile: CalibrationProfile,
+    samples: Sequence[Sample],
+    benchmark: str,
+    prompt: str | None = None,
 ) -> list[Sample]:
     """The samples of the profile's task; a profile that fits none of them is an error."""
-    fits = [s for s in samples if task_of(s) == profile.fingerprint.task]
+    fits = [s for s in samples if task_of(s, prompt) == profile.fingerprint.task]
     if not fits:
-        tasks = ", ".join(sorted({task_of(s) for s in samples}))
+        tasks = ", ".join(sorted({task_of(s, prompt) for s in samples}))
         raise ConfigError(
             f"Calibration profile '{profile.name}' was fitted on '{profile.fingerprint.task}' "
             f"questions, and none of the {len(samples)} {benchmark} samples is one ({tasks}). "

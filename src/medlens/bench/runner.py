@@ -75,6 +75,7 @@ def evaluate(
                             treatment=treatment,
                             engine=engine,
                             progress=progress,
+                            prompt=spec.prompt,
                         )
                     )
                 finally:

@@ -45,6 +45,9 @@ class EvalSpec:
     publisher-de-identified release, else "auto" (``pixel_policy``)."""
     options: GenerationOptions | None = None
     """Decoding options; None lets each task choose its defaults."""
+    prompt: str | None = None
+    """Prompt preset (``medlens.tasks.presets``: lmms-eval, medevalkit, llava-med, medgemma);
+    None: medlens's own templates."""
     seed: int = 0
     """Seed of the random baseline."""
     calibration: str | None = None
@@ -67,6 +70,10 @@ class EvalSpec:
             raise ConfigError(f"--batch-size must be 1 or more, not {self.batch_size}.")
         if self.limit is not None and self.limit < 1:
             raise ConfigError(f"--limit must be 1 or more, not {self.limit}.")
+        if self.prompt is not None:  # an unknown preset fails before any model loads
+            from medlens.tasks.presets import get_preset
+
+            object.__setattr__(self, "prompt", get_preset(self.prompt).name)
         object.__setattr__(self, "sanity", canonical_probes(self.sanity, "sanity"))
         object.__setattr__(self, "shifts", canonical_probes(self.shifts, "shift"))
         if self.deid_ocr is not None and self.deid_ocr not in OCR_MODES:

@@ -23,8 +23,11 @@ from typing import Any
 from medlens.cli.common import (
     add_model_options,
     add_privacy_options,
+    add_prompt_options,
     backend_from_args,
     generation_options,
+    prompt_from_args,
+    protocols_from_args,
 )
 
 COMMAND = "calibrate"
@@ -43,6 +46,7 @@ def add_parser(
     parser.add_argument("--benchmark", required=True, help="benchmark name, e.g. vqa-rad, slake")
     parser.add_argument("--name", required=True, help="profile name (letters, digits, . _ -)")
     add_model_options(parser)
+    add_prompt_options(parser)
     add_privacy_options(parser)
     group = parser.add_argument_group("calibration")
     group.add_argument(
@@ -71,7 +75,9 @@ def add_parser(
         choices=["images", "questions"],
         help="train split: drop rows sharing a test image (default) or only test questions",
     )
-    group.add_argument("--protocol", default="medlens", help="scoring protocol for correctness")
+    group.add_argument(
+        "--protocol", help="scoring protocol for correctness (default: the harness's, else medlens)"
+    )
     group.add_argument("--evaluate", metavar="SPLIT", help="report the profile on SPLIT (test)")
     group.add_argument("--limit", type=int, help="only the first N questions of each split")
     group.add_argument("--batch-size", type=int, default=8)
@@ -98,10 +104,13 @@ def run(args: argparse.Namespace) -> int:
         target_risk=args.target_risk,
         delta=args.delta,
         confidence=args.confidence,
-        protocol=args.protocol,
+        protocol=(
+            protocols_from_args(args, (args.protocol,) if args.protocol else ()) or ("medlens",)
+        )[0],
         batch_size=args.batch_size,
         deidentify=not args.no_deid,
         options=generation_options(args),
+        prompt=prompt_from_args(args),
         seed=args.seed or 0,
         evaluate=args.evaluate,
         out=args.out,

@@ -17,7 +17,7 @@ import functools
 from collections.abc import Callable
 from typing import Any
 
-from medlens.cli.common import add_model_options, add_privacy_options
+from medlens.cli.common import add_model_options, add_privacy_options, add_prompt_options
 
 SANITY = ("blank", "noise-image", "swap", "no-image")
 """``medlens.bench.treatments.SANITY_CHECKS``, repeated so that ``--help`` imports nothing."""
@@ -41,6 +41,7 @@ def add_parser(
     add_model_options(parser)
     # None: each task's own decoding defaults (short answers for closed/open questions).
     add_privacy_options(parser)
+    add_prompt_options(parser)
     parser.add_argument(
         "--deid-ocr",
         choices=["auto", "always", "never"],
@@ -142,7 +143,12 @@ def run(args: argparse.Namespace) -> int:
     from medlens.bench.scoring import resolve_protocols
     from medlens.bench.store import RunStore
     from medlens.bench.treatments import split_probe_list
-    from medlens.cli.common import backend_from_args, generation_options
+    from medlens.cli.common import (
+        backend_from_args,
+        generation_options,
+        prompt_from_args,
+        protocols_from_args,
+    )
     from medlens.errors import ConfigError
 
     replica_flags = {
@@ -160,7 +166,7 @@ def run(args: argparse.Namespace) -> int:
     benchmarks = _names(args.benchmarks)
     for name in benchmarks:  # unknown names fail before any model loads
         get_benchmark(name)
-    protocols = _names(args.protocol)
+    protocols = protocols_from_args(args, _names(args.protocol))
     resolve_protocols(protocols)
     options = generation_options(args)
     spec = EvalSpec(
@@ -176,6 +182,7 @@ def run(args: argparse.Namespace) -> int:
         deidentify=not args.no_deid,
         deid_ocr=args.deid_ocr,
         options=options,
+        prompt=prompt_from_args(args),
         seed=args.seed or 0,
         calibration=args.calibration,
         abstain_below=args.abstain_below,
