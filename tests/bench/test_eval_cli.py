@@ -225,7 +225,7 @@ def test_eval_with_the_lmms_eval_harness_reproduces_its_prompts_and_generations(
     assert main(argv) == 0
     db = RunStore(tmp_path / "r.db")
     (run,) = db.runs()
-    assert run.protocols == ["lmms-eval"]
+    assert tuple(run.protocols) == ("lmms-eval",)
     assert run.config["prompt"]["preset"] == "lmms-eval"
     stored = {r.sample_id: r for r in db.results(run.id)}
     db.close()
@@ -244,7 +244,7 @@ def test_eval_with_the_lmms_eval_harness_reproduces_its_prompts_and_generations(
     # A plain loop on the same images, fed lmms-eval's messages, answers the same.
     processor = AutoProcessor.from_pretrained(model)
     hf = AutoModelForImageTextToText.from_pretrained(model, torch_dtype=torch.float32)
-    samples = {s.id: s for s in get_benchmark("slake").load("test", str(shared_data)).samples[:11]}
+    samples = {s.id: s for s in get_benchmark("slake").load("test", str(shared_data))[:11]}
     for sample_id, messages in expected.items():
         prepared = pipeline.prepare(
             item_of(samples[sample_id]).sources,

@@ -6,7 +6,8 @@ questions with a calibration profile, the prior / no-image / random baselines, t
 ``no-image`` sanity checks and a ``typos:rate=0.1`` shift (cached generations dropped: a report
 never reads them). ``report.json.gz`` and ``report.csv.gz`` are what ``medlens report`` of main
 wrote from it just before the restructuring landed (the JSON gained an empty ``published`` list
-per run from the model zoo that day); only the report's ``generated`` timestamp may differ.
+per run from the model zoo that day, and from issue 15 the protocols' upstream-pinned versions and
+descriptions and the "lmms-eval SLAKE rule" note); only the ``generated`` timestamp may differ.
 """
 
 from __future__ import annotations
