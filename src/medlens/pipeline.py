@@ -41,6 +41,9 @@ if TYPE_CHECKING:
 
 
 ViewTransform = Callable[[View], View]
+SCORED_KINDS = ("closed", "choice")
+"""Answer kinds with a fixed set of candidates, which a backend can score instead of
+generating (Kadavath et al. 2022: the candidates' normalised likelihoods are the confidence)."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -73,6 +76,13 @@ class Result:
     def audit(self) -> tuple[AuditRecord, ...]:
         return tuple(record for study in self.prepared.studies for record in study.audit)
 
+    @property
+    def model_label(self) -> str:
+        """Who answered: "baseline", "demonstration model" or "user model"."""
+        from medlens.backends.base import model_label
+
+        return model_label(self.generation.model, self.generation.backend)
+
     def to_json(self) -> dict[str, Any]:
         """A machine-readable record (no pixels, no PHI: studies are summarised)."""
         answer = self.answer
@@ -101,6 +111,7 @@ class Result:
             },
             "raw": answer.raw,
             "model": self.generation.model,
+            "model_label": self.model_label,
             "backend": self.generation.backend,
             "finish_reason": self.generation.finish_reason,
             "error": self.generation.error,
@@ -152,6 +163,7 @@ def prepare(
     system_prompt: str | None = None,
     model: str | None = None,
     prompt: str | None = None,
+    candidate_scoring: bool = False,
 ) -> Prepared:
     """Turn studies and a question into a backend ``Request``.
 
@@ -161,6 +173,8 @@ def prepare(
     picks the recipe the model declares (``medlens.study.MODEL_RECIPES``) when ``recipe`` is
     not given. ``prompt`` names the prompt preset (``medlens.tasks.presets``: medlens,
     lmms-eval, medevalkit, llava-med, medgemma) that lays the request out.
+    ``candidate_scoring`` answers closed and multiple-choice questions by scoring each
+    candidate's likelihood (``options.score_candidates``), which gives them a confidence.
     """
     from medlens.study.recipes import apply_recipe, default_recipe_for
     from medlens.tasks import get_task, guess_kind
@@ -194,6 +208,8 @@ def prepare(
         deidentified=all(s.deidentified for s in studies),
         prompt=prompt,
     )
+    if candidate_scoring and request.kind in SCORED_KINDS and not request.options.score_candidates:
+        request = replace(request, options=replace(request.options, score_candidates=True))
     if deidentify is not False:
         from medlens.privacy import scrub_text
 
@@ -294,10 +310,16 @@ def ask(
     calibration: CalibrationProfile | None = None,
     confidence_method: str = "auto",
     abstain_threshold: float | None = None,
+    candidate_scoring: bool = True,
     **prepare_options: Any,
 ) -> Result:
-    """Answer one question about one study (or several images) with ``backend``."""
+    """Answer one question about one study (or several images) with ``backend``.
+
+    Closed and multiple-choice questions score their candidates when the backend can
+    (``candidate_scoring``, the default), so that the answer comes with a confidence;
+    ``candidate_scoring=False`` generates text for them instead (``--generate``)."""
     prepare_options.setdefault("model", backend.model_id)
+    prepare_options["candidate_scoring"] = candidate_scoring and backend.supports_scoring
     prepared = prepare(study, question, **prepare_options)
     check_privacy(backend, [prepared.request])
     if calibration is not None:
@@ -400,8 +422,13 @@ def run(
     stopping the run; without ``on_error`` the error propagates. A ``calibration`` profile is
     checked on the first prepared item, before any generation. ``engine`` chooses where the
     requests the cache does not hold are generated (default: ``InProcess``).
+    ``candidate_scoring=True`` (a ``prepare`` option) scores closed/choice candidates as
+    ``ask`` does, where the backend can; benchmarks generate by default, as their published
+    protocols do.
     """
     prepare_options.setdefault("model", backend.model_id)
+    if prepare_options.get("candidate_scoring"):
+        prepare_options["candidate_scoring"] = backend.supports_scoring
     waiting: deque[tuple[list[Prepared], list[str], list[Generation | None]]] = deque()
 
     def requests() -> Iterator[list[Request]]:

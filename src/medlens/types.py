@@ -314,6 +314,9 @@ class Generation:
     """"stop", "length", "scored" (scoring mode, no generation) or "error"."""
     timings: Timings = Timings()
     error: str | None = None
+    prompt_tokens: int = 0
+    """Tokens of the prompt as the model read it (text and image tokens; 0 when unknown):
+    the ``usage.prompt_tokens`` the OpenAI-compatible API reports."""
 
     @classmethod
     def failed(

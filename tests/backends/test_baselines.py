@@ -129,8 +129,15 @@ def test_prior_choice_counts_letters_and_texts() -> None:
     assert get_task("choice").parse(gen, request("choice", "Which?")).choice == "B"
 
 
-def test_unfitted_prior_is_uniform_and_says_so() -> None:
+def test_load_backend_prior_is_the_shipped_fitted_table() -> None:
     backend = load_backend("prior")
+    assert isinstance(backend, PriorBackend) and backend.model_id == "baseline:prior"
+    (closed,) = backend.generate([request()])
+    assert closed.text == "no"  # VQA-RAD train: 884 "no" to 829 "yes"
+
+
+def test_unfitted_prior_is_uniform_and_says_so() -> None:
+    backend = load_backend("prior", prior=None)
     assert isinstance(backend, PriorBackend)
     closed, open_ = backend.generate([request(), request("open", "What?")])
     assert closed.model == "baseline:prior(unfitted)"

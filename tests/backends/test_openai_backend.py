@@ -158,8 +158,12 @@ class Handler(BaseHTTPRequestHandler):
             }
             for i in reversed(range(body.get("n", 1)))  # out of order on purpose
         ]
+        # like vLLM: usage.prompt_tokens counts what the model read (here: a word per text
+        # token, 100 per image)
+        images = sum(len(_image_urls(m)) for m in body["messages"])
+        usage = {"prompt_tokens": sum(len(t.split()) for t in texts) + 100 * images}
         self._send(200, {"id": "cmpl-1", "object": "chat.completion", "model": body["model"],
-                         "choices": choices})  # fmt: skip
+                         "choices": choices, "usage": usage})  # fmt: skip
 
 
 def _logprobs(items: list[tuple[str, float, list[tuple[str, float]]]]) -> dict[str, Any]:
@@ -276,6 +280,7 @@ def test_sends_images_messages_and_decoding_options(server: Running) -> None:
         "top_logprobs": 5,
     }
     assert gen.samples == ("sample 1",)  # choices sorted by index
+    assert gen.prompt_tokens == sum(len(t.split()) for t in got["texts"]) + 300
     body = server.state.bodies[0]
     assert body["model"] == SERVED
     assert body["messages"][0] == {"role": "system", "content": "Be brief."}

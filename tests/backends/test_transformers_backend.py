@@ -258,7 +258,7 @@ def test_max_image_side_shrinks_before_the_processor(paths: dict[str, Path]) -> 
 
 
 def test_bad_path_raises_a_backend_error(tmp_path: Path) -> None:
-    with pytest.raises(BackendError, match="could not load"):
+    with pytest.raises(BackendError, match="No model folder at"):
         TransformersBackend(str(tmp_path / "nowhere"))
 
 
@@ -306,3 +306,24 @@ def test_static_cache_decoding_gives_the_same_tokens(paths: dict[str, Path], fam
     static = TransformersBackend(str(paths[family]), batch_size=3, compile_decode=True)
     for a, b in zip(plain, static.generate(reqs)):
         assert [t.token for t in a.tokens] == [t.token for t in b.tokens]
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_generations_count_their_prompt_tokens(
+    backends: dict[str, TransformersBackend], family: str
+) -> None:
+    """``prompt_tokens`` (the API's ``usage.prompt_tokens``) is the prompt as the model read
+    it, image tokens included, the same whether the batch is padded, decoded or scored."""
+    backend = backends[family]
+    single = request(1)
+    expected = hf_inputs(backend.processor, single)["input_ids"].shape[1]
+    (alone,) = backend.generate([single])
+    padded = backend.generate([request(3), single])[1]  # a longer question pads this row
+    scored_request = replace(
+        single,
+        kind="closed",
+        candidates=("yes", "no"),
+        options=GenerationOptions(score_candidates=True),
+    )
+    (scored,) = backend.generate([scored_request])
+    assert alone.prompt_tokens == padded.prompt_tokens == scored.prompt_tokens == expected

@@ -261,3 +261,37 @@ def test_eval_with_the_lmms_eval_harness_reproduces_its_prompts_and_generations(
             out[:, inputs["input_ids"].shape[1] :], skip_special_tokens=True
         )[0]
         assert stored[sample_id].raw == text, sample_id
+
+
+@pytest.mark.data
+def test_tables_say_what_n_marks_and_delta_mean_and_report_warns_on_mixed_samples(
+    shared_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The eval table of issue 14 (item 6): per-protocol n (llava-med scores fewer questions),
+    the known-buggy protocols marked, Δ labelled with its sign, an IoU column; `report A B`
+    of a 20- and a 50-question run says they are not comparable."""
+    store = tmp_path / "runs.sqlite"
+    common = ["--data-dir", str(shared_data), "--store", str(store), "--no-progress"]
+    code = main(["eval", "vqa-rad", "--model", "prior", "--limit", "50", *common])
+    out = capsys.readouterr().out
+    assert code == 0
+    header = out.splitlines()[0]
+    assert re.search(r"\bIoU\b", header) and "Δ pts" in header
+    rows = [line.split() for line in out.splitlines() if line.startswith("vqa-rad ")]
+    llava = next(r for r in rows if r[3] == "llava-med†")
+    scored, stored = map(int, llava[-2].split("/"))
+    assert stored == 50 and scored < 50  # llava-med does not count wrong closed answers
+    assert next(r for r in rows if r[3] == "llava-med-fixed")[-2] == "50/50"
+    assert "†llava-med: reproduces known bugs" in out and "†medevalkit:" in out
+    assert "Δ pts: this run's overall minus the model's" in out
+    assert "n: questions the protocol scored / answers stored" in out
+
+    main(["eval", "vqa-rad", "--model", "prior", "--limit", "20", "--no-baselines", *common])
+    capsys.readouterr()
+    db = RunStore(store)
+    big, small = sorted((r for r in db.runs() if r.role == "model"), key=lambda r: -db.count(r.id))
+    db.close()
+    code = main(["report", big.id, small.id, "--store", str(store), "--out", str(tmp_path / "r")])
+    err = capsys.readouterr().err
+    assert code == 0
+    assert f"{big.id}: 50, {small.id}: 20; 20 in common" in err and "not comparable" in err

@@ -4,6 +4,7 @@ every sample exactly once and the same results as a run that was never interrupt
 from __future__ import annotations
 
 import os
+import re
 import signal
 import sqlite3
 import subprocess
@@ -71,10 +72,25 @@ def _check_resumed(args: list[str], tmp_path: Path, kill_at: int, total: int) ->
     killed_db, clean_db = tmp_path / "killed.sqlite", tmp_path / "clean.sqlite"
     at_kill = _kill_when(_eval(killed_db, *args), killed_db, kill_at)
     assert kill_at <= at_kill < total, "the run was not interrupted mid-way"
+    listing = subprocess.run(
+        [sys.executable, "-m", "medlens.cli.main", "report", "--list", "--store", str(killed_db)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert listing.returncode == 0, listing.stderr
+    assert "killed" in listing.stdout and not re.search(r" running$", listing.stdout, re.MULTILINE)
     done = subprocess.run(
         _eval(killed_db, *args, "--resume"), capture_output=True, text=True, check=False
     )
     assert done.returncode == 0, done.stderr
+    said = re.findall(
+        r"^resumed run \w+ \(.*\): (\d+) of (\d+) answers were stored, (\d+)",
+        done.stdout,
+        re.MULTILINE,
+    )
+    assert said and sum(int(before) for before, _, _ in said) == at_kill, done.stdout
+    assert all(int(b) + int(new) == int(n) for b, n, new in said), said
     clean = subprocess.run(_eval(clean_db, *args), capture_output=True, text=True, check=False)
     assert clean.returncode == 0, clean.stderr
 

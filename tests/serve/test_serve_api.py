@@ -341,3 +341,46 @@ def test_cors_is_off_by_default_and_on_for_configured_origins(serve: Callable[..
         f"{serve(cors_origins=('https://pacs.example',))}/v1/analyze", headers=preflight
     )
     assert on.headers["access-control-allow-origin"] == "https://pacs.example"
+
+
+@pytest.mark.slow
+def test_model_names_and_prompt_tokens_with_the_openai_client(
+    serve: Callable[..., str], png: bytes, tmp_path: Path
+) -> None:
+    """A model served from a folder answers to its path, the folder's name and its alias,
+    and ``usage.prompt_tokens`` counts the prompt the model read (text and image tokens)."""
+    openai = pytest.importorskip("openai")
+    pytest.importorskip("transformers")
+    from medlens.backends.transformers import TransformersBackend
+    from medlens.testing.tiny import build_tiny_model
+
+    path = str(build_tiny_model("qwen2_5_vl", tmp_path / "models" / "tiny-qwen"))
+    backend = TransformersBackend(path, device="cpu")
+    url = serve(backend=backend, model=path, served_model_name="tiny")
+    client = openai.OpenAI(base_url=f"{url}/v1", api_key="unused", max_retries=0)
+    usages = []
+    for name in (path, "tiny-qwen", "tiny"):
+        body = chat_body(png) | {"model": name, "max_tokens": 3}
+        completion = client.chat.completions.create(**body)
+        assert completion.model == "tiny"
+        usages.append(completion.usage)
+    prompt = usages[0].prompt_tokens
+    assert prompt > 20 and all(u.prompt_tokens == prompt for u in usages)  # image tokens too
+    assert all(u.total_tokens == u.prompt_tokens + u.completion_tokens for u in usages)
+    with pytest.raises(openai.NotFoundError, match="Available: tiny, "):
+        client.chat.completions.create(**(chat_body(png) | {"model": "gpt-4o"}))
+    # "answer format: automatic" (no kind): the closed question is guessed and its candidates
+    # scored, so the answer has a confidence (issue 14, item 1)
+    analyzed = httpx.post(
+        f"{url}/v1/analyze",
+        files={"file": ("study.png", png)},
+        data={"question": "Is there a nodule?"},
+        timeout=60,
+    ).json()
+    assert analyzed["kind"] == "closed" and analyzed["answer"] in {"yes", "no"}
+    assert analyzed["confidence"]["method"] == "candidates"
+    assert sum(analyzed["confidence"]["candidates"].values()) == pytest.approx(1.0)
+    body = chat_body(png) | {"model": "tiny"}
+    chat = httpx.post(f"{url}/v1/chat/completions", json=body, timeout=60).json()
+    assert chat["medlens"]["confidence"]["method"] == "candidates"
+    backend.close()

@@ -120,8 +120,113 @@ def test_volume_slices_ct_windows_zoom_and_prior(
     page.wait_for_function(
         "(before) => document.getElementById('current-canvas').toDataURL() !== before", arg=before
     )
+    page.click("#zoom-reset")  # 1:1, then one step in
     page.click("#zoom-in")
     assert page.eval_on_selector("#current-canvas", "c => c.width") == 60  # 48 × 1.25
+    page.click("#zoom-fit")
+    assert page.eval_on_selector("#current-canvas", "c => c.width") > 48 * 4  # fit scales up
     page.set_input_files("#prior-file", str(prior))
     page.wait_for_selector("#prior-viewer:not([hidden])")
     page.wait_for_function("document.getElementById('prior-canvas').width > 1")
+
+
+def png_file(path: Path, width: int, height: int, seed: int = 0) -> Path:
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    Image.fromarray((rng.random((height, width)) * 255).astype("uint8")).save(path)
+    return path
+
+
+def fits(page: Any) -> dict[str, float]:
+    """Where the canvas, its frame, the answer and the window are, in CSS pixels."""
+    return dict(
+        page.evaluate(
+            """() => {
+        const box = (id) => document.getElementById(id).getBoundingClientRect();
+        const canvas = box('current-canvas'), frame = box('current-canvas').width
+            && document.getElementById('current-canvas').parentElement.getBoundingClientRect();
+        const result = box('result');
+        return {canvas_w: canvas.width, canvas_h: canvas.height, canvas_right: canvas.right,
+                canvas_bottom: canvas.bottom, frame_w: frame.width, frame_h: frame.height,
+                frame_right: frame.right, frame_bottom: frame.bottom,
+                result_top: result.top, result_left: result.left, result_bottom: result.bottom,
+                page_h: document.documentElement.scrollHeight,
+                page_w: document.documentElement.scrollWidth,
+                window_h: window.innerHeight, window_w: window.innerWidth};
+    }"""
+        )
+    )
+
+
+@pytest.mark.parametrize(("width", "height"), [(128, 128), (1024, 1291)])
+def test_the_image_fits_the_viewer_and_the_answer_is_beside_it(
+    serve: Callable[..., str], page: Any, tmp_path: Path, width: int, height: int
+) -> None:
+    """A 128 px CT is scaled up to the viewer, a 1024×1291 radiograph scaled down, and the
+    answer appears on screen beside the image, not below the fold."""
+    study = png_file(tmp_path / "study.png", width, height)
+    page.goto(serve())
+    page.set_input_files("#study-file", str(study))
+    page.wait_for_function("document.getElementById('current-canvas').width > 1")
+    assert page.text_content("#zoom-level") == "fit"
+    page.fill("#question", "Is there a nodule?")
+    page.click("#ask-button")
+    page.wait_for_selector("#result:not([hidden])")
+    at = fits(page)
+    assert at["canvas_w"] <= at["frame_w"] + 1 and at["canvas_h"] <= at["frame_h"] + 1, at
+    limiting = min(at["frame_w"] / width, at["frame_h"] / height)
+    assert abs(at["canvas_w"] - width * limiting) <= 2, at  # fills the viewer, aspect kept
+    if width == 128:
+        assert at["canvas_w"] >= 3 * 128, at  # not 100 % in a corner
+    assert at["page_h"] <= at["window_h"] and at["page_w"] <= at["window_w"], at  # no overflow
+    assert at["result_left"] >= at["frame_right"], at  # beside the image
+    assert at["result_top"] < at["window_h"] / 2, at  # above the fold
+    assert page.text_content("#answer") == "yes"
+
+
+def test_every_answer_names_its_model_label_and_deidentification(
+    serve: Callable[..., str], page: Any, tmp_path: Path
+) -> None:
+    """Beside the answer: the model, whether it is a baseline, a demonstration model or the
+    user's, and "N regions, X % of the image redacted" as the server computed it (here for
+    an image with a patient's name and ids burned in)."""
+    import httpx
+    import numpy as np
+    from PIL import Image
+
+    from medlens.backends.baseline import PriorBackend
+    from medlens.testing.phi import make_phi, synthetic_image
+
+    rng = np.random.default_rng(7)
+    burned = synthetic_image(make_phi(rng), rng, shape=(256, 384))
+    study = tmp_path / "burned.png"
+    Image.fromarray(burned.pixels.astype("uint8")).save(study)
+    url = serve()
+    page.goto(url)
+    page.set_input_files("#study-file", str(study))
+    page.fill("#question", "Is there a nodule?")
+    page.click("#ask-button")
+    page.wait_for_selector("#result:not([hidden])")
+    assert page.text_content("#model-name") == "scripted"
+    assert page.text_content("#model-label") == "user model"
+    shown = page.text_content("#deid-summary")
+    response = httpx.post(
+        f"{url}/v1/analyze",
+        files={"file": ("burned.png", study.read_bytes())},
+        data={"question": "Is there a nodule?"},
+        timeout=60,
+    )
+    redaction = response.json()["study"]["redaction"]
+    assert redaction["regions"] > 0, redaction
+    assert shown == f"De-identification: {redaction['text']}"
+    assert f"{redaction['regions']} region" in shown and "% of the image redacted" in shown
+
+    page.goto(serve(backend=PriorBackend()))
+    page.set_input_files("#study-file", str(study))
+    page.fill("#question", "Is there a nodule?")
+    page.click("#ask-button")
+    page.wait_for_selector("#result:not([hidden])")
+    assert page.text_content("#model-label") == "baseline"
+    assert "without looking at the image" in page.text_content("#model-label-note")

@@ -37,6 +37,7 @@ def test_prior_baseline_profile_on_vqa_rad(
         *("--benchmark", "vqa-rad", "--model", "prior", "--name", "rad-prior"),
         *("--data-dir", str(shared_data), "--score-candidates", "--limit", "200"),
         *("--evaluate", "test", "--out", str(tmp_path / "plots")),
+        *("--target-risk", "0.4"),  # a coin-flip baseline answers ~0 % at 5 %: refused
     )
     profile = CalibrationProfile.load("rad-prior")
     fit = profile.fit_stats
@@ -48,7 +49,8 @@ def test_prior_baseline_profile_on_vqa_rad(
     assert fit["questions"] == 200 and fit["n"] == 200  # the prior always answers yes/no
     assert profile.fingerprint.model == "baseline:prior"
     assert profile.confidence_method == "candidates"
-    assert profile.threshold is not None and profile.threshold.target_risk == 0.05
+    assert profile.threshold is not None and profile.threshold.target_risk == 0.4
+    assert fit["coverage"] >= 0.05
     # Temperature scaling minimises NLL on the fit split, so NLL cannot get worse there.
     assert fit["after"]["nll"] <= fit["before"]["nll"] + 1e-9
     ev = summary["evaluation"]
@@ -99,6 +101,7 @@ def test_slake_uses_its_validation_split(
         capsys,
         *("--benchmark", "slake", "--model", "prior", "--name", "slake-prior"),
         *("--data-dir", str(shared_data), "--limit", "80", "--method", "histogram"),
+        *("--min-coverage", "0"),
     )
     fit = summary["profile"]["fit"]
     assert fit["split"] == "validation" and "leakage_excluded" not in fit
@@ -123,6 +126,7 @@ def test_tiny_model_profile_applies_in_ask(
         *("--benchmark", "vqa-rad", "--model", str(tiny_qwen), "--name", "rad-tiny"),
         *("--data-dir", str(shared_data), "--score-candidates", "--limit", "40"),
         *("--device", "cpu", "--evaluate", "test"),
+        *("--min-coverage", "0"),  # random weights: any threshold is kept, for the test
     )
     profile = CalibrationProfile.load("rad-tiny")
     assert profile.fingerprint.model == summary["profile"]["fingerprint"]["model"]
@@ -152,10 +156,10 @@ def test_tiny_model_profile_applies_in_ask(
     # Other decoding settings than the profile's: refused, saying what differs.
     code = main(
         ["ask", image, question, "--model", str(tiny_qwen), "--device", "cpu", "--no-deid"]
-        + ["--kind", "closed", "--calibration", "rad-tiny", "--max-new-tokens", "16"]
+        + ["--kind", "closed", "--calibration", "rad-tiny", "--generate"]
     )
     assert code == 2
-    assert "max_new_tokens=16 here vs 256 in the profile" in capsys.readouterr().err
+    assert "score_candidates=False here vs True in the profile" in capsys.readouterr().err
 
 
 @pytest.mark.slow
@@ -199,7 +203,7 @@ def test_pipeline_ask_abstains_below_the_profile_threshold(
             )
             for p in rng.uniform(0.5, 1.0, 50)
         ]
-        profile = fit_profile("forced", items, fingerprint=fp, target_risk=0.05)
+        profile = fit_profile("forced", items, fingerprint=fp, target_risk=0.05, min_coverage=0.0)
         strict = replace(profile, threshold_value=1.01)
         result = pipeline.ask(
             image,
@@ -227,3 +231,50 @@ def test_pipeline_ask_abstains_below_the_profile_threshold(
             )
     finally:
         backend.close()
+
+
+@pytest.mark.slow
+@pytest.mark.data
+def test_the_issue_command_refuses_a_useless_profile_and_eval_shows_coverage(
+    shared_data: Path, tmp_path: Path
+) -> None:
+    """`medlens calibrate --benchmark slake --model prior --target-risk 0.05` (issue 14, item
+    2): refused, in the time of a weightless baseline (SLAKE keeps its pixels as published,
+    no OCR); kept on request, the profile is strict JSON and `eval --calibration` prints its
+    coverage, abstentions and selective accuracy."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    env = {**os.environ, "MEDLENS_DATA": str(shared_data)}
+
+    def medlens(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "medlens.cli.main", *args],
+            capture_output=True, text=True, check=False, env=env, cwd=tmp_path, timeout=900,
+        )  # fmt: skip
+
+    start = time.monotonic()
+    refused = medlens("calibrate", "--benchmark", "slake", "--model", "prior", "--target-risk",
+                      "0.05", "--name", "slake-prior", "--no-progress")  # fmt: skip
+    took = time.monotonic() - start
+    assert refused.returncode == 2, refused.stdout
+    assert "would answer 0.0% of the 422 calibration questions" in refused.stderr
+    assert "it is useless" in refused.stderr and "Traceback" not in refused.stderr
+    assert not (Path(os.environ["MEDLENS_HOME"]) / "profiles" / "slake-prior.json").exists()
+    assert took < 300, took  # 13 min 54 s with OCR on every image
+    kept = medlens("calibrate", "--benchmark", "slake", "--model", "prior", "--target-risk",
+                   "0.05", "--name", "slake-prior", "--min-coverage", "0", "--json")  # fmt: skip
+    assert kept.returncode == 0, kept.stderr
+    summary = json.loads(kept.stdout, parse_constant=lambda token: pytest.fail(token))
+    assert summary["profile"]["fit"]["coverage"] == 0.0
+    assert summary["profile"]["fit"]["risk"] is None  # NaN written as null
+    path = Path(summary["path"])
+    json.loads(path.read_text(), parse_constant=lambda token: pytest.fail(token))
+    table = medlens("eval", "slake", "--model", "prior", "--calibration", "slake-prior",
+                    "--limit", "30", "--no-baselines", "--no-progress")  # fmt: skip
+    assert table.returncode == 0, table.stderr
+    line = next(x for x in table.stdout.splitlines() if "calibrated by slake-prior" in x)
+    assert "coverage 0.0 %" in line and "abstained" in line and "selective accuracy" in line
+    assert "WARNING: the profile answers almost nothing" in line

@@ -213,3 +213,54 @@ def test_load_errors(tmp_path: Path) -> None:
     bad.write_text('{"format": 99}')
     with pytest.raises(CalibrationError, match="format 99"):
         CalibrationProfile.load(bad)
+
+
+def _coin_items(n: int = 200) -> list[FitItem]:
+    """A baseline's answers: confidence near 0.5 and right every other time, the most
+    confident one wrong (no threshold reaches a low risk)."""
+    items = []
+    for i, p in enumerate(np.linspace(0.56, 0.5, n)):
+        conf = Confidence(float(p), "candidates", candidate_probs={"yes": p, "no": 1 - p})
+        items.append(FitItem(conf, i % 2 == 1, "yes"))
+    return items
+
+
+def test_a_profile_that_answers_almost_nothing_is_refused_with_what_would_work() -> None:
+    """Target risk 5 % on a coin-flip model: every threshold answers ~0 %; refusing, with the
+    coverage other targets give, is the honest outcome (issue 14: it was saved silently)."""
+    with pytest.raises(CalibrationError) as caught:
+        fit_profile("useless", _coin_items(), fingerprint=FP, target_risk=0.05)
+    message = str(caught.value)
+    assert "would answer" in message and "it is useless" in message
+    assert "Answering every question has risk" in message and "--min-coverage 0" in message
+    assert not (profiles_dir() / "useless.json").exists()
+
+
+def test_saved_profiles_are_strict_json_even_at_zero_coverage(tmp_path: Path) -> None:
+    profile = fit_profile("kept", _coin_items(), fingerprint=FP, target_risk=0.05, min_coverage=0.0)
+    assert profile.fit_stats["coverage"] == 0.0 and math.isnan(profile.fit_stats["risk"])
+    path = profile.save(tmp_path / "kept.json")
+
+    def refuse(token: str) -> float:
+        raise AssertionError(f"{token} is not JSON")
+
+    data = json.loads(path.read_text(), parse_constant=refuse)
+    assert data["fit"]["risk"] is None and data["fit"]["coverage"] == 0.0
+    assert CalibrationProfile.load(path).threshold_value == profile.threshold_value
+    assert metrics.json_ready({"a": [float("inf"), np.float64("nan"), 1.5]}) == {
+        "a": [None, None, 1.5]
+    }
+
+
+def test_scoring_fingerprints_ignore_what_scoring_does_not_use() -> None:
+    """A scored answer's confidence does not depend on the generation budget, stops or
+    sampling, so a profile fitted by scoring applies to any scoring run (eval's 256-token
+    budget, ask's task default), and never to a generating one."""
+    scored = Fingerprint.of(
+        model="m", task="closed@1", recipe="r", options=GenerationOptions(score_candidates=True)
+    )
+    budget = GenerationOptions(max_new_tokens=32, stop=("\n",), score_candidates=True)
+    other = Fingerprint.of(model="m", task="closed@1", recipe="r", options=budget)
+    generated = Fingerprint.of(model="m", task="closed@1", recipe="r", options=GenerationOptions())
+    assert scored.differences(other) == []
+    assert scored.differences(generated) == ["score_candidates=False here vs True in the profile"]

@@ -14,6 +14,7 @@ parse answers (medlens.tasks does) nor load studies (medlens.study does). Implem
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
 from medlens.registry import Registry
@@ -59,6 +60,9 @@ BACKENDS.register("random", "medlens.backends.baseline:RandomBackend")
 BACKENDS.register("scripted", "medlens.backends.scripted:ScriptedBackend")
 
 BASELINES = ("prior", "no-image", "random")
+SHIPPED_PRIOR = Path(__file__).resolve().parent / "priors" / "vqa-rad-train.json"
+"""The prior baseline's answer counts, fitted on VQA-RAD train (CC0) without the rows that
+leak test questions; shipped so that ``--model prior`` needs no data."""
 
 
 def infer_backend_name(model: str) -> str:
@@ -73,9 +77,14 @@ def infer_backend_name(model: str) -> str:
 
 
 def load_backend(model: str, backend: str | None = None, **options: Any) -> Backend:
-    """Build the backend that serves ``model``; ``backend`` overrides the inferred kind."""
+    """Build the backend that serves ``model``; ``backend`` overrides the inferred kind. The
+    ``prior`` baseline gets the answer counts shipped with medlens (VQA-RAD train,
+    ``SHIPPED_PRIOR``) unless ``prior=`` says otherwise, so that ``medlens ask
+    --model prior`` answers as the fitted baseline that evaluations and profiles use."""
     name = backend or infer_backend_name(model)
     factory = BACKENDS.get(name)
+    if name == "prior" and "prior" not in options:
+        options["prior"] = SHIPPED_PRIOR
     return factory(model, **options)
 
 
@@ -87,3 +96,25 @@ def options_for(name: str, options: Mapping[str, Any]) -> dict[str, Any]:
 
     accepted = inspect.signature(BACKENDS.get(name)).parameters
     return {k: v for k, v in options.items() if k in accepted and v is not None}
+
+
+BASELINE_LABEL = "baseline"
+DEMONSTRATION_LABEL = "demonstration model"
+USER_LABEL = "user model"
+DEMONSTRATION_MODELS = ("medlens-tiny*", "*/medlens-tiny*")
+"""Model ids (``fnmatch``) of the demonstration models medlens ships: small, trained here on
+public data to show the workflow, never for clinical use."""
+
+
+def model_label(model_id: str, backend_name: str) -> str:
+    """What kind of model answered, as every answer is labelled: ``baseline`` (answers
+    without a model: prior, no-image, random), ``demonstration model`` (shipped by medlens)
+    or ``user model`` (anything the user brought)."""
+    import fnmatch
+
+    if backend_name in BASELINES or model_id.startswith("baseline:"):
+        return BASELINE_LABEL
+    name = model_id.lower().rstrip("/")
+    if any(fnmatch.fnmatch(name, pattern) for pattern in DEMONSTRATION_MODELS):
+        return DEMONSTRATION_LABEL
+    return USER_LABEL

@@ -30,6 +30,7 @@ from medlens.errors import DataError
 from medlens.types import Generation, ImagePart, Message, Request
 
 YES_NO = ("yes", "no")
+
 PRIOR_FORMAT = "medlens-prior"
 CATEGORY_KEYS = ("question_category", "question_type")
 """Request metadata keys naming the question's category (SLAKE ``content_type``/VQA-RAD

@@ -285,6 +285,8 @@ class OpenAIBackend:
         )
         texts = [_content(c.get("message")) for c in choices]
         tokens = _tokens(choices[0].get("logprobs"))
+        usage = data.get("usage")
+        prompt_tokens = usage.get("prompt_tokens") if isinstance(usage, dict) else None
         return Generation(
             request_id=request.id,
             text=texts[0],
@@ -295,6 +297,7 @@ class OpenAIBackend:
             samples=tuple(texts[1:]),
             finish_reason=str(choices[0].get("finish_reason") or "stop"),
             timings=timings,
+            prompt_tokens=prompt_tokens if isinstance(prompt_tokens, int) else 0,
         )
 
 

@@ -127,16 +127,19 @@ class TransformersBackend:
         ignore_eos: bool = False,
         prefetch: bool = True,
     ) -> None:
+        from medlens.hub import resolve_model
+
+        if dtype not in _DTYPES:
+            raise ConfigError(f"unknown dtype {dtype!r}; choose one of {', '.join(_DTYPES)}")
+        source, local_only = resolve_model(model, revision)  # seconds, before torch loads
         require("torch", "hf", "The transformers backend")
         require("transformers", "hf", "The transformers backend")
         import torch
 
-        if dtype not in _DTYPES:
-            raise ConfigError(f"unknown dtype {dtype!r}; choose one of {', '.join(_DTYPES)}")
         self.device = torch.device(_pick_device(device))
         self.dtype = _pick_dtype(dtype, self.device)
         self.attn_implementation = attn_implementation or _pick_attention(self.device, self.dtype)
-        processor, weights = self._load(model, revision, trust_remote_code)
+        processor, weights = self._load(source, revision, trust_remote_code, local_only)
         self._attach(
             model,
             processor,
@@ -208,10 +211,16 @@ class TransformersBackend:
 
     # ---------------------------------------------------------------------------- loading
 
-    def _load(self, model: str, revision: str | None, trust_remote_code: bool) -> tuple[Any, Any]:
+    def _load(
+        self, model: str, revision: str | None, trust_remote_code: bool, local_only: bool
+    ) -> tuple[Any, Any]:
         from transformers import AutoProcessor
 
-        kwargs: dict[str, Any] = {"revision": revision, "trust_remote_code": trust_remote_code}
+        kwargs: dict[str, Any] = {
+            "revision": revision,
+            "trust_remote_code": trust_remote_code,
+            "local_files_only": local_only,
+        }
         try:
             processor = AutoProcessor.from_pretrained(model, **kwargs)  # type: ignore[no-untyped-call]
         except (OSError, ValueError, KeyError, TypeError) as exc:
@@ -228,7 +237,10 @@ class TransformersBackend:
 
     def _load_weights(self, model: str, kwargs: dict[str, Any]) -> Any:
         from transformers import AutoModelForImageTextToText
+        from transformers.utils import logging as hf_logging
 
+        shown = hf_logging.is_progress_bar_enabled()
+        hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]  # "Loading weights"
         try:
             weights = AutoModelForImageTextToText.from_pretrained(
                 model, dtype=self.dtype, attn_implementation=self.attn_implementation, **kwargs
@@ -239,6 +251,9 @@ class TransformersBackend:
                 "vision-language models with AutoModelForImageTextToText; check the id or path, "
                 "and trust_remote_code for models that ship their own code."
             ) from exc
+        finally:
+            if shown:
+                hf_logging.enable_progress_bar()  # type: ignore[no-untyped-call]
         loaded: Any = weights
         return loaded.to(self.device).eval()
 
@@ -507,6 +522,7 @@ class TransformersBackend:
         rows: dict[int, list[tuple[str, tuple[TokenLogprob, ...], str]]] = {}
         for r, index in enumerate(batch.rows):
             rows.setdefault(index, []).append(self._row(new[r].tolist(), steps, r, opts))
+        read = _prompt_lengths(batch)
         gens = []
         for item in batch.items:
             samples = rows[item.index]
@@ -521,6 +537,7 @@ class TransformersBackend:
                     samples=tuple(s[0] for s in samples) if len(samples) > 1 else (),
                     finish_reason=finish,
                     timings=timings,
+                    prompt_tokens=read.get(item.index, 0),
                 )
             )
         return gens
@@ -577,6 +594,7 @@ class TransformersBackend:
             prefill_s=elapsed,
             total_s=batch.preprocess_s + elapsed,
         )
+        read = _prompt_lengths(batch)
         gens = []
         for item, reads in zip(batch.items, batch.reads):
             scores = {c: cumulative[row][n] for c, (row, n) in reads.items()}
@@ -589,12 +607,28 @@ class TransformersBackend:
                     candidate_logprobs=scores,
                     finish_reason="scored",
                     timings=timings,
+                    prompt_tokens=read.get(item.index, 0),
                 )
             )
         return gens
 
 
 # -------------------------------------------------------------------------------- helpers
+
+
+def _prompt_lengths(batch: _Batch) -> dict[int, int]:
+    """Prompt tokens (image tokens included, padding not) of each item's first row: its
+    attention mask, or in scoring mode the prompt length before the candidate."""
+    mask = batch.inputs.get("attention_mask") if batch.inputs is not None else None
+    lengths: dict[int, int] = {}
+    for r, index in enumerate(batch.rows):
+        if index in lengths:
+            continue
+        if batch.starts:
+            lengths[index] = int(batch.starts[r])
+        elif mask is not None:
+            lengths[index] = int(mask[r].sum())
+    return lengths
 
 
 def _covering_rows(targets: list[list[int]]) -> list[list[int]]:

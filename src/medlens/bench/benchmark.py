@@ -104,14 +104,33 @@ class Benchmark:
                 f"{self.name} has no Hugging Face dataset; pass --data-dir with the release."
             )
         datasets = require("datasets", "bench", f"Loading {self.name} from the Hugging Face Hub")
-        pinned = self.pin(revision)
-        rows = datasets.load_dataset(
-            self.hf_id, self.hf_config, split=self.hf_splits.get(split, split), revision=pinned
-        )
+        pinned = self.hub_revision(revision)
+        try:
+            rows = datasets.load_dataset(
+                self.hf_id, self.hf_config, split=self.hf_splits.get(split, split), revision=pinned
+            )
+        except ConnectionError as exc:  # offline mode and not in the datasets cache
+            raise DataError(f"{self.name}: {exc}. {self.local_hint()}") from exc
         samples: list[Sample] = []
         for index, row in enumerate(rows):
             samples.extend(self.from_hub_row(row, split, index))
         return samples
+
+    def hub_revision(self, revision: str | None = None) -> str:
+        """``pin(revision)`` for a download that is about to start: every Hub load asks here
+        first, so an unreachable Hub is reported in seconds (``medlens.hub``) with what to pass
+        instead, not after minutes of retries. In offline mode (``HF_HUB_OFFLINE=1``) the
+        Hugging Face cache is used and nothing is checked."""
+        from medlens.hub import offline_mode, unreachable_reason
+
+        reason = None if offline_mode() else unreachable_reason()
+        if reason is not None:
+            raise DataError(
+                f"{self.name}: the Hugging Face Hub is not reachable ({reason}), so "
+                f"{self.hf_id} cannot be downloaded. {self.local_hint()} If the dataset is in "
+                "your Hugging Face cache, set HF_HUB_OFFLINE=1 to use it."
+            )
+        return self.pin(revision)
 
     def pin(self, revision: str | None = None) -> str:
         """The exact Hub commit to load: ``revision``, else the spec's ``hf_revision``, else
@@ -135,6 +154,15 @@ class Benchmark:
                 pinned,
             )
         return pinned
+
+    def local_hint(self) -> str:
+        """What to pass to read the benchmark from a local copy instead of the Hub."""
+        holds = f" (the folder holding '{self.local_marker}')" if self.local_marker else ""
+        below = f" as '{self.local_dirname}/'" if self.local_dirname else ""
+        return (
+            f"Pass --data-dir DIR with a local copy of the original release{holds}, or set "
+            f"MEDLENS_DATA to a folder that holds it{below}."
+        )
 
     def from_hub_row(self, row: Mapping[str, Any], split: str, index: int) -> list[Sample]:
         """Samples made from one Hub row (usually one; none for rows the benchmark skips)."""

@@ -23,6 +23,8 @@ from medlens.bench.samples import Sample
 from medlens.bench.scoring import resolve_protocols
 from medlens.bench.treatments import item_of
 from medlens.errors import ConfigError
+from medlens.trust.calibration import MIN_COVERAGE
+from medlens.trust.metrics import json_ready
 from medlens.types import AnswerKind, GenerationOptions
 
 if TYPE_CHECKING:
@@ -66,14 +68,23 @@ class CalibrationSetup:
     data_dir: str | None = None
     method: str = "temperature"
     target_risk: float = 0.05
+    min_coverage: float = MIN_COVERAGE
+    """Refuse a threshold that answers less than this share of the calibration questions."""
     delta: float | None = None
     confidence: str = "auto"
     protocol: str = "medlens"
     batch_size: int = 8
     deidentify: bool = True
+    deid_ocr: str | None = None
+    """OCR redaction of pixels as ``medlens eval`` takes it (``spec.pixel_policy``)."""
     options: GenerationOptions | None = None
     prompt: str | None = None
     """Prompt preset (``medlens.tasks.presets``); the profile's fingerprint names it."""
+
+    candidate_scoring: bool = True
+    """Closed/choice questions score their candidates where the model can, as ``medlens
+    ask`` does (so the profile applies to ``ask``'s answers); False generates them."""
+    progress: bool = False
     seed: int = 0
     """Seed of the random baseline."""
     evaluate: str | None = None
@@ -104,7 +115,7 @@ def calibrate(
     calibration_set, prior_rows = calibration_samples(bench, split, setup)
     backend = calibration_backend(setup, prior_rows, model_backend)
     try:
-        fit_results = answers(calibration_set, backend, setup)
+        fit_results = answers(calibration_set, backend, setup, bench)
         fingerprints = {pipeline.fingerprint_of(r.prepared, r.generation) for r, _ in fit_results}
         if len(fingerprints) != 1:
             raise ConfigError(
@@ -130,13 +141,14 @@ def calibrate(
             target_risk=setup.target_risk,
             delta=setup.delta,
             details=details,
+            min_coverage=setup.min_coverage,
         )
         path = profile.save()
         summary: dict[str, Any] = {"profile": profile.to_dict(), "path": str(path)}
         if setup.evaluate:
             test = _limit(_of_kind(bench.load(setup.evaluate, setup.data_dir), setup.kind), setup)
             summary["evaluation"] = evaluate_profile(
-                profile, answers(test, backend, setup), protocol, setup.evaluate, setup.out
+                profile, answers(test, backend, setup, bench), protocol, setup.evaluate, setup.out
             )
     finally:
         backend.close()
@@ -185,22 +197,43 @@ def calibration_backend(
 
 
 def answers(
-    samples: list[Sample], backend: Backend, setup: CalibrationSetup
+    samples: list[Sample], backend: Backend, setup: CalibrationSetup, bench: Benchmark
 ) -> list[tuple[Result, Sample]]:
-    """Each sample's pipeline result (raw confidence, no profile), in order."""
-    from medlens import pipeline
+    """Each sample's pipeline result (raw confidence, no profile), in order, under the pixel
+    policy ``medlens eval`` uses for ``bench`` (a publisher-de-identified release keeps its
+    pixels as published: no OCR), with a progress bar."""
+    import sys
 
+    from tqdm import tqdm
+
+    from medlens import pipeline
+    from medlens.bench.spec import EvalSpec, pixel_policy
+
+    spec = EvalSpec(
+        (bench.name,), setup.model, deidentify=setup.deidentify, deid_ocr=setup.deid_ocr
+    )
+    deidentify, _ = pixel_policy(spec, bench)
     by_id = {s.id: s for s in samples}
     results = pipeline.run(
         [item_of(s) for s in samples],
         backend,
         batch_size=setup.batch_size,
         confidence_method=setup.confidence,
-        deidentify=setup.deidentify,
+        deidentify=deidentify,
         options=setup.options,
         prompt=setup.prompt,
+        candidate_scoring=setup.candidate_scoring,
     )
-    return [(r, by_id[r.request.id]) for r in results]
+    bar = tqdm(
+        results,
+        total=len(samples),
+        desc=f"calibrate {bench.name} · {backend.model_id}",
+        unit="q",
+        file=sys.stderr,
+        disable=not setup.progress,
+        dynamic_ncols=True,
+    )
+    return [(r, by_id[r.request.id]) for r in bar]
 
 
 def _outcome(result: Result, sample: Sample, protocol: ScoringProtocol) -> str:
@@ -260,7 +293,8 @@ def evaluate_profile(
     if out:
         folder = Path(out)
         folder.mkdir(parents=True, exist_ok=True)
-        (folder / "calibration.json").write_text(json.dumps(dict(section.data), indent=2))
+        data = json_ready(dict(section.data))
+        (folder / "calibration.json").write_text(json.dumps(data, indent=2, allow_nan=False))
         for name, png in section.images.items():
             (folder / f"{name}.png").write_bytes(png)
     return {"split": split, **dict(section.data)}

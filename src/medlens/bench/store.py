@@ -29,6 +29,8 @@ Three tables:
 from __future__ import annotations
 
 import json
+import os
+import socket
 import sqlite3
 import time
 import uuid
@@ -404,6 +406,7 @@ class RunStore:
                 n_planned,
             ),
         )
+        self._claim(run_id)
         return self.get_run(run_id)
 
     def update_run(
@@ -415,8 +418,11 @@ class RunStore:
         config: Mapping[str, Any] | None = None,
         protocols: Sequence[str] | None = None,
     ) -> None:
-        """Change a run's status, add wall time, merge keys into its config, set protocols."""
+        """Change a run's status, add wall time, merge keys into its config, set protocols.
+        A run that stops running is no longer this process's (see ``status_of``)."""
         run = self.get_run(run_id)
+        if status is not None and status != "running":
+            self._db.execute("DELETE FROM meta WHERE key = ?", (f"owner:{run.id}",))
         merged = {**run.config, **(config or {})}
         self._db.execute(
             "UPDATE runs SET status = ?, elapsed_s = elapsed_s + ?, config = ?, protocols = ?,"
@@ -533,8 +539,34 @@ class RunStore:
                     rows,
                 )
                 self._db.execute("UPDATE runs SET updated = ? WHERE id = ?", (now, run_id))
+                self._claim(run_id)
         except sqlite3.IntegrityError as exc:
             raise DataError(f"Run {run_id} already holds one of these samples ({exc}).") from exc
+
+    def _claim(self, run_id: str) -> None:
+        """Record this process as the one running ``run_id`` (in ``meta``, not in the run's
+        configuration, so reports do not change): a run left "running" by a process that is
+        gone was killed (``status_of``)."""
+        owner = json.dumps({"host": socket.gethostname(), "pid": os.getpid(), "start": _start()})
+        self._db.execute(
+            "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (f"owner:{run_id}", owner)
+        )
+
+    def status_of(self, run: RunInfo) -> str:
+        """The run's status as a person needs it: a "running" run whose process has died on
+        this machine (kill -9, out of memory, a closed terminal) is "killed"; one running on
+        another machine says where."""
+        if run.status != "running":
+            return run.status
+        row = self._db.execute("SELECT value FROM meta WHERE key = ?", (f"owner:{run.id}",))
+        found = row.fetchone()
+        if found is None:
+            return "killed"  # a run from before owners were recorded, never finished
+        owner = json.loads(found["value"])
+        if owner.get("host") != socket.gethostname():
+            return f"running on {owner.get('host')}"
+        alive = _start(int(owner["pid"])) == owner.get("start") and _alive(int(owner["pid"]))
+        return "running" if alive else "killed"
 
     def done_ids(self, run_id: str) -> set[str]:
         """Sample ids already stored for ``run_id`` (what a resumed run skips)."""
@@ -597,3 +629,23 @@ class RunStore:
             self._db.execute("ROLLBACK")
             raise
         self._db.execute("COMMIT")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process: it exists
+        return True
+    return True
+
+
+def _start(pid: int | None = None) -> str | None:
+    """A process's start time in clock ticks since boot (``/proc/PID/stat`` field 22), so a
+    reused pid is not mistaken for the run's process; None where /proc is absent."""
+    try:
+        stat = Path(f"/proc/{pid or os.getpid()}/stat").read_text()
+    except OSError:
+        return None
+    return stat.rsplit(")", 1)[1].split()[19]

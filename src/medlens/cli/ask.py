@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 
 from medlens.cli.common import (
@@ -10,7 +11,9 @@ from medlens.cli.common import (
     add_privacy_options,
     add_prompt_options,
     backend_from_args,
+    candidate_scoring,
     generation_options,
+    probability,
     prompt_from_args,
 )
 
@@ -29,7 +32,7 @@ def add_parser(
     )
     parser.add_argument("study", help="path to a DICOM file or series folder, NIfTI, PNG/JPEG")
     parser.add_argument("question")
-    add_model_options(parser)
+    add_model_options(parser, scores_by_default=True)
     add_privacy_options(parser)
     add_prompt_options(parser, scoring=False)
     parser.add_argument(
@@ -39,10 +42,39 @@ def add_parser(
     )
     parser.add_argument("--choices", help="multiple-choice options separated by '|'")
     parser.add_argument("--prior", help="an earlier study of the same patient, for comparison")
+    study = parser.add_argument_group("study")
+    study.add_argument(
+        "--series", metavar="UID", help="the series to use when the folder holds several"
+    )
+    study.add_argument(
+        "--volume",
+        type=int,
+        metavar="N",
+        help="the time point of a 4D DICOM series or NIfTI (default: 0, the first)",
+    )
+    study.add_argument(
+        "--modality",
+        metavar="CODE",
+        help="DICOM modality code where the file carries none (a NIfTI CT: CT; an X-ray "
+        "PNG: DX), so the modality's recipe applies (e.g. medgemma-ct for MedGemma)",
+    )
+    study.add_argument(
+        "--format",
+        choices=["dicom", "nifti", "image"],
+        help="force a reader (a DICOM file written without its 128-byte preamble)",
+    )
+    study.add_argument(
+        "--save-views",
+        metavar="DIR",
+        help="write the images the model received into DIR as PNG, in order",
+    )
     parser.add_argument("--recipe", help="preprocessing recipe (default: the study's/model's)")
     parser.add_argument("--calibration", help="calibration profile name or path")
     parser.add_argument(
-        "--abstain-below", type=float, help="abstain when confidence is below this value"
+        "--abstain-below",
+        type=probability,
+        metavar="P",
+        help="abstain when the confidence is below P (0..1; default: the profile's threshold)",
     )
     parser.add_argument(
         "--confidence",
@@ -66,10 +98,18 @@ def add_parser(
 
 
 def run(args: argparse.Namespace) -> int:
-    from medlens import pipeline
-    from medlens.study import load_pair, load_study
+    import sys
 
-    study = load_pair(args.prior, args.study) if args.prior else load_study(args.study)
+    from medlens import pipeline
+    from medlens.study import load_study, save_images, study_notes
+
+    shared = {"modality": args.modality, "format": args.format}
+    picked = {"series_uid": args.series, "volume": args.volume}
+    study = load_study(args.study, **shared, **{k: v for k, v in picked.items() if v is not None})
+    if args.prior:
+        study = dataclasses.replace(study, prior=load_study(args.prior, **shared))
+    for note in study_notes(study):
+        print(f"medlens ask: note: {note}", file=sys.stderr)
     if args.store_to:
         from medlens.interop.export import check_exportable
 
@@ -94,6 +134,7 @@ def run(args: argparse.Namespace) -> int:
             recipe=args.recipe,
             deidentify=not args.no_deid,
             options=generation_options(args),
+            candidate_scoring=candidate_scoring(args),
             calibration=calibration,
             confidence_method=args.confidence,
             abstain_threshold=args.abstain_below,
@@ -101,6 +142,14 @@ def run(args: argparse.Namespace) -> int:
         )
     finally:
         backend.close()
+    if args.save_views:
+        labels = [v.label for v in result.prepared.views]
+        labels += [f"prior {label}" for label in labels][: len(result.request.images) - len(labels)]
+        paths = save_images(result.request.images, args.save_views, labels)
+        print(
+            f"medlens ask: wrote the {len(paths)} image(s) the model received to {args.save_views}",
+            file=sys.stderr,
+        )
     exported = None
     if args.export or args.store_to:
         from medlens.interop.export import export_answer
@@ -154,5 +203,6 @@ def format_result(result: object) -> str:
     for study in result.prepared.studies:
         if study.redaction is not None:
             lines.append(f"De-identification: {study.redaction.describe()}")
-    lines.append(f"Model: {result.generation.model} [{result.generation.backend}]")
+    generation = result.generation
+    lines.append(f"Model: {generation.model} ({result.model_label}, {generation.backend} backend)")
     return "\n".join(lines)

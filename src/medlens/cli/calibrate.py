@@ -9,8 +9,13 @@ profile never saw, accuracy, ECE before and after, and the coverage and risk the
 gives. Use the profile with ``medlens ask --calibration PROFILE``.
 
 The profile is tied to what produced its confidences (model, prompt template version, recipe,
-decoding settings): ask with the same settings. ``--score-candidates`` gives the decoding
-``medlens ask`` uses for closed and multiple-choice questions.
+decoding settings): ask with the same settings. As in ``medlens ask``, closed and
+multiple-choice questions are answered by scoring each candidate's likelihood where the model
+can (the confidence is the candidates' normalised likelihood), so a profile fitted with the
+defaults applies to ``medlens ask --calibration PROFILE`` as it is; with ``--generate`` the
+model generates its answers here, and ``ask`` then needs ``--generate`` too. Benchmark images
+get the pixel policy of ``medlens eval`` (``--deid-ocr``). A profile whose threshold answers
+less than ``--min-coverage`` of the calibration questions is refused.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from medlens.cli.common import (
     add_privacy_options,
     add_prompt_options,
     backend_from_args,
+    candidate_scoring,
     generation_options,
     prompt_from_args,
     protocols_from_args,
@@ -45,15 +51,30 @@ def add_parser(
     )
     parser.add_argument("--benchmark", required=True, help="benchmark name, e.g. vqa-rad, slake")
     parser.add_argument("--name", required=True, help="profile name (letters, digits, . _ -)")
-    add_model_options(parser)
+    add_model_options(parser, scores_by_default=True)
     add_prompt_options(parser)
     add_privacy_options(parser)
+    parser.add_argument(
+        "--deid-ocr",
+        choices=["auto", "always", "never"],
+        help="OCR redaction of burned-in text in the images, as medlens eval takes it "
+        "(default: never for releases their publishers de-identified, whose pixels stay as "
+        "published; else auto)",
+    )
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     group = parser.add_argument_group("calibration")
     group.add_argument(
         "--split", help="calibration split (default: validation where there is one, else train)"
     )
     group.add_argument("--method", default="temperature", help="temperature, isotonic, histogram")
     group.add_argument("--target-risk", type=float, default=0.05, help="default: %(default)s")
+    group.add_argument(
+        "--min-coverage",
+        type=float,
+        default=0.05,
+        help="refuse a threshold that answers less than this share of the calibration "
+        "questions (default: %(default)s; 0 keeps any)",
+    )
     group.add_argument(
         "--delta",
         type=float,
@@ -109,14 +130,21 @@ def run(args: argparse.Namespace) -> int:
         )[0],
         batch_size=args.batch_size,
         deidentify=not args.no_deid,
+        deid_ocr=args.deid_ocr,
         options=generation_options(args),
         prompt=prompt_from_args(args),
+        candidate_scoring=candidate_scoring(args),
+        progress=not args.no_progress,
+        min_coverage=args.min_coverage,
         seed=args.seed or 0,
         evaluate=args.evaluate,
         out=args.out,
     )
     summary = calibrate(setup, lambda: backend_from_args(args))
-    print(json.dumps(summary, indent=2, default=str) if args.json else format_summary(summary))
+    from medlens.trust.metrics import json_ready
+
+    text = json.dumps(json_ready(summary), indent=2, default=str, allow_nan=False)
+    print(text if args.json else format_summary(summary))
     return 0
 
 

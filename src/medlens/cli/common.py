@@ -3,10 +3,43 @@
 from __future__ import annotations
 
 import argparse
+import re
 from typing import Any
 
 
-def add_model_options(parser: argparse.ArgumentParser, *, required: bool = True) -> None:
+def probability(text: str) -> float:
+    """An argparse type for thresholds on a confidence: a number in [0, 1]."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(
+            f"{text} is not a confidence: give a value between 0 and 1 (e.g. 0.7)"
+        )
+    return value
+
+
+def plain_help(text: str | None) -> str | None:
+    """Docstrings double as ``--help`` text: drop reStructuredText's double backticks."""
+    return None if text is None else re.sub(r"``([^`]+)``", r"\1", text)
+
+
+def clean_help(parser: argparse.ArgumentParser) -> None:
+    """``plain_help`` on a parser's description, epilog and every option's help."""
+    parser.description = plain_help(parser.description)
+    parser.epilog = plain_help(parser.epilog)
+    for action in parser._actions:
+        action.help = plain_help(action.help)
+
+
+def add_model_options(
+    parser: argparse.ArgumentParser, *, required: bool = True, scores_by_default: bool = False
+) -> None:
+    """The model and decoding flags. ``scores_by_default`` (ask, calibrate, serve, demo):
+    closed and multiple-choice questions score their candidates unless ``--generate``;
+    elsewhere (eval: benchmarks generate, as their published protocols do) only with
+    ``--score-candidates``."""
     group = parser.add_argument_group("model")
     group.add_argument(
         "--model",
@@ -28,10 +61,24 @@ def add_model_options(parser: argparse.ArgumentParser, *, required: bool = True)
     )
     group.add_argument("--temperature", type=float, help="0 = greedy (the default)")
     group.add_argument("--seed", type=int)
-    group.add_argument(
-        "--score-candidates",
+    if not scores_by_default:
+        group.add_argument(
+            "--score-candidates",
+            action="store_true",
+            help="closed/multiple-choice: score each candidate's likelihood instead of "
+            "generating (gives every answer a confidence)",
+        )
+        return
+    mode = group.add_mutually_exclusive_group()
+    mode.add_argument(
+        "--generate",
         action="store_true",
-        help="closed/multiple-choice: score each candidate's likelihood instead of generating",
+        help="closed/multiple-choice: generate the answer as text instead of scoring each "
+        "candidate's likelihood (the default where the model can score: it gives the answer "
+        "a confidence)",
+    )
+    mode.add_argument(
+        "--score-candidates", action="store_true", help="the default; kept for scripts"
     )
 
 
@@ -120,7 +167,8 @@ def generation_options(args: argparse.Namespace) -> Any:
     from medlens.types import GenerationOptions
 
     flags = (args.max_new_tokens, args.temperature, args.seed)
-    if not args.score_candidates and all(v is None for v in flags):
+    scores_by_default = hasattr(args, "generate")  # then pipeline.ask's candidate_scoring
+    if all(v is None for v in flags) and (not args.score_candidates or scores_by_default):
         return None
     return GenerationOptions(
         max_new_tokens=args.max_new_tokens or GenerationOptions.max_new_tokens,
@@ -128,3 +176,9 @@ def generation_options(args: argparse.Namespace) -> Any:
         seed=args.seed,
         score_candidates=args.score_candidates,
     )
+
+
+def candidate_scoring(args: argparse.Namespace) -> bool:
+    """Whether closed/choice questions score their candidates (``pipeline.ask``'s
+    ``candidate_scoring``): the default of the commands with ``--generate``, which opts out."""
+    return bool(args.score_candidates) or not getattr(args, "generate", True)

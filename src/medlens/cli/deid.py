@@ -19,7 +19,8 @@ def add_parser(
         description=(
             "Write de-identified copies of every DICOM (with or without extension), PNG and "
             "JPEG file under IN_DIR into OUT_DIR, with hashed names and an audit of what was "
-            "done per file (never the PHI itself). Unreadable files are listed as skipped. "
+            "done per file (never the PHI itself, nor the input names). Unreadable files are "
+            "listed as skipped in the audit by key, and on the terminal by their input path. "
             "Burned-in text that identifies the patient is blacked out; clinical labels "
             "(side markers, probe and depth read-outs, measurements) are kept unless "
             "--redact-all-text. Files whose redaction covers more than 10 %% of the image or "
@@ -131,6 +132,8 @@ def run(args: argparse.Namespace) -> int:
             f"{100 * r.redacted_share:.1f} % of the image redacted)",
             file=sys.stderr,
         )
+    if skipped:  # the terminal is local: name the inputs; the audit keeps only their keys
+        print(f"skipped inputs (under {args.in_dir}; audit key in brackets):", file=sys.stderr)
     for r in skipped:
-        print(f"  {r.key}: {r.status}", file=sys.stderr)
+        print(f"  {r.source} [{r.key}]: {r.status}", file=sys.stderr)
     return 1 if skipped else 0

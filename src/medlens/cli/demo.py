@@ -14,7 +14,12 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from medlens.cli.common import add_model_options, backend_from_args, generation_options
+from medlens.cli.common import (
+    add_model_options,
+    backend_from_args,
+    candidate_scoring,
+    generation_options,
+)
 
 COMMAND = "demo"
 ORDER = 1
@@ -26,9 +31,6 @@ QUESTIONS = (
     ("ct-series", "Where is the nodule? Give a bounding box.", "grounding", None),
     ("ct-volume", "Describe the findings of this CT.", "report", "medgemma-ct"),
 )
-PRIOR_TABLE = Path(__file__).resolve().parents[1] / "backends" / "priors" / "vqa-rad-train.json"
-"""The prior baseline's answer counts, fitted on VQA-RAD train (CC0) without the rows that
-leak test questions; shipped so the demo needs no data."""
 
 
 def add_parser(
@@ -43,7 +45,7 @@ def add_parser(
     parser.add_argument(
         "--out", default="medlens-demo", help="output folder (default: %(default)s)"
     )
-    add_model_options(parser, required=False)
+    add_model_options(parser, required=False, scores_by_default=True)
     parser.set_defaults(model="prior")
     return parser
 
@@ -68,12 +70,7 @@ def run(args: argparse.Namespace) -> int:
         "ct-volume": load_study(sources["ct-volume"], modality="CT"),  # NIfTI has no modality
     }
     is_baseline = (args.backend or args.model).lower() in BASELINES
-    if (args.backend or args.model).lower() == "prior":
-        from medlens.backends.baseline import PriorBackend
-
-        backend = PriorBackend("prior", prior=PRIOR_TABLE)
-    else:
-        backend = backend_from_args(args)
+    backend = backend_from_args(args)
     results = []
     try:
         for study_name, question, kind, recipe in QUESTIONS:
@@ -84,6 +81,7 @@ def run(args: argparse.Namespace) -> int:
                 kind=kind,
                 recipe=recipe,
                 options=generation_options(args),
+                candidate_scoring=candidate_scoring(args),
             )
             results.append((study_name, result))
     finally:

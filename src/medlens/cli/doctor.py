@@ -43,7 +43,15 @@ PROGRAMS = {
 def add_parser(
     subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
 ) -> argparse.ArgumentParser:
-    return subparsers.add_parser(COMMAND, help="list what works here and how to install the rest")
+    return subparsers.add_parser(
+        COMMAND,
+        help="list what works here and how to install the rest",
+        description="Check this machine: which optional extras of medlens are installed "
+        "(DICOM, NIfTI, Hugging Face models, OpenAI-compatible servers, OCR, benchmarks, the "
+        "server, speech), which programs are on the PATH (tesseract, chromium, espeak-ng), "
+        "whether the Hugging Face Hub is reachable, and the exact pip or apt-get line for "
+        "each missing piece. Takes no options.",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -59,6 +67,14 @@ def run(args: argparse.Namespace) -> int:
         status = "ok" if shutil.which(program) else f"missing: {install}"
         print(f"  {program:<10} {purpose:<49} {status}")
     from medlens.backends.base import BACKENDS
+    from medlens.hub import unreachable_reason
 
     print(f"Backends: {', '.join(BACKENDS.names())}")
+    reason = unreachable_reason()
+    print(
+        "Hugging Face Hub: reachable"
+        if reason is None
+        else f"Hugging Face Hub: not reachable ({reason}); use local model folders and "
+        "--data-dir / MEDLENS_DATA for benchmarks"
+    )
     return 0

@@ -14,10 +14,16 @@ from __future__ import annotations
 
 import argparse
 import functools
+import sys
 from collections.abc import Callable
 from typing import Any
 
-from medlens.cli.common import add_model_options, add_privacy_options, add_prompt_options
+from medlens.cli.common import (
+    add_model_options,
+    add_privacy_options,
+    add_prompt_options,
+    probability,
+)
 
 SANITY = ("blank", "noise-image", "swap", "no-image")
 """``medlens.bench.treatments.SANITY_CHECKS``, repeated so that ``--help`` imports nothing."""
@@ -57,9 +63,9 @@ def add_parser(
     )
     trust.add_argument(
         "--abstain-below",
-        type=float,
+        type=probability,
         metavar="P",
-        help="abstain when confidence is below P (default: the profile's threshold)",
+        help="abstain when confidence is below P (0..1; default: the profile's threshold)",
     )
     trust.add_argument(
         "--sanity",
@@ -168,6 +174,17 @@ def run(args: argparse.Namespace) -> int:
         get_benchmark(name)
     protocols = protocols_from_args(args, _names(args.protocol))
     resolve_protocols(protocols)
+    if args.calibration and not args.score_candidates:
+        from medlens.trust.calibration import CalibrationProfile
+
+        profile = CalibrationProfile.load(args.calibration)
+        if dict(profile.fingerprint.decoding).get("score_candidates"):
+            args.score_candidates = True  # answer as the profile was fitted (medlens ask does)
+            print(
+                f"medlens eval: scoring closed/choice candidates, as profile "
+                f"'{profile.name}' was fitted",
+                file=sys.stderr,
+            )
     options = generation_options(args)
     spec = EvalSpec(
         benchmarks=benchmarks,
@@ -207,6 +224,8 @@ def run(args: argparse.Namespace) -> int:
             backend_factory=factory,
         )
         runs = [o.run for o in outcomes]
+        if args.resume:
+            print(resume_report(store, outcomes))
         print(run_table(store, runs))
         for line in published_lines(store, runs):
             print(line)
@@ -242,3 +261,17 @@ def _replica_pool(args: argparse.Namespace, pools: list[Any]) -> Any:
     )
     pools.append(pool)
     return pool
+
+
+def resume_report(store: Any, outcomes: list[Any]) -> str:
+    """What ``--resume`` continued: per run, how many answers were already stored and how
+    many were added now."""
+    lines = []
+    for outcome in outcomes:
+        run = outcome.run
+        before = store.count(run.id) - outcome.n_new
+        lines.append(
+            f"resumed run {run.id} ({run.benchmark}, {run.label}): {before} of {outcome.n_total} "
+            f"answers were stored, {outcome.n_new} answered now"
+        )
+    return "\n".join(lines)

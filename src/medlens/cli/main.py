@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from types import ModuleType
 
 import medlens
+from medlens.cli.common import clean_help, plain_help
 from medlens.errors import MedlensError
 
 
@@ -42,7 +43,10 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for module in _command_modules():
         sub = module.add_parser(subparsers)
+        clean_help(sub)
         sub.set_defaults(_run=module.run)
+    for choice in subparsers._choices_actions:
+        choice.help = plain_help(choice.help)
     return parser
 
 

@@ -36,6 +36,7 @@ def add_parser(
 
 
 def run(args: argparse.Namespace) -> int:
+    import sys
     import time
 
     from medlens.bench.report import write_report
@@ -49,11 +50,13 @@ def run(args: argparse.Namespace) -> int:
                 when = time.strftime("%Y-%m-%d %H:%M", time.localtime(r.created))
                 print(
                     f"{r.id}  {when}  {r.benchmark:<12} {r.split:<6} {r.label:<30} "
-                    f"{store.count(r.id):>5}/{r.n_planned or '?':<5} {r.status}"
+                    f"{store.count(r.id):>5}/{r.n_planned or '?':<5} {store.status_of(r)}"
                 )
             return 0
         if not args.runs:
             raise ConfigError("Name the run(s) to report, or list them with --list.")
+        for warning in sample_set_warnings(store, args.runs):
+            print(f"medlens report: warning: {warning}", file=sys.stderr)
         protocols = tuple(p.strip() for p in (args.protocol or "").split(",") if p.strip())
         out = args.out or f"medlens-report-{store.get_run(args.runs[0]).id}"
         files = write_report(
@@ -63,3 +66,30 @@ def run(args: argparse.Namespace) -> int:
         store.close()
     print(f"wrote {files.html}, {files.json.name}, {files.csv.name}")
     return 0
+
+
+def sample_set_warnings(store: object, run_ids: list[str]) -> list[str]:
+    """Runs of one benchmark compared side by side must have answered the same questions;
+    a 50-question run beside a 451-question one compares nothing. One warning per benchmark
+    whose runs differ, naming the counts and the overlap."""
+    from medlens.bench.store import RunStore
+
+    assert isinstance(store, RunStore)
+    by_benchmark: dict[str, list[tuple[str, set[str]]]] = {}
+    for run_id in run_ids:
+        run = store.get_run(run_id)
+        by_benchmark.setdefault(f"{run.benchmark} {run.split}", []).append(
+            (run.id, store.done_ids(run.id))
+        )
+    warnings = []
+    for benchmark, runs in by_benchmark.items():
+        if len({frozenset(ids) for _, ids in runs}) <= 1:
+            continue
+        common = set.intersection(*(ids for _, ids in runs))
+        counts = ", ".join(f"{run_id}: {len(ids)}" for run_id, ids in runs)
+        warnings.append(
+            f"the {benchmark} runs answered different questions ({counts}; {len(common)} in "
+            "common), so their numbers are not comparable. Compare runs made with the same "
+            "--split and --limit."
+        )
+    return warnings

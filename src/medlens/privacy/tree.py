@@ -20,7 +20,7 @@ import csv
 import json
 import time
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -64,6 +64,9 @@ class FileResult:
     needs_review: str = ""
     """The review reasons joined by "+" ("area+body"), empty when none."""
     seconds: float = 0.0
+    source: str = field(default="", compare=False)
+    """The input's path relative to the input folder: for the person running the tool (the
+    CLI lists failed inputs by it), never written to the audit, which may leave the machine."""
 
 
 @dataclass(frozen=True)
@@ -416,11 +419,12 @@ def deidentify_tree(
     ]
     extras = Extras(boxes, Path(review_dir) if review_dir else None)
     results: list[FileResult] = []
-    for _relative, result, _lines in _run_all(
+    for relative, result, _lines in _run_all(
         jobs, out_dir, policy, extras, write=True, workers=workers, progress=progress
     ):
         results.append(result)
-        rows.append(asdict(result))
+        rows.append({name: value for name, value in asdict(result).items() if name in AUDIT_FIELDS})
+        result.source = str(relative)
         _append_audit(audit_path, rows)
     return results
 

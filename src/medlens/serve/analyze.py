@@ -10,7 +10,7 @@ from __future__ import annotations
 import base64
 import io
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from medlens.serve.protocol import (
     AnalyzeResponse,
@@ -20,7 +20,7 @@ from medlens.serve.protocol import (
     ViewOut,
 )
 from medlens.serve.uploads import UNZIP_FACTOR, Upload, load_uploads, private_dir
-from medlens.types import AnswerKind, GenerationOptions
+from medlens.types import AnswerKind
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -37,12 +37,6 @@ def png_data_url(image: Image.Image) -> str:
     buffer = io.BytesIO()
     image.save(buffer, format="PNG", optimize=False)
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
-
-
-def options_for(kind: AnswerKind | None, **overrides: Any) -> GenerationOptions:
-    """Decoding options; closed and multiple-choice questions score their candidates so that
-    confidence comes from the candidates' likelihoods (as ``medlens ask`` does)."""
-    return GenerationOptions(score_candidates=kind in ("closed", "choice"), **overrides)
 
 
 def ask_uploaded(
@@ -80,7 +74,7 @@ def ask_uploaded(
             candidates=tuple(choices),
             recipe=recipe,
             deidentify=True,
-            options=options_for(kind or ("choice" if choices else None)),
+            candidate_scoring=config.candidate_scoring,  # also for the guessed kind
             request_id=request_id,
         )
 
@@ -93,6 +87,7 @@ def to_response(result: Result, model: str) -> AnalyzeResponse:
     return AnalyzeResponse(
         id=record["request_id"],
         model=model,
+        model_label=record["model_label"],
         question=record["question"],
         kind=record["kind"],
         answer=None if answer.abstained or not answer.parsed else answer.text,

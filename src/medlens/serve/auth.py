@@ -78,13 +78,29 @@ class KeyStore:
         record = KeyRecord(key_id, name, salt, _digest(salt, secret), time.time())
         records = dict(self._load())
         records[key_id] = record
+        self._write(records)
+        return f"ml-{key_id}-{secret}"
+
+    def revoke(self, name_or_id: str) -> list[KeyRecord]:
+        """Delete the keys named ``name_or_id`` (or with that id); a running server refuses
+        them from its next request on (the file is reloaded when it changes)."""
+        records = dict(self._load())
+        gone = [r for r in records.values() if name_or_id in (r.name, r.id)]
+        if not gone:
+            known = ", ".join(sorted(f"{r.name} ({r.id})" for r in records.values())) or "none"
+            raise ConfigError(
+                f"No API key named or numbered '{name_or_id}' in {self.path}. Keys: {known}."
+            )
+        self._write({k: r for k, r in records.items() if r not in gone})
+        return gone
+
+    def _write(self, records: dict[str, KeyRecord]) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_suffix(".tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as handle:
             json.dump({"keys": [asdict(r) for r in records.values()]}, handle, indent=1)
         os.replace(tmp, self.path)
-        return f"ml-{key_id}-{secret}"
 
     def verify(self, key: str) -> KeyRecord | None:
         """The record of a valid key, else None."""
@@ -99,3 +115,7 @@ class KeyStore:
 
     def names(self) -> list[str]:
         return [r.name for r in self._load().values()]
+
+    def records(self) -> list[KeyRecord]:
+        """Every key's record (name, id, salt, hash, creation time; no secret)."""
+        return list(self._load().values())

@@ -70,6 +70,7 @@ STRUCTURED_KEYS = (
     "confidence",
     "deidentification",
     "views",
+    "model_label",
 )
 
 
@@ -134,14 +135,12 @@ def parse_messages(request: ChatCompletionRequest) -> ChatInput:
 
 def generation_options(request: ChatCompletionRequest) -> GenerationOptions:
     stop = (request.stop,) if isinstance(request.stop, str) else tuple(request.stop or ())
-    kind = request.kind or ("choice" if request.choices else None)
     values: dict[str, Any] = {
         "max_new_tokens": request.max_completion_tokens or request.max_tokens or 256,
         "temperature": request.temperature or 0.0,
         "top_p": request.top_p or 1.0,
         "seed": request.seed,
         "stop": stop,
-        "score_candidates": kind in ("closed", "choice"),
     }
     return GenerationOptions(**values)
 
@@ -180,6 +179,7 @@ def ask_chat(config: ServeConfig, backend: Backend, request: ChatCompletionReque
             candidates=tuple(request.choices or ()),
             deidentify=True,
             options=generation_options(request),
+            candidate_scoring=config.candidate_scoring,  # also for the guessed kind
             system_prompt=chat.system_prompt,
         )
 
@@ -198,8 +198,11 @@ def answer_content(answer: Answer) -> str:
 
 
 def _usage(result: Result) -> Usage:
-    completion = len(result.generation.tokens)
-    return Usage(prompt_tokens=0, completion_tokens=completion, total_tokens=completion)
+    generation = result.generation
+    prompt, completion = generation.prompt_tokens, len(generation.tokens)
+    return Usage(
+        prompt_tokens=prompt, completion_tokens=completion, total_tokens=prompt + completion
+    )
 
 
 def _structured(result: Result) -> dict[str, Any]:

@@ -39,6 +39,9 @@ class ServeConfig:
     """The id ``/v1/models`` lists and chat requests name (default: ``model``)."""
     calibration: CalibrationProfile | None = None
     abstain_threshold: float | None = None
+    candidate_scoring: bool = True
+    """Closed and multiple-choice questions (given or guessed) score their candidates where
+    the model can, as ``medlens ask`` does; False (``--generate``) generates them."""
     api_key_file: Path | None = None
     host: str = "127.0.0.1"
     max_upload_bytes: int = 64 * 1024 * 1024
@@ -62,6 +65,15 @@ class ServeConfig:
     @property
     def model_name(self) -> str:
         return self.served_model_name or self.model
+
+    @property
+    def model_names(self) -> tuple[str, ...]:
+        """Every name a request may give the model by: the served name (``--served-model``),
+        the model as passed (a path or Hub id) and that path's last part, as clients of
+        vLLM use the path or the alias interchangeably."""
+        names = [self.model_name, self.model, self.model.rstrip("/\\")]
+        names.append(names[-1].replace("\\", "/").rsplit("/", 1)[-1])
+        return tuple(dict.fromkeys(n for n in names if n))
 
     def validate(self) -> ServeConfig:
         """Refuse combinations that would expose an unprotected server."""

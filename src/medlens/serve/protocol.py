@@ -199,6 +199,9 @@ class AnalyzeResponse(BaseModel):
 
     id: str
     model: str
+    model_label: str = ""
+    """Who answered: "baseline" (answers without a model), "demonstration model" (shipped by
+    medlens, not for clinical use) or "user model"."""
     question: str
     kind: str
     answer: str | None

@@ -10,7 +10,7 @@ each model expects.
 from __future__ import annotations
 
 from medlens.study.display import WINDOW_PRESETS, to_display
-from medlens.study.load import DEFAULT_MAX_PIXELS, load_pair, load_study
+from medlens.study.load import DEFAULT_MAX_PIXELS, load_pair, load_study, study_notes
 from medlens.study.recipes import (
     MODEL_RECIPES,
     RECIPES,
@@ -19,7 +19,7 @@ from medlens.study.recipes import (
     default_recipe_for,
     get_recipe,
 )
-from medlens.study.views import StudyBox, map_box_to_study
+from medlens.study.views import StudyBox, map_box_to_study, save_images
 
 __all__ = [
     "DEFAULT_MAX_PIXELS",
@@ -34,5 +34,7 @@ __all__ = [
     "load_pair",
     "load_study",
     "map_box_to_study",
+    "save_images",
+    "study_notes",
     "to_display",
 ]

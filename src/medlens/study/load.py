@@ -56,8 +56,8 @@ def _reader_for(source: Source, format: str | None) -> Reader:
     what = "these bytes" if isinstance(source, bytes) else f"'{Path(source).name}'"
     raise UnsupportedFormatError(
         f"Cannot tell the format of {what}: it is not DICOM (no 'DICM' marker), NIfTI, PNG, "
-        "JPEG or TIFF. Convert it to one of those, or pass format='dicom' for a DICOM file "
-        "written without its 128-byte preamble."
+        "JPEG or TIFF. Convert it to one of those, or pass --format dicom (format='dicom' in "
+        "Python) for a DICOM file written without its 128-byte preamble."
     )
 
 
@@ -110,6 +110,31 @@ def load_study(
     if modality is not None:
         study = dataclasses.replace(study, modality=modality.upper())
     return study
+
+
+def study_notes(study: Study) -> list[str]:
+    """What loading left out or could not keep, in words for the user: the other volumes of a
+    4D series or NIfTI (only one is shown to a model), files of a folder that were skipped,
+    uneven slice spacing."""
+    meta = study.metadata
+    notes = []
+    volumes = int(meta.get("num_volumes") or 1)
+    if volumes > 1:
+        what = {"nifti": "NIfTI file", "dicom-series": "DICOM series"}.get(
+            study.source_format, study.source_format
+        )
+        notes.append(
+            f"the {what} holds {volumes} volumes (time points); only volume "
+            f"{int(meta.get('volume') or 0)} is used. Pick another with --volume N "
+            f"(0..{volumes - 1})."
+        )
+    skipped = meta.get("skipped") or {}
+    if skipped:
+        what = ", ".join(f"{count} {kind}" for kind, count in skipped.items())
+        notes.append(f"{sum(skipped.values())} file(s) of the folder were skipped ({what}).")
+    if meta.get("irregular_spacing"):
+        notes.append("the slice spacing is uneven; distances along the slices are approximate.")
+    return notes
 
 
 def load_pair(

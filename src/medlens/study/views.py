@@ -19,8 +19,10 @@ stored and only the "axial" (stored) plane exists. Slice labels drawn on montage
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -365,3 +367,24 @@ def map_box_to_study(study: Study, view: View, box: Box) -> StudyBox:
         corners = tuple(tuple(float(v) for v in p) for p in mm)
         center = tuple(float(v) for v in mm.mean(axis=0))
     return StudyBox(ranges[0], ranges[1], ranges[2], region.label, corners, center, box.label)  # type: ignore[arg-type]
+
+
+def save_images(
+    images: Sequence[PILImage.Image], folder: str | os.PathLike[str], labels: Sequence[str] = ()
+) -> list[Path]:
+    """Write ``images`` as lossless PNGs into ``folder``, numbered in the order given (for a
+    request: the order the model receives them), named after their ``labels``; returns the
+    paths. What a model saw can then be checked by eye, pixel for pixel."""
+    target = Path(folder).expanduser()
+    try:
+        target.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"Cannot create the folder '{target}' for the images: {exc}") from exc
+    paths = []
+    for index, image in enumerate(images):
+        label = labels[index] if index < len(labels) else f"image {index + 1}"
+        stem = "".join(c if c.isalnum() or c in "-_" else "-" for c in label).strip("-")
+        path = target / f"{index:02d}-{stem or 'image'}.png"
+        image.save(path, format="PNG")
+        paths.append(path)
+    return paths

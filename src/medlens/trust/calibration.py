@@ -53,6 +53,10 @@ DECODING_FIELDS = (
 )
 """The ``GenerationOptions`` that change the confidence a model gives (the seed does not)."""
 MIN_FIT_ITEMS = 10
+MIN_COVERAGE = 0.05
+"""A profile whose threshold answers fewer of its calibration questions than this is refused
+(``fit_profile(min_coverage=...)``): it would abstain on nearly everything, and its risk on
+the few answered questions means nothing."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -98,7 +102,10 @@ class Fingerprint:
                 f"'{self.model_revision}' in the profile"
             )
         mine, theirs = dict(self.decoding), dict(other.decoding)
-        for name in sorted(set(mine) | set(theirs)):
+        names = sorted(set(mine) | set(theirs))
+        if mine.get("score_candidates") and theirs.get("score_candidates"):
+            names = ["score_candidates"]  # scoring generates nothing: budgets, stops, sampling
+        for name in names:
             if mine.get(name) != theirs.get(name):
                 out.append(f"{name}={theirs.get(name)!r} here vs {mine.get(name)!r} in the profile")
         return out
@@ -459,7 +466,8 @@ class CalibrationProfile:
         folder; by default its own name) and return the path."""
         path = _profile_path(target if target is not None else self.name)
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n")
+        data = metrics.json_ready(self.to_dict())  # risk at coverage 0 is NaN: written as null
+        path.write_text(json.dumps(data, indent=2, sort_keys=True, allow_nan=False) + "\n")
         return path
 
     @classmethod
@@ -505,12 +513,16 @@ def fit_profile(
     target_risk: float | None = 0.05,
     delta: float | None = None,
     details: Mapping[str, Any] | None = None,
+    min_coverage: float = MIN_COVERAGE,
 ) -> CalibrationProfile:
     """Fit ``method`` on ``items`` (answered questions of a calibration split with their raw
     confidence), choose the abstention threshold for ``target_risk`` on the calibrated
     confidences (with a (1 - ``delta``) risk bound when given: ``metrics.threshold_for_risk``),
     and return the profile. ``details`` (benchmark, split, counts of unparsed
-    answers...) is stored with the fit statistics."""
+    answers...) is stored with the fit statistics. A threshold that answers less than
+    ``min_coverage`` of the questions is refused with the coverage other target risks would
+    give (a profile that abstains on everything is useless, not safe); ``min_coverage=0``
+    keeps it."""
     _profile_path(name)  # validate the name before the work
     if len(items) < MIN_FIT_ITEMS:
         raise CalibrationError(
@@ -535,6 +547,13 @@ def fit_profile(
     threshold: float | None = None
     if target_risk is not None:
         choice = metrics.threshold_for_risk(after, correct, target_risk, delta=delta)
+        if choice.coverage < min_coverage:
+            raise CalibrationError(
+                f"At target risk {target_risk:.1%} the profile would answer "
+                f"{choice.coverage:.1%} of the {len(items)} calibration questions and abstain "
+                f"on the rest: it is useless. {_coverage_hint(after, correct, delta)} Raise "
+                "--target-risk, use a better model, or pass --min-coverage 0 to save it anyway."
+            )
         threshold = choice.threshold
         stats.update(coverage=choice.coverage, risk=choice.risk, delta=delta)
     return CalibrationProfile(
@@ -548,3 +567,19 @@ def fit_profile(
         fit_stats=stats,
         created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
     )
+
+
+def _coverage_hint(
+    confidences: Sequence[float], correct: Sequence[bool], delta: float | None
+) -> str:
+    """What other target risks would give on the same questions, e.g. "Answering everything
+    has risk 48.9 %; target risk 30 % gives coverage 12.0 %."."""
+    everything = 1.0 - float(np.mean(correct))
+    parts = [f"Answering every question has risk {everything:.1%}"]
+    for target in (0.1, 0.2, 0.3, 0.4):
+        if target >= everything:
+            break
+        choice = metrics.threshold_for_risk(confidences, correct, target, delta=delta)
+        if choice.coverage > 0:
+            parts.append(f"target risk {target:.0%} gives coverage {choice.coverage:.1%}")
+    return "; ".join(parts) + "."

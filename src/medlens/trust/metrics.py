@@ -22,6 +22,7 @@ Definitions and sources:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
@@ -385,3 +386,18 @@ def summarize(
         selective_accuracy=sel,
         n_bins=n_bins,
     )
+
+
+def json_ready(value: Any) -> Any:
+    """``value`` with every NaN or infinite float replaced by None, so that ``json.dumps``
+    writes valid JSON (RFC 8259 has no NaN; Python's ``NaN`` token breaks every other
+    reader). Containers are copied; dataclass-free plain data only."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, Mapping):
+        return {key: json_ready(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_ready(item) for item in value]
+    if isinstance(value, np.generic):
+        return json_ready(value.item())
+    return value

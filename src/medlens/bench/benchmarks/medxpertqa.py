@@ -49,7 +49,7 @@ class MedXpertQAMM(Benchmark):
         ]
 
     def load_hub(self, split: str, *, revision: str | None = None) -> list[Sample]:
-        root = hub_snapshot(self.hf_id or "", self.pin(revision), ("images.zip",))
+        root = hub_snapshot(self.hf_id or "", self.hub_revision(revision), ("images.zip",))
         return self.load_local(root, split)
 
     def from_row(self, row: Mapping[str, Any], split: str, image_dir: Path) -> Sample:

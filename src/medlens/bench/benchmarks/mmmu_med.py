@@ -58,7 +58,7 @@ class MMMUMed(Benchmark):
         return self._load(str(root), split, None)
 
     def load_hub(self, split: str, *, revision: str | None = None) -> list[Sample]:
-        return self._load(self.hf_id or "", split, self.pin(revision))
+        return self._load(self.hf_id or "", split, self.hub_revision(revision))
 
     def _load(self, source: str, split: str, revision: str | None) -> list[Sample]:
         samples = []

@@ -74,7 +74,7 @@ class _SlakeRelease(Benchmark):
     def load_hub(self, split: str, *, revision: str | None = None) -> list[Sample]:
         """The Hub repository holds the original JSON files and ``imgs.zip``: download it at
         the pinned revision, unpack the images once and read it as a local release."""
-        root = hub_snapshot(self.hf_id or "", self.pin(revision), ("imgs.zip",))
+        root = hub_snapshot(self.hf_id or "", self.hub_revision(revision), ("imgs.zip",))
         return self.load_local(root, split)
 
 

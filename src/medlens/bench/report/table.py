@@ -1,7 +1,8 @@
 """The plain text ``medlens eval`` prints when its runs finish: per run and protocol, closed
-accuracy, the protocol's open metric and overall with its 95 % interval, each sibling run's
-change from the model run in points, and the wall time; then the published figures of the
-model zoo beside this run's."""
+accuracy, the protocol's open metric, mean IoU and overall with its 95 % interval, each
+sibling run's change from the model run in points, n scored / stored, and the wall time, with
+legends for what the marks mean and the calibrated runs' coverage; then the published figures
+of the model zoo beside this run's."""
 
 from __future__ import annotations
 
@@ -18,19 +19,26 @@ def _pct(est: Mapping[str, Any] | None) -> str:
 
 
 def run_table(store: RunStore, runs: Sequence[RunInfo]) -> str:
-    """Closed accuracy, the protocol's open metric and overall per run and protocol (overall
-    with its 95 % interval and, for the runs beside the model, its change from the model's in
-    points), and the wall time of each run."""
+    """Per run and protocol: closed accuracy, the protocol's open metric, mean IoU of boxes,
+    overall with its 95 % interval, the change from the model's overall in points (runs
+    beside the model), and ``n`` as scored / stored (a protocol may leave questions out);
+    legends for the marks, the calibrated runs' coverage and selective accuracy."""
     header = (
-        f"{'benchmark':<12} {'run':<10} {'model':<30} {'protocol':<18} {'closed':>6} "
-        f"{'open':>6} {'overall':>7} {'95% CI':>13} {'Δ':>6} {'n':>5} {'time s':>7}"
+        f"{'benchmark':<12} {'run':<10} {'model':<30} {'protocol':<19} {'closed':>6} "
+        f"{'open':>6} {'IoU':>5} {'overall':>7} {'95% CI':>13} {'Δ pts':>6} {'n':>9} "
+        f"{'time s':>7}"
     )
     lines = [header]
     reference: dict[tuple[str, str, str], float] = {}
+    buggy: set[str] = set()
+    mixed_n = False
+    calibrated = []
     for run in runs:
         summary = summarize(store, run, run.protocols)
         protocols = resolve_protocols(run.protocols)
         label = run.label if run.role in ("model", "baseline") else run.model
+        if run.config.get("calibration"):
+            calibrated.append(run)
         for protocol, headline in summary.headline.items():
             overall = headline.get("overall") or {}
             open_est = headline.get(protocols[protocol].open_metric)
@@ -47,12 +55,35 @@ def run_table(store: RunStore, runs: Sequence[RunInfo]) -> str:
                 if run.role != "model" and overall.get("n") and key in reference
                 else ""
             )
+            mark = ""
+            if getattr(protocols[protocol], "fixed", None) is False:
+                mark = "†"
+                buggy.add(protocol)
+            scored = int(overall.get("n") or 0)
+            mixed_n |= scored != summary.n_results
+            iou = summary.details.get(protocol, {}).get("corpus", {}).get("mean_iou")
             lines.append(
-                f"{run.benchmark:<12} {run.id:<10} {label[:30]:<30} {protocol[:18]:<18} "
-                f"{_pct(headline.get('closed_accuracy')):>6} {_pct(open_est):>6} "
-                f"{_pct(overall):>7} {ci:>13} {delta:>6} {summary.n_results:>5} "
-                f"{run.elapsed_s:>7.1f}"
+                f"{run.benchmark:<12} {run.id:<10} {label[:30]:<30} "
+                f"{(protocol[:18] + mark):<19} {_pct(headline.get('closed_accuracy')):>6} "
+                f"{_pct(open_est):>6} {'–' if iou is None else f'{100 * iou:.1f}':>5} "
+                f"{_pct(overall):>7} {ci:>13} {delta:>6} "
+                f"{f'{scored}/{summary.n_results}':>9} {run.elapsed_s:>7.1f}"
             )
+    lines.append(
+        "Scores in %. Δ pts: this run's overall minus the model's under the same protocol, "
+        "in percentage points (negative: the baseline or probe scores lower)."
+    )
+    if mixed_n:
+        lines.append(
+            "n: questions the protocol scored / answers stored (a protocol may not count some "
+            "questions, e.g. llava-med drops wrong closed answers)."
+        )
+    for name in sorted(buggy):
+        lines.append(
+            f"†{name}: reproduces known bugs of the published code, as the literature ran "
+            f"it; {name}-fixed is the corrected rule."
+        )
+    lines += [calibration_line(store, run) for run in calibrated]
     policies = {
         run.benchmark: run.config["pixel_policy"]["pixels"]
         for run in runs
@@ -78,3 +109,24 @@ def published_lines(store: RunStore, runs: Sequence[RunInfo]) -> list[str]:
             for f in beside_run(run.model, run.benchmark, headline)
         ]
     return lines
+
+
+def calibration_line(store: RunStore, run: RunInfo) -> str:
+    """A calibrated run's abstentions on the questions its profile applies to (those with a
+    calibrated confidence): coverage, how many it withheld, and the accuracy of what it
+    answered (selective accuracy, medlens protocol where scored)."""
+    results = [
+        r for r in store.results(run.id) if (r.answer.get("confidence") or {}).get("calibrated")
+    ]
+    answered = [r for r in results if not r.answer.get("abstained")]
+    protocol = "medlens" if "medlens" in run.protocols else run.protocols[0]
+    correct = sum(r.scores.get(protocol, {}).get("outcome") == "correct" for r in answered)
+    coverage = len(answered) / len(results) if results else 0.0
+    selective = f"{100 * correct / len(answered):.1f} %" if answered else "– (answered none)"
+    warning = "  WARNING: the profile answers almost nothing" if coverage < 0.05 else ""
+    return (
+        f"{run.id} calibrated by {run.config['calibration']} on {len(results)} question(s): "
+        f"coverage {100 * coverage:.1f} % ({len(answered)} answered, "
+        f"{len(results) - len(answered)} abstained), selective accuracy {selective} "
+        f"({protocol}){warning}"
+    )

@@ -34,11 +34,12 @@ async def chat_completions(body: ChatCompletionRequest, request: Request) -> Any
     """OpenAI chat completions; images as data URLs; ``stream`` gives server-sent events."""
     state = server_state(request)
     name = state.config.model_name
-    if body.model and body.model != name:
+    if body.model and body.model not in state.config.model_names:
         return JSONResponse(
             {
                 "error": {
-                    "message": f"The model '{body.model}' does not exist here. Available: {name}.",
+                    "message": f"The model '{body.model}' does not exist here. "
+                    f"Available: {', '.join(state.config.model_names)}.",
                     "type": "invalid_request_error",
                     "param": "model",
                     "code": 404,

@@ -3,7 +3,9 @@
 "use strict";
 
 const $ = (id) => document.getElementById(id);
-const state = { zoom: 1, window: null, stacks: { current: null, prior: null } };
+// zoom null = fit: the whole image in its viewer, scaled up or down (a 128 px CT is not shown
+// at 100 % in a corner, a 1024×1291 radiograph does not overflow the window).
+const state = { zoom: null, window: null, stacks: { current: null, prior: null } };
 
 $("api-key").value = sessionStorage.getItem("medlens-key") || "";
 $("api-key").addEventListener("change", () => sessionStorage.setItem("medlens-key", $("api-key").value));
@@ -75,25 +77,40 @@ function windowButtons(stack) {
   }
 }
 
+function fitScale(which, image) {
+  const frame = $(which + "-canvas").parentElement;
+  const width = frame.clientWidth || image.width, height = frame.clientHeight || image.height;
+  return Math.min(width / image.width, height / image.height);
+}
+
+function scaleOf(which, image) { return state.zoom ?? fitScale(which, image); }
+
 function draw(which) {
   const stack = state.stacks[which];
   if (!stack) return;
   const index = Number($(which + "-slice").value);
   const image = stack.images[index];
   const canvas = $(which + "-canvas");
-  canvas.width = Math.round(image.width * state.zoom);
-  canvas.height = Math.round(image.height * state.zoom);
+  const scale = scaleOf(which, image);
+  canvas.width = Math.max(1, Math.floor(image.width * scale));
+  canvas.height = Math.max(1, Math.floor(image.height * scale));
   const context = canvas.getContext("2d");
-  context.imageSmoothingEnabled = state.zoom < 1;
+  context.imageSmoothingEnabled = scale < 1;
   context.drawImage(image, 0, 0, canvas.width, canvas.height);
   $(which + "-slice-label").textContent = stack.images.length > 1
     ? `slice ${stack.slice_indices[index] + 1} / ${stack.num_slices}` : "";
 }
 
 function setZoom(zoom) {
-  state.zoom = Math.min(8, Math.max(0.25, zoom));
-  $("zoom-level").textContent = Math.round(state.zoom * 100) + "%";
+  state.zoom = zoom === null ? null : Math.min(16, Math.max(0.1, zoom));
+  $("zoom-level").textContent = state.zoom === null ? "fit" : Math.round(state.zoom * 100) + "%";
+  $("zoom-fit").classList.toggle("active", state.zoom === null);
   draw("current"); draw("prior");
+}
+
+function currentScale() {
+  const stack = state.stacks.current;
+  return stack ? scaleOf("current", stack.images[Number($("current-slice").value)]) : 1;
 }
 
 for (const which of ["current", "prior"]) {
@@ -101,15 +118,17 @@ for (const which of ["current", "prior"]) {
   $(which + "-slice").addEventListener("input", () => draw(which));
   $(which + "-canvas").addEventListener("wheel", (event) => {
     event.preventDefault();
-    if (event.ctrlKey) { setZoom(state.zoom * (event.deltaY < 0 ? 1.25 : 0.8)); return; }
+    if (event.ctrlKey) { setZoom(currentScale() * (event.deltaY < 0 ? 1.25 : 0.8)); return; }
     const slider = $(which + "-slice");
     slider.value = String(Number(slider.value) + (event.deltaY > 0 ? 1 : -1));
     draw(which);
   });
 }
-$("zoom-in").addEventListener("click", () => setZoom(state.zoom * 1.25));
-$("zoom-out").addEventListener("click", () => setZoom(state.zoom * 0.8));
+$("zoom-in").addEventListener("click", () => setZoom(currentScale() * 1.25));
+$("zoom-out").addEventListener("click", () => setZoom(currentScale() * 0.8));
+$("zoom-fit").addEventListener("click", () => setZoom(null));
 $("zoom-reset").addEventListener("click", () => setZoom(1));
+window.addEventListener("resize", () => { if (state.zoom === null) { draw("current"); draw("prior"); } });
 $("modality").addEventListener("change", () => { render("current"); render("prior"); });
 $("kind").addEventListener("change", () => { $("choices").hidden = $("kind").value !== "choice"; });
 
@@ -141,6 +160,7 @@ async function showResult(result) {
   $("answer").textContent = result.abstained ? "The model abstained: no reliable answer."
     : (result.answer ?? `(could not be read) ${result.raw}`);
   $("abstain-reason").textContent = result.abstained ? (result.abstain_reason || "") : "";
+  showProvenance(result);
   const confidence = result.confidence;
   $("confidence-row").hidden = !confidence;
   if (confidence) {
@@ -164,6 +184,26 @@ async function showResult(result) {
     deid.appendChild(item);
   }
   await drawModelViews(result);
+}
+
+const LABEL_NOTES = {
+  "baseline": "A baseline answers without looking at the image (a floor to compare models with), not a vision-language model.",
+  "demonstration model": "A small demonstration model shipped with medlens to show the workflow; not for clinical use.",
+  "user model": "",
+};
+
+// Who answered and what de-identification did, beside every answer.
+function showProvenance(result) {
+  $("model-name").textContent = result.model;
+  const label = $("model-label");
+  label.textContent = result.model_label || "model";
+  label.className = "label " + (result.model_label || "").split(" ")[0];
+  $("model-label-note").textContent = LABEL_NOTES[result.model_label] || "";
+  const redaction = result.study && result.study.redaction;
+  const summary = $("deid-summary");
+  summary.textContent = "De-identification: "
+    + (redaction ? redaction.text : "no pixel redaction recorded");
+  summary.classList.toggle("review", Boolean(redaction && redaction.needs_review));
 }
 
 async function drawModelViews(result) {

@@ -26,6 +26,7 @@ from __future__ import annotations
 import io
 import os
 import struct
+import warnings
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
@@ -217,8 +218,9 @@ def _decode(ds: Dataset, what: str) -> np.ndarray:
         kind = getattr(sop, "name", None) or str(sop or "unknown")
         if sop and "Image Storage" in kind and str(sop) != RT_DOSE:
             raise CorruptFileError(
-                f"{what} is a '{kind}' object without its Pixel Data: the file is truncated. "
-                "Copy or export it again."
+                f"{what} is a '{kind}' object without its Pixel Data: it was cut short or "
+                "written without its pixels (a header-only copy). Copy or export it again "
+                "with its pixel data."
             )
         raise NoPixelDataError(
             f"{what} is a '{kind}' object and holds no image (no Pixel Data). Open the image "
@@ -393,7 +395,10 @@ def read_file(source: Source, *, max_pixels: int) -> Study:
 
 def study_from_dataset(ds: Dataset, *, what: str, max_pixels: int) -> Study:
     """One parsed DICOM image object (a file read, or an instance a PACS sent); ``what``
-    names it in errors."""
+    names it in errors. Objects whose pixels are not an image to look at (a segmentation's
+    label masks, RT structures, waveforms) are refused rather than shown as a near-black
+    picture."""
+    refuse_non_image(ds, what)
     frames = int(ds.get("NumberOfFrames") or 1)
     rows, cols = int(ds.get("Rows") or 0), int(ds.get("Columns") or 0)
     if any(tag in ds for tag in PIXEL_TAGS):
@@ -446,6 +451,33 @@ def _is_image_object(ds: Dataset) -> bool:
     return "Rows" in ds and not sop.startswith(NON_IMAGE_SOP_PREFIXES)
 
 
+def refuse_non_image(ds: Dataset, what: str) -> None:
+    """A ``NoPixelDataError`` for DICOM objects that are not images although some carry
+    pixel data (PS3.3 A.51 Segmentation: label masks of 0/1 that refer to the image series
+    they segment), naming the series to load instead."""
+    sop = str(ds.get("SOPClassUID") or "")
+    if sop == RT_DOSE or not sop.startswith(NON_IMAGE_SOP_PREFIXES):
+        return
+    kind = getattr(ds.get("SOPClassUID"), "name", None) or sop
+    referenced = _first(ds, "ReferencedSeriesSequence", "SeriesInstanceUID")
+    target = f" (series {referenced})" if referenced else ""
+    raise NoPixelDataError(
+        f"{what} is a '{kind}' object, not an image to show a model"
+        + (": its pixels are segmentation masks" if "Segmentation" in kind else "")
+        + f". Load the image series it refers to{target} instead."
+    )
+
+
+def series_listing(series: dict[str, list[tuple[Path, Dataset]]], most: int = 8) -> str:
+    """A short summary of many series: count by modality, then the largest ``most``."""
+    modalities = Counter(str(group[0][1].get("Modality") or "?") for group in series.values())
+    largest = sorted(series.items(), key=lambda item: (-len(item[1]), item[0]))
+    shown = "; ".join(_describe(uid, group) for uid, group in largest[:most])
+    rest = f"; and {len(series) - most} more" if len(series) > most else ""
+    by_modality = ", ".join(f"{count} {name}" for name, count in modalities.most_common())
+    return f"{len(series)} image series ({by_modality}): {shown}{rest}"
+
+
 def _temporal_key(ds: Dataset) -> tuple[float, ...]:
     for keyword in ("TemporalPositionIdentifier", "AcquisitionNumber", "TriggerTime"):
         value = ds.get(keyword)
@@ -457,7 +489,8 @@ def _temporal_key(ds: Dataset) -> tuple[float, ...]:
 def _describe(uid: str, group: Sequence[tuple[Any, Dataset]]) -> str:
     ds = group[0][1]
     desc = str(ds.get("SeriesDescription") or "").strip()
-    return f"{uid} ({ds.get('Modality', '?')}, {len(group)} files{', ' + desc if desc else ''})"
+    name = uid or "(no SeriesInstanceUID)"
+    return f"{name} ({ds.get('Modality', '?')}, {len(group)} files{', ' + desc if desc else ''})"
 
 
 def _order_slices(
@@ -495,7 +528,9 @@ def _order_slices(
         ordered = [item for _, item in sorted(zip(keys, items), key=lambda ki: ki[0])]
         notes["num_volumes"] = 1
         if volume != 0:
-            raise ConfigError(f"volume={volume} asked, but the series holds one volume only.")
+            raise ConfigError(
+                f"--volume {volume} asked, but the series holds one volume only; leave it out."
+            )
         return ordered, notes
     if len(counts) != 1:
         raise StudyError(
@@ -506,7 +541,7 @@ def _order_slices(
     (num_volumes,) = counts
     if not 0 <= volume < num_volumes:
         raise ConfigError(
-            f"volume={volume} is out of range: this 4D series holds {num_volumes} volumes "
+            f"--volume {volume} is out of range: this 4D series holds {num_volumes} volumes "
             f"(0..{num_volumes - 1})."
         )
     ordered = [
@@ -530,7 +565,11 @@ def read_series(
             skipped["not DICOM"] += 1
             continue
         try:
-            ds = pydicom.dcmread(path, stop_before_pixels=True, force=True, specific_tags=SORT_TAGS)
+            with warnings.catch_warnings():  # a first pass: odd files are counted, not shouted
+                warnings.simplefilter("ignore")
+                ds = pydicom.dcmread(
+                    path, stop_before_pixels=True, force=True, specific_tags=SORT_TAGS
+                )
         except _read_errors():
             skipped["unreadable"] += 1
             continue
@@ -547,14 +586,15 @@ def read_series(
         )
     if series_uid is not None:
         if series_uid not in series:
-            listing = "; ".join(_describe(u, g) for u, g in series.items())
-            raise ConfigError(f"No series '{series_uid}' in the folder. It holds: {listing}.")
+            raise ConfigError(
+                f"No series '{series_uid}' in the folder '{folder.name}'. It holds "
+                f"{series_listing(series)}."
+            )
         items = series[series_uid]
     elif len(series) > 1:
-        listing = "; ".join(_describe(u, g) for u, g in sorted(series.items()))
         raise StudyError(
-            f"The folder holds {len(series)} image series: {listing}. Pick one with "
-            "load_study(folder, series_uid=...) or move it into its own folder."
+            f"The folder '{folder.name}' holds {series_listing(series)}. Pick one with "
+            "--series UID (series_uid= in Python) or move it into its own folder."
         )
     else:
         (items,) = series.values()

@@ -77,7 +77,7 @@ class ImageReader:
         if options:
             raise ConfigError(
                 f"Unknown image option(s) {sorted(options)}: PNG/JPEG/TIFF take none "
-                "(series_uid and volume are for DICOM and NIfTI)."
+                "(--series/series_uid and --volume/volume are for DICOM and NIfTI)."
             )
         what = "The image" if isinstance(source, bytes) else f"The image '{source.name}'"
         stream = io.BytesIO(source) if isinstance(source, bytes) else source

@@ -84,7 +84,8 @@ class NiftiReader:
         check_pixel_count(int(np.prod(shape[:3])), max_pixels, what)
         if not 0 <= volume < num_volumes:
             raise ConfigError(
-                f"volume={volume} is out of range: {what} holds {num_volumes} volume(s)."
+                f"--volume {volume} is out of range: {what} holds {num_volumes} volume(s) "
+                f"(0..{num_volumes - 1})."
             )
         try:
             proxy = image.dataobj
