@@ -294,16 +294,21 @@ def kind_sources() -> dict[str, list[Path]]:
 def run_kind(kind: str, index: int, seed: int, timeout: float) -> Tally:
     """One image of ``kind`` with PHI and labels, and the same kind without text."""
     from medlens.privacy import DeidPolicy, deidentify_dataset
-    from medlens.testing.phi import kind_image, make_phi, synthetic_dataset
+    from medlens.testing.phi import (
+        BACKGROUND_KINDS,
+        SyntheticImage,
+        kind_image,
+        make_phi,
+        synthetic_dataset,
+    )
 
-    rng = np.random.default_rng([seed, index, abs(hash(kind)) % 10_000])
+    # A stable number per kind (str hashes change from process to process).
+    rng = np.random.default_rng([seed, index, BACKGROUND_KINDS.index(kind)])
     tally = Tally(kind=kind)
     phi = make_phi(rng)
     sources = kind_sources()
     image = kind_image(kind, phi, rng, sources=sources)
-    first = image.pixels if image.pixels.ndim != 4 and kind != "cine" else image.pixels[0]
-    from medlens.testing.phi import SyntheticImage
-
+    first = image.pixels[0] if kind == "cine" else image.pixels
     ds, filled = synthetic_dataset(phi, rng, SyntheticImage(first, image.texts))
     out, _ = deidentify_dataset(ds, DeidPolicy(project_key=b"benchmark-key"))
     for tag, value in filled.items():

@@ -168,8 +168,14 @@ def test_inspect_review_boxes_workers_and_transfer_syntax(tmp_path: Path) -> Non
     assert {"box", "redacted", "reason", "confidence", "text_hash"} == set(boxes[0])
     assert all(len(b["text_hash"]) == 16 for b in boxes)
     assert len(list(review.glob("*.review.png"))) == 2
-    overlay = Image.open(review / (Path(doppler["output"]).stem + ".review.png"))
-    assert overlay.size == (2 * 320 + 8, 240)  # before | after
+    overlay = np.asarray(Image.open(review / (Path(doppler["output"]).stem + ".review.png")))
+    assert overlay.shape == (240, 2 * 320 + 8, 3)  # before | after
+    after = pydicom.dcmread(out / doppler["output"]).pixel_array
+    inside = [b["box"] for b in boxes if not b["redacted"]][0]  # a kept label: same both sides
+    x = (inside[0] + inside[2]) // 2
+    y = (inside[1] + 2 * inside[3]) // 3
+    assert np.array_equal(overlay[y, x + 328], after[y, x])
+    assert np.array_equal(overlay[y, x], overlay[y, x + 328])
     kept = next(r for r in audit if r is not doppler)
     original = pydicom.dcmread(get_testdata_file("MR_small_RLE.dcm"))
     written = pydicom.dcmread(out / kept["output"])

@@ -223,8 +223,8 @@ def _process_dicom(
         if write and summary.regions:
             # Only changed pixels are re-encoded (uncompressed, lossless); otherwise the
             # original PixelData and its transfer syntax stay as they were.
-            cleaned = cleaned.reshape(array.shape).astype(array.dtype)
-            out.PixelData = np.ascontiguousarray(cleaned).tobytes()
+            encoded = cleaned.reshape(array.shape).astype(array.dtype)
+            out.PixelData = np.ascontiguousarray(encoded).tobytes()
             out.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
             if color:
                 out.PhotometricInterpretation = "RGB"
