@@ -102,11 +102,17 @@ def _norm(text: str) -> str:
 def _attacker() -> Any:
     """An in-process tesseract reader of one text line (page segmentation mode 7)."""
     os.environ.setdefault("OMP_THREAD_LIMIT", "1")
+    import glob
+
     import tesserocr
 
-    from medlens.privacy.pixels import tessdata_path
-
-    return tesserocr.PyTessBaseAPI(path=tessdata_path(), lang="eng", psm=tesserocr.PSM.SINGLE_LINE)
+    folders = [os.environ.get("TESSDATA_PREFIX", "")]
+    folders += sorted(glob.glob("/usr/share/tesseract-ocr/*/tessdata"), reverse=True)
+    folders += ["/usr/share/tessdata", "/usr/local/share/tessdata"]
+    found = next(f for f in folders if f and Path(f, "eng.traineddata").is_file())
+    return tesserocr.PyTessBaseAPI(
+        path=found.rstrip("/") + "/", lang="eng", psm=tesserocr.PSM.SINGLE_LINE
+    )
 
 
 def attacker_reads(image: np.ndarray, box: tuple[int, int, int, int], angle: float) -> str:
