@@ -192,10 +192,11 @@ def redact_slices(
     returns the redacted copy, its summary and the distinct lines found.
 
     A stack of more than ``FRAME_SAMPLE`` frames (a cine loop, a volume) is read on that
-    many evenly spaced frames; when the text to redact is static there (same pixels on every
-    sampled frame), the union of its boxes is redacted on every frame, else every frame is
-    read. Frames the ``budget_s`` seconds did not reach get that union, conservatively, and
-    the summary says "time-budget". ``fixed`` regions (a recipe's) go on every frame."""
+    many evenly spaced frames. When the text to redact is static on the frames read (same
+    pixels on each), the union of its boxes is redacted on every frame (the detector's box
+    moves by a pixel with the speckle under it); else every frame is read and keeps its own
+    boxes. Frames the ``budget_s`` seconds did not reach get that union, conservatively,
+    and the summary says "time-budget". ``fixed`` regions (a recipe's) go on every frame."""
     from medlens.privacy.pixels import body_overlap, detect_text, redaction_mask
 
     count = int(pixels.shape[0])
@@ -215,7 +216,7 @@ def redact_slices(
             break
         found[index] = read(index)
     union = _distinct(r for regions in found.values() for r in regions)
-    static = count > len(sample) and _static(pixels, list(found), union)
+    static = count > 1 and _static(pixels, list(found), union)
     if count > len(sample) and not static:
         for index in range(count):
             if index in found:
