@@ -192,11 +192,11 @@ def redact_slices(
     returns the redacted copy, its summary and the distinct lines found.
 
     A stack of more than ``FRAME_SAMPLE`` frames (a cine loop, a volume) is read on that
-    many evenly spaced frames. When the text to redact is static on the frames read (same
-    pixels on each), the union of its boxes is redacted on every frame (the detector's box
-    moves by a pixel with the speckle under it); else every frame is read and keeps its own
-    boxes. Frames the ``budget_s`` seconds did not reach get that union, conservatively,
-    and the summary says "time-budget". ``fixed`` regions (a recipe's) go on every frame."""
+    many evenly spaced frames, and on every frame when the text to redact is not static
+    there (the same pixels on each frame read). The union of the boxes found is blacked out
+    on every frame: exact for burned-in text, which does not move, conservative where text
+    does. Frames the ``budget_s`` seconds did not reach are covered by that union too, and
+    the summary says "time-budget". ``fixed`` regions (a recipe's) go on every frame."""
     from medlens.privacy.pixels import body_overlap, detect_text, redaction_mask
 
     count = int(pixels.shape[0])
@@ -216,8 +216,7 @@ def redact_slices(
             break
         found[index] = read(index)
     union = _distinct(r for regions in found.values() for r in regions)
-    static = count > 1 and _static(pixels, list(found), union)
-    if count > len(sample) and not static:
+    if count > len(sample) and not _static(pixels, list(found), union):
         for index in range(count):
             if index in found:
                 continue
@@ -230,10 +229,9 @@ def redact_slices(
     out = pixels.copy()
     blacked = 0
     for index in range(count):
-        # Static text: the union on every frame; else each frame its own, and the union on
-        # the frames the budget did not reach.
-        regions = union if static else found.get(index, union)
-        mask = redaction_mask(pixels.shape[1:3], regions + extra)
+        # The union on every frame: text found on one frame is blacked out on all of them
+        # (conservative where text moves; exact where it is static, as burned-in text is).
+        mask = redaction_mask(pixels.shape[1:3], union + extra)
         if mask.any():
             out[index][mask] = pixels[index].min()
             blacked += int(mask.sum())
