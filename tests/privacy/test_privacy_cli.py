@@ -171,7 +171,7 @@ def test_inspect_review_boxes_workers_and_transfer_syntax(tmp_path: Path) -> Non
     overlay = np.asarray(Image.open(review / (Path(doppler["output"]).stem + ".review.png")))
     assert overlay.shape == (240, 2 * 320 + 8, 3)  # before | after
     after = pydicom.dcmread(out / doppler["output"]).pixel_array
-    inside = [b["box"] for b in boxes if not b["redacted"]][0]  # a kept label: same both sides
+    inside = next(b["box"] for b in boxes if not b["redacted"])  # a kept label: same both sides
     x = (inside[0] + inside[2]) // 2
     y = (inside[1] + 2 * inside[3]) // 3
     assert np.array_equal(overlay[y, x + 328], after[y, x])
