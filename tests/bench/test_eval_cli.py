@@ -278,11 +278,16 @@ def test_tables_say_what_n_marks_and_delta_mean_and_report_warns_on_mixed_sample
     header = out.splitlines()[0]
     assert re.search(r"\bIoU\b", header) and "Δ pts" in header
     rows = [line.split() for line in out.splitlines() if line.startswith("vqa-rad ")]
-    llava = next(r for r in rows if r[3] == "llava-med†")
-    scored, stored = map(int, llava[-2].split("/"))
-    assert stored == 50 and scored < 50  # llava-med does not count wrong closed answers
+    first_release = next(r for r in rows if r[3] == "llava-med-ad758b6†")
+    scored, stored = map(int, first_release[-2].split("/"))
+    assert stored == 50 and scored < 50  # LLaVA-Med before PR #35 drops wrong closed answers
+    assert next(r for r in rows if r[3] == "llava-med†")[-2] == "50/50"  # upstream now
     assert next(r for r in rows if r[3] == "llava-med-fixed")[-2] == "50/50"
     assert "†llava-med: reproduces known bugs" in out and "†medevalkit:" in out
+    assert (
+        "llava-med-ad758b6: reproduces known bugs of the published code, as the literature ran it; llava-med-fixed"
+        in out
+    )
     assert "Δ pts: this run's overall minus the model's" in out
     assert "n: questions the protocol scored / answers stored" in out
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from medlens.bench.protocols import PROTOCOLS
 from medlens.bench.report.build import summarize
 from medlens.bench.scoring import resolve_protocols
 from medlens.bench.store import RunInfo, RunStore
@@ -76,12 +77,12 @@ def run_table(store: RunStore, runs: Sequence[RunInfo]) -> str:
     if mixed_n:
         lines.append(
             "n: questions the protocol scored / answers stored (a protocol may not count some "
-            "questions, e.g. llava-med drops wrong closed answers)."
+            "questions, e.g. llava-med-ad758b6 drops wrong closed answers)."
         )
     for name in sorted(buggy):
         lines.append(
             f"†{name}: reproduces known bugs of the published code, as the literature ran "
-            f"it; {name}-fixed is the corrected rule."
+            f"it; {_corrected(name)} is the corrected rule."
         )
     lines += [calibration_line(store, run) for run in calibrated]
     policies = {
@@ -130,3 +131,9 @@ def calibration_line(store: RunStore, run: RunInfo) -> str:
         f"{len(results) - len(answered)} abstained), selective accuracy {selective} "
         f"({protocol}){warning}"
     )
+
+
+def _corrected(name: str) -> str:
+    """The ``-fixed`` protocol of a buggy one's family (``llava-med-ad758b6`` → ``llava-med-fixed``)."""
+    fixed = [p for p in PROTOCOLS if p.endswith("-fixed") and name.startswith(p[: -len("-fixed")])]
+    return max(fixed, key=len) if fixed else f"{name}-fixed"
