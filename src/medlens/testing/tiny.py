@@ -18,7 +18,7 @@ and the special-token plumbing, which is where backends break.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -341,8 +341,37 @@ _INIT = 0.2
 decoding is not decided by float rounding (batch-size invariance tests rely on it)."""
 
 
-def _train_tokenizer(family: _Family) -> Any:
-    """A byte-level BPE (GPT-2 style, as Qwen and LLaVA-Llama-3 use) trained on ``_CORPUS``."""
+def _template_pieces(family: _Family) -> list[str]:
+    """The text the chat template writes around a conversation, split at its special tokens
+    (a tokenizer trained on a corpus should also know the template's own words)."""
+    import re
+
+    import jinja2
+
+    rendered = jinja2.Template(family.chat_template).render(
+        messages=[{"role": "user", "content": [{"type": "text", "text": ""}]}],
+        add_generation_prompt=True,
+        bos_token=family.bos,
+        eos_token=family.eos,
+    )
+    specials = sorted({family.bos, family.eos, *family.other, *family.extra.values()}, key=len)
+    pattern = "|".join(re.escape(t) for t in reversed(specials))
+    return [piece for piece in re.split(pattern, rendered) if piece.strip()]
+
+
+def _train_tokenizer(
+    family: _Family,
+    corpus: Iterable[str] | None = None,
+    vocab_size: int = _VOCAB,
+    multiword: int = 0,
+) -> Any:
+    """A byte-level BPE (GPT-2 style, as Qwen and LLaVA-Llama-3 use) trained on ``corpus``
+    (default: the built-in medical word list ``_CORPUS``) and the chat template's own text.
+
+    ``multiword`` > 0 lets merges cross spaces, up to tokens of that many characters
+    (SuperBPE, Liu et al. 2025): a prompt's fixed instructions become a few tokens, which
+    cuts the sequence a small model trained on CPU pays for.
+    """
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
     from transformers import PreTrainedTokenizerFast
 
@@ -350,16 +379,22 @@ def _train_tokenizer(family: _Family) -> Any:
         dict.fromkeys([family.pad, family.bos, family.eos, *family.other, *family.extra.values()])
     )
     bpe = Tokenizer(models.BPE())
-    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=not multiword)
     bpe.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
-        vocab_size=_VOCAB,
+        vocab_size=vocab_size,
         special_tokens=specials,
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
+        max_token_length=multiword or None,
     )
-    lines = [" ".join(_CORPUS[i : i + 12]) for i in range(0, len(_CORPUS), 12)]
-    bpe.train_from_iterator(lines * 4, trainer=trainer)
+    if corpus is None:
+        lines = [" ".join(_CORPUS[i : i + 12]) for i in range(0, len(_CORPUS), 12)] * 4
+        bpe.train_from_iterator(lines, trainer=trainer)
+    else:
+        lines = list(corpus)
+        lines += _template_pieces(family) * max(1, len(lines) // 4)
+        bpe.train_from_iterator(lines, trainer=trainer)
     if family.add_bos:
         bos = (family.bos, bpe.token_to_id(family.bos))
         bpe.post_processor = processors.TemplateProcessing(
@@ -376,12 +411,21 @@ def _train_tokenizer(family: _Family) -> Any:
 
 
 def build_model(
-    family: str, *, overrides: Overrides | None = None, seed: int = 0, dtype: Any = None
+    family: str,
+    *,
+    overrides: Overrides | None = None,
+    seed: int = 0,
+    dtype: Any = None,
+    corpus: Iterable[str] | None = None,
+    vocab_size: int = _VOCAB,
+    multiword: int = 0,
 ) -> tuple[Any, Any]:
     """``(model, processor)`` of ``family`` in memory, random weights fixed by ``seed``.
 
-    Tiny by default; ``overrides`` gives real sizes (the tokenizer stays the small local one,
-    the embedding keeps the configured vocabulary size).
+    Tiny by default; ``overrides`` gives real sizes (the embedding keeps the configured
+    vocabulary size). The tokenizer is a ``vocab_size`` BPE trained on ``corpus`` (default:
+    the built-in word list), e.g. on the training text of a model trained from scratch;
+    ``multiword`` lets its merges cross spaces (``_train_tokenizer``).
     """
     if family not in _FAMILIES:
         raise UnknownNameError(
@@ -392,7 +436,7 @@ def build_model(
     from transformers import AutoModelForImageTextToText, GenerationConfig
 
     spec = _FAMILIES[family]
-    tok = _train_tokenizer(spec)
+    tok = _train_tokenizer(spec, corpus, vocab_size, multiword)
     config, processor = _build(spec, tok, overrides or {})
     torch.manual_seed(seed)
     model = AutoModelForImageTextToText.from_config(config, dtype=dtype)  # type: ignore[no-untyped-call]

@@ -1,0 +1,365 @@
+"""Benchmark train splits → TRL rows, through the same pipeline as ``medlens eval``.
+
+A model is trained on exactly what it is later evaluated on: each training ``Sample`` goes
+through ``medlens.pipeline.prepare`` (study loading, the benchmark's de-identification policy
+from ``bench.runner.pixel_policy``, the recipe the model declares, the task's prompt template
+and version), and its ``Request`` messages become a TRL conversational row: ``prompt`` (the
+user turn with ``{"type": "image"}`` placeholders), ``completion`` (the gold answer written
+the way the task's parser reads it) and ``images`` (the views, RGB, as the transformers backend
+hands them to the processor). TRL ≥ 1.16 takes such rows natively for vision-language models
+(``DataCollatorForVisionLanguageModeling``).
+
+Leakage: a benchmark file that defines ``exclude_test_leakage(train, test, mode=...)``
+(VQA-RAD) is applied with ``mode="questions"`` (no verbatim or templated rewrite of a test
+question on the same image, as the literature trains) or, with ``exclude_test_images``,
+``mode="images"`` (no train row on a test image, so the test figure is image-disjoint). Other
+benchmarks drop verbatim (image, question) copies of test rows. What was dropped is recorded
+in ``TrainData.excluded`` and goes into the training card.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from medlens.errors import ConfigError, DataError, StudyError
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+    from medlens.bench.benchmark import Benchmark, Sample
+    from medlens.pipeline import Prepared
+
+TRAINABLE_KINDS = ("closed", "open", "grounding", "choice")
+"""Answer kinds whose gold answer is one short target text (reports are trained as their
+reference text too, but medlens-tiny does not use them)."""
+
+
+@dataclass(frozen=True)
+class SourceRecord:
+    """What one benchmark contributed: for the training card."""
+
+    benchmark: str
+    split: str
+    revision: str | None
+    source: str
+    """"local" (a release folder) or "hub"."""
+    rows: int
+    excluded: Mapping[str, int]
+    """Reason → rows dropped ("test-leakage:questions", "test-images", "unloadable", ...)."""
+    pixels: Mapping[str, Any] = field(default_factory=dict)
+    """The de-identification record, as eval stores it (``pixel_policy``)."""
+
+
+@dataclass
+class TrainData:
+    """Rows ready for a TRL trainer, plus the record of how they were made."""
+
+    rows: list[dict[str, Any]]
+    sources: list[SourceRecord]
+    recipes: list[str]
+    task_versions: list[str]
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        # TRL's collators write into the example dicts: give each call its own copy.
+        row = self.rows[index]
+        return {**row, "prompt": [dict(m) for m in row["prompt"]], "images": list(row["images"])}
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        return (self[i] for i in range(len(self)))
+
+    def texts(self) -> Iterator[str]:
+        """Every prompt and answer text (a fresh model's tokenizer is trained on them)."""
+        for row in self.rows:
+            for message in [*row["prompt"], *row["completion"]]:
+                for part in message["content"]:
+                    if part.get("type") == "text":
+                        yield str(part["text"])
+
+    def dataset(self, columns: Sequence[str] = ()) -> Any:
+        """A ``datasets.Dataset`` of the rows (what TRL's trainers take). Images stay shared
+        Python objects, attached on access by a transform, instead of being re-encoded into
+        Arrow once per question. ``columns`` keeps only those (besides ``images``)."""
+        import datasets
+
+        pool: list[Image.Image] = []
+        index: dict[int, int] = {}
+        plain = []
+        for row in self.rows:
+            ids = [index.setdefault(id(im), len(index)) for im in row["images"]]
+            pool.extend(im for im in row["images"] if index[id(im)] >= len(pool))
+            record = {k: v for k, v in row.items() if k != "images"}
+            if columns:
+                record = {k: v for k, v in record.items() if k in columns}
+            plain.append({**record, "image_ids": ids, "length": _length(row)})
+
+        def attach(batch: dict[str, list[Any]]) -> dict[str, list[Any]]:
+            if "image_ids" in batch:
+                batch["images"] = [[pool[i] for i in ids] for ids in batch.pop("image_ids")]
+            return batch
+
+        return datasets.Dataset.from_list(plain).with_transform(attach)
+
+    def card(self) -> dict[str, Any]:
+        return {
+            "rows": len(self.rows),
+            "sources": [vars(s) | {"excluded": dict(s.excluded)} for s in self.sources],
+            "recipes": self.recipes,
+            "task_versions": self.task_versions,
+        }
+
+
+def _length(row: Mapping[str, Any]) -> int:
+    """A rough size of a row (characters of text, 100 per image) for length-grouped batches,
+    which waste less compute on padding."""
+    chars = sum(
+        len(str(part.get("text") or "")) + (100 if part.get("type") == "image" else 0)
+        for message in [*row["prompt"], *row["completion"]]
+        for part in message["content"]
+    )
+    return int(chars)
+
+
+def target_text(sample: Sample, prepared: Prepared) -> str:
+    """The gold answer as the task's parser reads it back: closed answers as the candidate
+    they match (``yes``/``no`` in lower case), boxes as the grounding template's JSON in
+    pixels of the view the model is shown, anything else as the reference text."""
+    answer = sample.answer.strip()
+    if sample.kind == "closed":
+        lowered = answer.lower()
+        for candidate in prepared.request.candidates:
+            if candidate.lower() == lowered:
+                return candidate
+        return answer
+    if sample.kind == "grounding":
+        return json.dumps(
+            [
+                {"label": box["label"], "box_2d": _view_box(box["box"], prepared)}
+                for box in sample.metadata.get("boxes", [])
+            ]
+        )
+    return answer
+
+
+def _view_box(box: Sequence[float], prepared: Prepared) -> list[int]:
+    """A box in pixels of the original image → pixels of the first view (the recipe may
+    have resized it); the grounding template states the view's size to the model."""
+    width, height = prepared.views[0].image.size
+    rows, cols = prepared.studies[0].pixels.shape[1:3]  # (slices, rows, cols[, 3])
+    scale_x, scale_y = width / int(cols), height / int(rows)
+    x0, y0, x1, y1 = box
+    return [round(x0 * scale_x), round(y0 * scale_y), round(x1 * scale_x), round(y1 * scale_y)]
+
+
+def exclude_leakage(
+    bench: Benchmark, train: Sequence[Sample], test: Sequence[Sample], *, test_images: bool
+) -> tuple[list[Sample], dict[str, int]]:
+    """``train`` without what leaks ``test``, and the count dropped per reason."""
+    from medlens.bench.quality import image_key, question_key
+
+    module = sys.modules[type(bench).__module__]
+    exclude = getattr(module, "exclude_test_leakage", None)
+    excluded: dict[str, int] = {}
+    kept = list(train)
+    if callable(exclude):
+        kept = list(exclude(kept, test, mode="questions"))
+        excluded["test-leakage:questions"] = len(train) - len(kept)
+        if test_images:
+            before = len(kept)
+            kept = list(exclude(kept, test, mode="images"))
+            excluded["test-images"] = before - len(kept)
+        return kept, excluded
+    seen = {(image_key(s), question_key(s.question)) for s in test}
+    kept = [t for t in kept if (image_key(t), question_key(t.question)) not in seen]
+    excluded["test-leakage:verbatim"] = len(train) - len(kept)
+    if test_images:
+        images = {image_key(s) for s in test}
+        before = len(kept)
+        kept = [t for t in kept if image_key(t) not in images]
+        excluded["test-images"] = before - len(kept)
+    return kept, excluded
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    """Which rows to train on and how they are prepared (``medlens train --data``)."""
+
+    benchmarks: tuple[str, ...]
+    split: str = "train"
+    data_dir: str | None = None
+    exclude_test_images: bool = False
+    """Drop train rows on test images (VQA-RAD shares all 203 test images with train)."""
+    deidentify: bool = True
+    deid_ocr: str | None = None
+    model: str | None = None
+    """The model id recipes are chosen for (``study.MODEL_RECIPES``), as eval passes it."""
+    limit: int | None = None
+    """First N rows per benchmark (smoke runs and tests)."""
+    kinds: tuple[str, ...] = TRAINABLE_KINDS
+
+
+def build_train_data(spec: DataSpec, *, progress: bool = False) -> TrainData:
+    """Load, exclude, prepare and convert every benchmark's ``spec.split`` into rows."""
+    from medlens.bench.benchmarks import get_benchmark
+
+    if not spec.benchmarks:
+        raise ConfigError("Name at least one benchmark to train on, e.g. --data slake.")
+    rows: list[dict[str, Any]] = []
+    sources: list[SourceRecord] = []
+    recipes: set[str] = set()
+    tasks: set[str] = set()
+    images: dict[str, Image.Image] = {}
+    for name in spec.benchmarks:
+        bench = get_benchmark(name)
+        if spec.split not in bench.splits:
+            raise ConfigError(
+                f"{name} has no split '{spec.split}' to train on; it has {', '.join(bench.splits)}."
+            )
+        samples = [s for s in bench.load(spec.split, spec.data_dir) if s.kind in spec.kinds]
+        revision = bench.loaded_revision
+        excluded: dict[str, int] = {}
+        if bench.default_split != spec.split and bench.default_split in bench.splits:
+            test = bench.load(bench.default_split, spec.data_dir)
+            samples, excluded = exclude_leakage(
+                bench, samples, test, test_images=spec.exclude_test_images
+            )
+        if spec.limit:
+            samples = samples[: spec.limit]
+        made, failed, used = _prepare_rows(bench, samples, spec, images, progress=progress)
+        if failed:
+            excluded["unloadable"] = failed
+        if not made:
+            raise DataError(
+                f"{name} split '{spec.split}' gave no training rows "
+                f"({len(samples)} samples after exclusions {excluded or 'none'}; kinds "
+                f"{', '.join(spec.kinds)}). Check --data-dir and the split name."
+            )
+        rows.extend(made)
+        recipes.update(used[0])
+        tasks.update(used[1])
+        sources.append(
+            SourceRecord(
+                benchmark=name,
+                split=spec.split,
+                revision=revision,
+                source="local" if bench.local_root(spec.data_dir) else "hub",
+                rows=len(made),
+                excluded=excluded,
+                pixels=_pixels_record(bench, spec),
+            )
+        )
+    return TrainData(rows, sources, sorted(recipes), sorted(tasks))
+
+
+def _policy(bench: Benchmark, spec: DataSpec) -> tuple[Any, dict[str, Any]]:
+    from medlens.bench.runner import EvalSpec, pixel_policy
+
+    eval_spec = EvalSpec(
+        benchmarks=(bench.name,),
+        model=spec.model or "training",
+        deidentify=spec.deidentify,
+        deid_ocr=spec.deid_ocr,
+    )
+    return pixel_policy(eval_spec, bench)
+
+
+def _pixels_record(bench: Benchmark, spec: DataSpec) -> dict[str, Any]:
+    return _policy(bench, spec)[1]
+
+
+def _prepare_rows(
+    bench: Benchmark,
+    samples: Sequence[Sample],
+    spec: DataSpec,
+    images: dict[str, Image.Image],
+    *,
+    progress: bool,
+) -> tuple[list[dict[str, Any]], int, tuple[set[str], set[str]]]:
+    """Rows of ``samples``; studies are loaded and de-identified once per image source, and
+    identical views share one image object (SLAKE asks ~10 questions per image)."""
+    from tqdm import tqdm
+
+    from medlens import pipeline
+    from medlens.bench.runner import item_of
+
+    deidentify, _ = _policy(bench, spec)
+    studies: dict[Any, Any] = {}
+    rows: list[dict[str, Any]] = []
+    failed = 0
+    recipes: set[str] = set()
+    tasks: set[str] = set()
+    for sample in tqdm(samples, desc=f"preparing {bench.name}", disable=not progress):
+        item = item_of(sample)
+        try:
+            sources = tuple(_study(studies, s, deidentify) for s in item.sources)
+            prepared = pipeline.prepare(
+                list(sources),
+                item.question,
+                kind=item.kind,
+                candidates=item.candidates,
+                request_id=item.id,
+                metadata=item.metadata,
+                deidentify=deidentify,
+                model=spec.model,
+            )
+        except StudyError:
+            failed += 1
+            continue
+        recipes.add(prepared.recipe)
+        tasks.add(prepared.task_version)
+        rows.append(_row(sample, prepared, images))
+    return rows, failed, (recipes, tasks)
+
+
+def _study(cache: dict[Any, Any], source: Any, deidentify: Any) -> Any:
+    from medlens import pipeline
+    from medlens.study import load_study
+
+    key = source if isinstance(source, str) else hashlib.sha256(source).hexdigest()
+    if key not in cache:
+        cache[key] = pipeline.protect(load_study(source), deidentify)
+    return cache[key]
+
+
+def request_row(prepared: Prepared, images: dict[str, Image.Image]) -> dict[str, Any]:
+    """A prepared request as a TRL conversational prompt with its images, rendered as the
+    transformers backend renders it (``TransformersBackend._render``)."""
+    from medlens.types import ImagePart, TextPart
+
+    prompt: list[dict[str, Any]] = []
+    shown: list[Image.Image] = []
+    for message in prepared.request.messages:
+        content: list[dict[str, Any]] = []
+        for part in message.content:
+            if isinstance(part, ImagePart):
+                shown.append(_shared(part.image, images))
+                content.append({"type": "image"})
+            elif isinstance(part, TextPart):
+                content.append({"type": "text", "text": part.text})
+        prompt.append({"role": message.role, "content": content})
+    return {"prompt": prompt, "images": shown}
+
+
+def _row(sample: Sample, prepared: Prepared, images: dict[str, Image.Image]) -> dict[str, Any]:
+    row = request_row(prepared, images)
+    answer = target_text(sample, prepared)
+    row["completion"] = [{"role": "assistant", "content": [{"type": "text", "text": answer}]}]
+    row["id"] = f"{sample.benchmark}/{sample.id}"
+    row["kind"] = sample.kind
+    row["answers"] = list(sample.answers)
+    row["boxes"] = [list(b["box"]) for b in sample.metadata.get("boxes", [])]
+    row["task"] = prepared.task_version
+    return row
+
+
+def _shared(image: Image.Image, images: dict[str, Image.Image]) -> Image.Image:
+    rgb = image.convert("RGB") if image.mode != "RGB" else image
+    key = hashlib.sha256(rgb.tobytes()).hexdigest() + str(rgb.size)
+    return images.setdefault(key, rgb)
