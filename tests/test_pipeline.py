@@ -182,7 +182,7 @@ def test_cli_ask_json_and_clear_errors(png: Path, tmp_path: Path) -> None:
 
 
 def test_demo_writes_page_with_model_images(tmp_path: Path) -> None:
-    out = _medlens("demo", "--out", str(tmp_path / "demo"), cwd=tmp_path)
+    out = _medlens("demo", "--out", str(tmp_path / "demo"), "--model", "prior", cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     assert "BASELINE 'prior'" in out.stdout and "not a VLM" in out.stdout
     page = (tmp_path / "demo" / "report.html").read_text()

@@ -4,15 +4,27 @@ It writes a synthetic chest CT series (DICOM, with geometry, rescale and window 
 known nodule and obviously fake identifying data) and the same phantom as a NIfTI volume,
 then loads, de-identifies, turns them into model images with their recipes (a montage of the
 series; MedGemma's three-window CT recipe for the volume), asks questions and writes
-``report.html``. Without ``--model`` the model is the weightless ``prior`` baseline (the most
-frequent VQA-RAD training answer per question type; it never looks at the image), labelled as
-such; ``--model ID_OR_PATH`` runs the same with a real VLM.
+``report.html``. It then asks the same model about a few real images of the VQA-RAD (CC0 1.0)
+and SLAKE (CC BY 4.0) *test* splits, shipped in the package, and shows the gold answer beside
+the model's.
+
+Without ``--model`` the model is the weightless ``prior`` baseline (the most frequent VQA-RAD
+training answer per question type; it never looks at the image), labelled as such;
+``--model ID_OR_PATH`` runs the same with a real VLM.
 """
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from medlens.backends.base import Backend
+    from medlens.pipeline import Result
+    from medlens.types import GenerationOptions
+
+    Example = tuple[dict[str, str], Result, bool]
 
 from medlens.cli.common import (
     add_model_options,
@@ -20,6 +32,12 @@ from medlens.cli.common import (
     candidate_scoring,
     generation_options,
 )
+
+DEFAULT_MODEL = "prior"
+EXAMPLES = Path(__file__).resolve().parent / "demo_examples"
+"""Real test images with their questions and gold answers (``examples.json``), written by
+``scripts/make_demo_examples.py``: the first SLAKE test image of each modality and the first
+VQA-RAD test image, shrunk to 256 px."""
 
 COMMAND = "demo"
 ORDER = 1
@@ -46,8 +64,48 @@ def add_parser(
         "--out", default="medlens-demo", help="output folder (default: %(default)s)"
     )
     add_model_options(parser, required=False, scores_by_default=True)
-    parser.set_defaults(model="prior")
+    parser.set_defaults(model=DEFAULT_MODEL)
     return parser
+
+
+def load_examples() -> list[dict[str, str]]:
+    """The shipped real test examples (image file, source and licence, question, gold)."""
+    import json
+
+    examples: list[dict[str, str]] = json.loads((EXAMPLES / "examples.json").read_text())
+    return examples
+
+
+def ask_examples(backend: Backend, options: GenerationOptions | None) -> list[Example]:
+    """Each real example asked of ``backend``: (example, result, correct under the medlens
+    protocol, the strict rules ``medlens eval`` leads with)."""
+    from medlens import pipeline
+    from medlens.bench.benchmark import Sample
+    from medlens.bench.protocols import get_protocol
+
+    protocol = get_protocol("medlens")
+    answered: list[Example] = []
+    for example in load_examples():
+        result = pipeline.ask(
+            str(EXAMPLES / example["image"]),
+            example["question"],
+            backend=backend,
+            kind=example["kind"],
+            options=options,
+        )
+        answer = result.answer
+        sample = Sample(
+            id=example["image"],
+            benchmark="demo",
+            split="test",
+            question=example["question"],
+            answers=(example["answer"],),
+            kind=example["kind"],  # type: ignore[arg-type]
+            images=(),
+        )
+        score = protocol.score(sample, answer.raw, parsed=answer.text, parsed_ok=answer.parsed)
+        answered.append((example, result, score.outcome == "correct"))
+    return answered
 
 
 def run(args: argparse.Namespace) -> int:
@@ -84,6 +142,7 @@ def run(args: argparse.Namespace) -> int:
                 candidate_scoring=candidate_scoring(args),
             )
             results.append((study_name, result))
+        real = ask_examples(backend, generation_options(args))
     finally:
         backend.close()
     elapsed = time.perf_counter() - started
@@ -94,7 +153,7 @@ def run(args: argparse.Namespace) -> int:
         else f"model {args.model}"
     )
     page = out / "report.html"
-    page.write_text(render_page(results, label, elapsed), encoding="utf-8")
+    page.write_text(render_page(results, label, elapsed, real), encoding="utf-8")
     print(f"medlens demo — {label}")
     for study_name, result in results:
         study = result.prepared.studies[0]
@@ -131,11 +190,58 @@ def run(args: argparse.Namespace) -> int:
         print(
             f"  A: {'abstain: ' + str(answer.abstain_reason) if answer.abstained else text}{conf}"
         )
+    print(
+        "\nReal test images (VQA-RAD test, CC0 1.0; SLAKE test, CC BY 4.0, Liu et al. 2021) — "
+        "gold answer beside the model's:"
+    )
+    for example, result, correct in real:
+        answer = result.answer
+        shown = answer.text if answer.parsed else f"(unparsed) {answer.raw.strip()[:60]}"
+        print(
+            f"  [{example['image']}] {example['question']}\n"
+            f"    gold: {example['answer']}   model: {shown}   "
+            f"{'correct' if correct else 'wrong'} (medlens protocol)"
+        )
     print(f"\nWrote {page} ({elapsed:.1f} s)")
     return 0
 
 
-def render_page(results: list, label: str, elapsed: float) -> str:  # type: ignore[type-arg]
+def _real_section(real: list[Example]) -> str:
+    """The real test images with question, gold answer, model answer and verdict."""
+    import base64
+    import html
+
+    if not real:
+        return ""
+    rows = []
+    for example, result, correct in real:
+        answer = result.answer
+        shown = answer.text if answer.parsed else f"(unparsed) {answer.raw.strip()[:60]}"
+        data = base64.b64encode((EXAMPLES / example["image"]).read_bytes()).decode()
+        rows.append(
+            f'<tr><td><img src="data:image/jpeg;base64,{data}" alt="{html.escape(example["image"])}">'
+            f"</td><td>{html.escape(example['question'])}</td>"
+            f"<td>{html.escape(example['answer'])}</td><td>{html.escape(shown or '')}</td>"
+            f"<td>{'correct' if correct else 'wrong'}</td>"
+            f'<td class="meta">{html.escape(example["source"])}</td></tr>'
+        )
+    return (
+        '<section class="card"><h2>Real test images</h2><p class="meta">From the VQA-RAD '
+        "(CC0 1.0) and SLAKE (CC BY 4.0, Liu et al., ISBI 2021) test splits, shrunk to 256 px; "
+        "chosen by rule (first image per modality), not by how the model answers. Verdicts "
+        "use the medlens scoring protocol.</p><table><tr><th>image</th><th>question</th>"
+        "<th>gold</th><th>model</th><th>verdict</th><th>source</th></tr>"
+        + "".join(rows)
+        + "</table></section>"
+    )
+
+
+def render_page(
+    results: list,  # type: ignore[type-arg]
+    label: str,
+    elapsed: float,
+    real: list[Example] | None = None,
+) -> str:
     """A self-contained HTML page: each question with the exact images the model received."""
     import base64
     import html
@@ -199,5 +305,5 @@ body{{font-family:system-ui,sans-serif;margin:2rem;background:#111;color:#eee}}
 figcaption{{font-size:.75rem;color:#aaa}} .meta{{color:#aaa;font-size:.85rem}} .answer{{font-size:1.2rem}}
 .banner{{background:#5a3b00;padding:.5rem 1rem;border-radius:6px}} code{{color:#9cf}}
 </style></head><body><h1>medlens demo</h1>
-<p class="banner">Answers by {html.escape(label)}. Studies are synthetic, generated by medlens.</p>
-{"".join(cards)}<p class="meta">Pipeline time {elapsed:.1f} s.</p></body></html>"""
+<p class="banner">Answers by {html.escape(label)}. The CT studies are synthetic, generated by medlens.</p>
+{"".join(cards)}{_real_section(real or [])}<p class="meta">Pipeline time {elapsed:.1f} s.</p></body></html>"""

@@ -21,7 +21,7 @@ COMMAND = "train"
 ORDER = 25
 
 
-def _common(parser: argparse.ArgumentParser) -> None:
+def _common(parser: argparse.ArgumentParser, *, fresh: bool = True) -> None:
     data = parser.add_argument_group("data")
     data.add_argument(
         "--data",
@@ -43,11 +43,17 @@ def _common(parser: argparse.ArgumentParser) -> None:
         help="do NOT de-identify studies and questions (only for data you may share as is)",
     )
     model = parser.add_argument_group("model")
-    start = model.add_mutually_exclusive_group(required=True)
-    start.add_argument("--model", help="folder or Hugging Face id of the model to fine-tune")
-    start.add_argument(
-        "--init", help="a fresh model from a named config: qwen2_5_vl:tiny, qwen2_5_vl:small"
-    )
+    if fresh:
+        start = model.add_mutually_exclusive_group(required=True)
+        start.add_argument("--model", help="folder or Hugging Face id of the model to fine-tune")
+        start.add_argument(
+            "--init", help="a fresh model from a named config: qwen2_5_vl:tiny, qwen2_5_vl:small"
+        )
+    else:
+        model.add_argument(
+            "--model", required=True, help="folder or Hugging Face id (e.g. an SFT output)"
+        )
+        parser.set_defaults(init=None)
     model.add_argument(
         "--lora",
         metavar="SPEC",
@@ -97,6 +103,34 @@ def add_parser(
     methods = parser.add_subparsers(dest="method", metavar="METHOD", required=True)
     sft = methods.add_parser("sft", help="supervised fine-tuning on the gold answers")
     _common(sft)
+    grpo = methods.add_parser(
+        "grpo", help="GRPO with rewards from the scoring protocols (accuracy, format, iou)"
+    )
+    _common(grpo, fresh=False)
+    rl = grpo.add_argument_group("GRPO")
+    rl.add_argument(
+        "--reward",
+        default="accuracy",
+        help="reward(s), comma-separated: accuracy[:protocol=NAME], format:preset=med-r1|"
+        "med-r1-nothink, iou (default: %(default)s)",
+    )
+    rl.add_argument("--reward-weights", help="one weight per reward, comma-separated")
+    rl.add_argument("--generations", type=int, default=4, help="completions per prompt")
+    rl.add_argument("--max-completion-length", type=int, default=32)
+    rl.add_argument("--temperature", type=float, default=1.0)
+    rl.add_argument("--beta", type=float, default=0.0, help="KL weight (default: none)")
+    dpo = methods.add_parser("dpo", help="DPO on pairs medlens builds from the model's answers")
+    _common(dpo, fresh=False)
+    pref = dpo.add_argument_group("DPO")
+    pref.add_argument(
+        "--pairs",
+        default="own-wrong,lesion-noised",
+        help="pair builders, comma-separated: own-wrong, lesion-noised (default: %(default)s)",
+    )
+    pref.add_argument(
+        "--protocol", default="medlens", help="protocol that judges the model's answers wrong"
+    )
+    pref.add_argument("--beta", type=float, default=0.1, help="DPO temperature beta")
     return parser
 
 
@@ -134,7 +168,45 @@ def run(args: argparse.Namespace) -> int:
     )
     lora = LoraSpec.parse(args.lora) if args.lora else None
     progress = not args.no_progress
-    if args.method == "sft":
+    if args.method == "grpo":
+        from medlens.bench.runner import split_probe_list
+        from medlens.train.grpo import GRPOSpec, train_grpo
+
+        out = train_grpo(
+            GRPOSpec(
+                data=data,
+                output=args.output,
+                model=args.model,
+                rewards=split_probe_list(args.reward),
+                reward_weights=tuple(float(w) for w in _names(args.reward_weights)),
+                num_generations=args.generations,
+                max_completion_length=args.max_completion_length,
+                temperature=args.temperature,
+                beta=args.beta,
+                lora=lora,
+                merge=args.merge,
+                hyper=hyper,
+            ),
+            progress=progress,
+        )
+    elif args.method == "dpo":
+        from medlens.train.dpo import DPOSpec, train_dpo
+
+        out = train_dpo(
+            DPOSpec(
+                data=data,
+                output=args.output,
+                model=args.model,
+                pairs=_names(args.pairs),
+                protocol=args.protocol,
+                beta=args.beta,
+                lora=lora,
+                merge=args.merge,
+                hyper=hyper,
+            ),
+            progress=progress,
+        )
+    else:
         from medlens.train.sft import SFTSpec, train_sft
 
         out = train_sft(

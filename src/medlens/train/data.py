@@ -78,7 +78,7 @@ class TrainData:
     def texts(self) -> Iterator[str]:
         """Every prompt and answer text (a fresh model's tokenizer is trained on them)."""
         for row in self.rows:
-            for message in [*row["prompt"], *row["completion"]]:
+            for message in [*row["prompt"], *row.get("completion", ())]:
                 for part in message["content"]:
                     if part.get("type") == "text":
                         yield str(part["text"])
@@ -121,7 +121,8 @@ def _length(row: Mapping[str, Any]) -> int:
     which waste less compute on padding."""
     chars = sum(
         len(str(part.get("text") or "")) + (100 if part.get("type") == "image" else 0)
-        for message in [*row["prompt"], *row["completion"]]
+        for key in ("prompt", "completion", "chosen", "rejected")
+        for message in row.get(key) or ()
         for part in message["content"]
     )
     return int(chars)
@@ -232,7 +233,10 @@ def build_train_data(spec: DataSpec, *, progress: bool = False) -> TrainData:
             )
         if spec.limit:
             samples = samples[: spec.limit]
-        made, failed, used = _prepare_rows(bench, samples, spec, images, progress=progress)
+        deidentify, _ = _policy(bench, spec)
+        made, failed, used = prepare_rows(
+            samples, deidentify=deidentify, model=spec.model, images=images, progress=progress
+        )
         if failed:
             excluded["unloadable"] = failed
         if not made:
@@ -258,6 +262,15 @@ def build_train_data(spec: DataSpec, *, progress: bool = False) -> TrainData:
     return TrainData(rows, sources, sorted(recipes), sorted(tasks))
 
 
+def from_samples(samples: Sequence[Sample], **options: Any) -> TrainData:
+    """Rows of samples that come from no registered benchmark (tests, a user's own data),
+    prepared as ``prepare_rows`` does (``deidentify``, ``model``)."""
+    rows, _failed, (recipes, tasks) = prepare_rows(samples, **options)
+    if not rows:
+        raise DataError(f"none of the {len(samples)} samples gave a training row")
+    return TrainData(rows, [], sorted(recipes), sorted(tasks))
+
+
 def _policy(bench: Benchmark, spec: DataSpec) -> tuple[Any, dict[str, Any]]:
     from medlens.bench.runner import EvalSpec, pixel_policy
 
@@ -274,28 +287,30 @@ def _pixels_record(bench: Benchmark, spec: DataSpec) -> dict[str, Any]:
     return _policy(bench, spec)[1]
 
 
-def _prepare_rows(
-    bench: Benchmark,
+def prepare_rows(
     samples: Sequence[Sample],
-    spec: DataSpec,
-    images: dict[str, Image.Image],
     *,
-    progress: bool,
+    deidentify: Any = True,
+    model: str | None = None,
+    images: dict[str, Image.Image] | None = None,
+    progress: bool = False,
 ) -> tuple[list[dict[str, Any]], int, tuple[set[str], set[str]]]:
-    """Rows of ``samples``; studies are loaded and de-identified once per image source, and
-    identical views share one image object (SLAKE asks ~10 questions per image)."""
+    """Rows of ``samples`` (and how many failed to load, and the recipes and task versions
+    used). Studies are loaded and de-identified once per image source, and identical views
+    share one image object (SLAKE asks ~10 questions per image)."""
     from tqdm import tqdm
 
     from medlens import pipeline
     from medlens.bench.runner import item_of
 
-    deidentify, _ = _policy(bench, spec)
+    images = {} if images is None else images
+    name = samples[0].benchmark if samples else "samples"
     studies: dict[Any, Any] = {}
     rows: list[dict[str, Any]] = []
     failed = 0
     recipes: set[str] = set()
     tasks: set[str] = set()
-    for sample in tqdm(samples, desc=f"preparing {bench.name}", disable=not progress):
+    for sample in tqdm(samples, desc=f"preparing {name}", disable=not progress):
         item = item_of(sample)
         try:
             sources = tuple(_study(studies, s, deidentify) for s in item.sources)
@@ -307,7 +322,7 @@ def _prepare_rows(
                 request_id=item.id,
                 metadata=item.metadata,
                 deidentify=deidentify,
-                model=spec.model,
+                model=model,
             )
         except StudyError:
             failed += 1
@@ -348,15 +363,53 @@ def request_row(prepared: Prepared, images: dict[str, Image.Image]) -> dict[str,
 
 
 def _row(sample: Sample, prepared: Prepared, images: dict[str, Image.Image]) -> dict[str, Any]:
+    """The TRL row plus the columns rewards and pair builders read (``medlens.train.rewards``):
+    gold answers, kind, candidates, gold boxes and image size in pixels of the view shown."""
     row = request_row(prepared, images)
     answer = target_text(sample, prepared)
+    request = prepared.request
     row["completion"] = [{"role": "assistant", "content": [{"type": "text", "text": answer}]}]
     row["id"] = f"{sample.benchmark}/{sample.id}"
+    row["question"] = request.question
     row["kind"] = sample.kind
     row["answers"] = list(sample.answers)
-    row["boxes"] = [list(b["box"]) for b in sample.metadata.get("boxes", [])]
+    row["candidates"] = list(request.candidates)
+    row["boxes"] = [_view_box(b["box"], prepared) for b in sample.metadata.get("boxes", [])]
+    row["image_size"] = list(prepared.views[0].image.size) if prepared.views else []
     row["task"] = prepared.task_version
+    row["deidentified"] = request.deidentified
     return row
+
+
+def row_request(row: Mapping[str, Any], options: Any = None, images: Sequence[Any] = ()) -> Any:
+    """The backend ``Request`` a row's prompt came from (``images`` replace its own, e.g.
+    with a lesion noised out), so a model can answer training rows through any backend."""
+    from medlens.tasks import get_task
+    from medlens.types import GenerationOptions, ImagePart, Message, Request, TextPart
+
+    shown = iter(images or row["images"])
+    messages = tuple(
+        Message(
+            message["role"],
+            tuple(
+                ImagePart(next(shown)) if part.get("type") == "image" else TextPart(part["text"])
+                for part in message["content"]
+            ),
+        )
+        for message in row["prompt"]
+    )
+    if options is None:  # the task's own budget, as eval decodes without --max-new-tokens
+        options = GenerationOptions(max_new_tokens=get_task(row["kind"]).max_new_tokens)
+    return Request(
+        id=str(row["id"]),
+        messages=messages,
+        kind=row["kind"],
+        question=str(row.get("question", "")),
+        candidates=tuple(row.get("candidates") or ()),
+        deidentified=bool(row.get("deidentified", False)),
+        metadata={"image_size": tuple(row["image_size"])} if row.get("image_size") else {},
+        options=options,
+    )
 
 
 def _shared(image: Image.Image, images: dict[str, Image.Image]) -> Image.Image:

@@ -25,9 +25,13 @@ def evaluate_folder(
     name: str = "final",
     progress: bool = True,
     batch_size: int = 16,
+    baselines: bool = True,
+    model: str | None = None,
 ) -> dict[str, Any]:
     """Evaluate ``folder`` (test splits, ``medlens`` protocol, baselines and ``sanity``
-    checks beside it) and record ``{benchmark: {run label: headline}}`` in its card."""
+    checks beside it) and record ``{benchmark: {run label: headline}}`` in its card.
+    ``model`` is the name it is evaluated under (default: the folder), e.g. ``medlens-tiny``
+    for the shipped copy, so that the card's figures are the ones ``medlens eval`` prints."""
     from medlens.bench.report import summarize
     from medlens.bench.runner import EvalSpec, evaluate
     from medlens.bench.store import RunStore
@@ -35,13 +39,14 @@ def evaluate_folder(
     folder = Path(folder)
     spec = EvalSpec(
         benchmarks=tuple(benchmarks),
-        model=str(folder),
+        model=model or str(folder),
         limit=limit,
         batch_size=batch_size,
         data_dir=data_dir,
         protocols=("medlens",),
         sanity=tuple(sanity),
         calibration=calibration,
+        baselines=baselines,
     )
     store = RunStore(store_path or folder / "eval.sqlite")
     try:
@@ -59,7 +64,13 @@ def evaluate_folder(
             }
     finally:
         store.close()
-    record = {"limit": limit, "split": "test", "protocol": "medlens", "runs": results}
+    record = {
+        "model": spec.model,
+        "limit": limit,
+        "split": "test",
+        "protocol": "medlens",
+        "runs": results,
+    }
     if calibration:
         record["calibration"] = calibration
     add_evaluation(folder, name, record)

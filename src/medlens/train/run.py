@@ -211,7 +211,7 @@ def _progress_callback() -> Any:
     instead of a dict printed per log step."""
     from transformers.trainer_callback import ProgressCallback
 
-    class LiveProgress(ProgressCallback):  # type: ignore[misc]
+    class LiveProgress(ProgressCallback):
         SHOWN = ("loss", "reward", "rewards/accuracy/mean", "learning_rate", "grad_norm")
 
         def on_log(self, args: Any, state: Any, control: Any, logs: Any = None, **kw: Any) -> None:
@@ -222,3 +222,34 @@ def _progress_callback() -> Any:
             bar.set_postfix({k: f"{v:.4g}" for k, v in shown.items()}, refresh=False)
 
     return LiveProgress()
+
+
+def export_model(
+    folder: str | os.PathLike[str],
+    dest: str | os.PathLike[str],
+    *,
+    dtype: str = "float16",
+    name: str | None = None,
+    label: str | None = None,
+) -> Path:
+    """A trained folder as a shippable copy: weights in ``dtype`` (fp16 halves the size;
+    the transformers backend loads them in float32 on CPU), processor, generation config and
+    the training card (with ``name``/``label``), without checkpoints or the init copy."""
+    import shutil
+
+    import torch
+
+    from medlens.train.card import load_card, save_card
+
+    out = Path(dest)
+    if out.exists():
+        shutil.rmtree(out)
+    model, processor = load_model(str(folder))
+    model = model.to(getattr(torch, dtype))
+    model.save_pretrained(out)
+    processor.save_pretrained(out)
+    card = load_card(Path(folder))
+    card.update({"name": name or card.get("name"), "label": label or card.get("label")})
+    card["export"] = {"dtype": dtype, "from": str(folder)}
+    save_card(out, card)
+    return out

@@ -47,7 +47,7 @@ def train_sft(spec: SFTSpec, *, progress: bool = True, data: TrainData | None = 
         raise ConfigError("Give either --model (a path or Hub id) or --init (a fresh model).")
     rows = data if data is not None else build_train_data(spec.data, progress=progress)
     ctx = start_run("sft", spec.output, spec.model, spec.init, spec.lora, rows, spec.hyper)
-    from trl import SFTConfig, SFTTrainer
+    from trl import SFTConfig, SFTTrainer  # type: ignore[attr-defined]
 
     config = SFTConfig(
         **ctx.trainer_args(),
