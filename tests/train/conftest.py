@@ -9,7 +9,7 @@ import pytest
 pytest.importorskip("trl")
 pytest.importorskip("peft")
 
-from medlens.bench.benchmark import Sample
+from medlens.bench.samples import Sample
 
 
 def write_studies(folder: Path) -> list[Sample]:

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from medlens.backends.scripted import ScriptedBackend
+from medlens.tasks import get_task
 from medlens.train.data import DataSpec, build_train_data, row_request
 from medlens.train.preferences import lesion_noised_pairs, noise_boxes, own_wrong_pairs
 
@@ -29,7 +30,9 @@ def test_rows_carry_the_eval_prompt_and_the_answer_the_parser_reads(
     target = json.loads(box["completion"][0]["content"][0]["text"])
     assert target == [{"label": "square", "box_2d": [6, 20, 26, 40]}]
     assert box["image_size"] == [64, 64]
-    assert synthetic_data.task_versions == ["closed@1", "grounding@1", "open@1"]
+    assert synthetic_data.task_versions == sorted(
+        get_task(k).prompt_id for k in ("closed", "open", "grounding")
+    )
     # Rows turn back into the backend request they came from.
     request = row_request(closed)
     assert request.kind == "closed" and request.candidates == ("yes", "no")

@@ -80,8 +80,8 @@ def ask_examples(backend: Backend, options: GenerationOptions | None) -> list[Ex
     """Each real example asked of ``backend``: (example, result, correct under the medlens
     protocol, the strict rules ``medlens eval`` leads with)."""
     from medlens import pipeline
-    from medlens.bench.benchmark import Sample
     from medlens.bench.protocols import get_protocol
+    from medlens.bench.samples import Sample
 
     protocol = get_protocol("medlens")
     answered: list[Example] = []

@@ -169,7 +169,7 @@ def run(args: argparse.Namespace) -> int:
     lora = LoraSpec.parse(args.lora) if args.lora else None
     progress = not args.no_progress
     if args.method == "grpo":
-        from medlens.bench.runner import split_probe_list
+        from medlens.bench.treatments import split_probe_list
         from medlens.train.grpo import GRPOSpec, train_grpo
 
         out = train_grpo(

@@ -2,7 +2,7 @@
 
 A model is trained on exactly what it is later evaluated on: each training ``Sample`` goes
 through ``medlens.pipeline.prepare`` (study loading, the benchmark's de-identification policy
-from ``bench.runner.pixel_policy``, the recipe the model declares, the task's prompt template
+from ``bench.spec.pixel_policy``, the recipe the model declares, the task's prompt template
 and version), and its ``Request`` messages become a TRL conversational row: ``prompt`` (the
 user turn with ``{"type": "image"}`` placeholders), ``completion`` (the gold answer written
 the way the task's parser reads it) and ``images`` (the views, RGB, as the transformers backend
@@ -31,7 +31,8 @@ from medlens.errors import ConfigError, DataError, StudyError
 if TYPE_CHECKING:
     from PIL import Image
 
-    from medlens.bench.benchmark import Benchmark, Sample
+    from medlens.bench.benchmark import Benchmark
+    from medlens.bench.samples import Sample
     from medlens.pipeline import Prepared
 
 TRAINABLE_KINDS = ("closed", "open", "grounding", "choice")
@@ -223,8 +224,8 @@ def build_train_data(spec: DataSpec, *, progress: bool = False) -> TrainData:
             raise ConfigError(
                 f"{name} has no split '{spec.split}' to train on; it has {', '.join(bench.splits)}."
             )
-        samples = [s for s in bench.load(spec.split, spec.data_dir) if s.kind in spec.kinds]
-        revision = bench.loaded_revision
+        loaded = bench.load(spec.split, spec.data_dir)
+        samples = [s for s in loaded if s.kind in spec.kinds]
         excluded: dict[str, int] = {}
         if bench.default_split != spec.split and bench.default_split in bench.splits:
             test = bench.load(bench.default_split, spec.data_dir)
@@ -252,8 +253,8 @@ def build_train_data(spec: DataSpec, *, progress: bool = False) -> TrainData:
             SourceRecord(
                 benchmark=name,
                 split=spec.split,
-                revision=revision,
-                source="local" if bench.local_root(spec.data_dir) else "hub",
+                revision=loaded.revision,
+                source=loaded.source,
                 rows=len(made),
                 excluded=excluded,
                 pixels=_pixels_record(bench, spec),
@@ -272,7 +273,7 @@ def from_samples(samples: Sequence[Sample], **options: Any) -> TrainData:
 
 
 def _policy(bench: Benchmark, spec: DataSpec) -> tuple[Any, dict[str, Any]]:
-    from medlens.bench.runner import EvalSpec, pixel_policy
+    from medlens.bench.spec import EvalSpec, pixel_policy
 
     eval_spec = EvalSpec(
         benchmarks=(bench.name,),
@@ -301,7 +302,7 @@ def prepare_rows(
     from tqdm import tqdm
 
     from medlens import pipeline
-    from medlens.bench.runner import item_of
+    from medlens.bench.treatments import item_of
 
     images = {} if images is None else images
     name = samples[0].benchmark if samples else "samples"

@@ -33,7 +33,8 @@ def evaluate_folder(
     ``model`` is the name it is evaluated under (default: the folder), e.g. ``medlens-tiny``
     for the shipped copy, so that the card's figures are the ones ``medlens eval`` prints."""
     from medlens.bench.report import summarize
-    from medlens.bench.runner import EvalSpec, evaluate
+    from medlens.bench.runner import evaluate
+    from medlens.bench.spec import EvalSpec
     from medlens.bench.store import RunStore
 
     folder = Path(folder)

@@ -98,7 +98,7 @@ def _read(
     image_size: Sequence[int] | None,
 ) -> tuple[Any, Any]:
     """The sample a protocol scores and the task parser's reading of ``text``."""
-    from medlens.bench.benchmark import Sample
+    from medlens.bench.samples import Sample
     from medlens.tasks import get_task
     from medlens.types import Generation, Request
 
