@@ -231,8 +231,15 @@ class ScoringProtocol:
             outcomes={o: outcomes.get(o, 0) for o in OUTCOMES},
             excluded=excluded,
             corpus=corpus,
-            notes=notes,
+            notes=(*notes, *self.source_notes(samples, scores)),
         )
+
+    def source_notes(
+        self, samples: Sequence[Sample], scores: Sequence[SampleScore]
+    ) -> tuple[str, ...]:
+        """What a reader must know about how the source harness would have treated this file
+        (a crash, a rule applied outside its benchmark); none by default."""
+        return ()
 
 
 def corpus_metrics(

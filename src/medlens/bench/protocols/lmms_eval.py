@@ -16,9 +16,8 @@ from __future__ import annotations
 import re
 import string
 from collections.abc import Sequence
-from dataclasses import replace
 
-from medlens.bench.protocols.base import ProtocolSummary, SampleScore, ScoringProtocol
+from medlens.bench.protocols.base import SampleScore, ScoringProtocol
 from medlens.bench.samples import Sample
 
 LMMS_EVAL_SOURCE = (
@@ -84,22 +83,15 @@ class LmmsEvalProtocol(ScoringProtocol):
         ok = any(pred == lmms_normalize(a) for a in sample.answers)
         return SampleScore("correct" if ok else "wrong", float(ok), {"exact": float(ok)}, pred)
 
-    def aggregate(
-        self,
-        samples: Sequence[Sample],
-        scores: Sequence[SampleScore],
-        *,
-        group_by: Sequence[str] = ("kind",),
-        n_boot: int = 1000,
-        seed: int = 0,
-    ) -> ProtocolSummary:
-        """As every protocol, labelled "lmms-eval SLAKE rule" off SLAKE."""
-        summary = super().aggregate(samples, scores, group_by=group_by, n_boot=n_boot, seed=seed)
+    def source_notes(
+        self, samples: Sequence[Sample], scores: Sequence[SampleScore]
+    ) -> tuple[str, ...]:
+        """Labelled "lmms-eval SLAKE rule" off SLAKE."""
         others = sorted({s.benchmark for s in samples} - {"slake"})
         if not others:
-            return summary
+            return ()
         note = (
             f"lmms-eval SLAKE rule applied to {', '.join(others)}: lmms-eval has no task for "
             f"{'it' if len(others) == 1 else 'them'}, so these are not lmms-eval figures"
         )
-        return replace(summary, notes=(*summary.notes, note))
+        return (note,)

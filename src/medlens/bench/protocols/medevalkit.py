@@ -16,14 +16,12 @@ from __future__ import annotations
 import difflib
 import re
 from collections.abc import Sequence
-from dataclasses import replace
 from typing import Any, ClassVar
 
 from medlens.bench.metrics.choice import correct_letters
 from medlens.bench.metrics.text import read_yes_no
 from medlens.bench.protocols.base import (
     Outcome,
-    ProtocolSummary,
     SampleScore,
     ScoringProtocol,
     unparseable,
@@ -190,26 +188,19 @@ class MedEvalKitProtocol(ScoringProtocol):
         }
         return SampleScore(outcome, exact, metrics, text)
 
-    def aggregate(
-        self,
-        samples: Sequence[Sample],
-        scores: Sequence[SampleScore],
-        *,
-        group_by: Sequence[str] = ("kind",),
-        n_boot: int = 1000,
-        seed: int = 0,
-    ) -> ProtocolSummary:
-        """As every protocol, plus a note when the source would have crashed on the file."""
-        summary = super().aggregate(samples, scores, group_by=group_by, n_boot=n_boot, seed=seed)
+    def source_notes(
+        self, samples: Sequence[Sample], scores: Sequence[SampleScore]
+    ) -> tuple[str, ...]:
+        """A note when the source would have crashed on the file."""
         crashed = sum(s.metrics.get("source_crash", 0.0) == 1.0 for s in scores)
         if not crashed:
-            return summary
+            return ()
         note = (
             f"{crashed} of {len(scores)} answers make MedEvalKit's cal_metrics raise (rouge "
             "'Hypothesis is empty.' or 'Reference is empty.', or calculate_f1's bare 0): the "
             "source would have produced no figure for this file; medlens scores them 0"
         )
-        return replace(summary, notes=(*summary.notes, note))
+        return (note,)
 
     def score_choice(self, sample: Sample, response: str) -> SampleScore:
         choices = [c.lower() for c in sample.candidates]
