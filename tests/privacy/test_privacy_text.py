@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import importlib.util
+from pathlib import Path
+
 import numpy as np
 import pytest
 
 from medlens.privacy import scrub_text
+from medlens.privacy.text import clinical_vocabulary, find_phi
 from medlens.testing.phi import PHI, synthetic_report
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.parametrize(
@@ -14,6 +20,11 @@ from medlens.testing.phi import PHI, synthetic_report
     [
         ("Seen by Dr. Ann Lee today.", "NAME", "Ann Lee"),
         ("Patient: DOE^JOHN", "NAME", "DOE^JOHN"),
+        ("FRANÇOIS^RAYMOND", "NAME", "FRANÇOIS"),
+        ("Compared with the study of Maria Colon in clinic.", "NAME", "Colon"),
+        ("Compared with the study of Iris Brown in clinic.", "NAME", "Iris Brown"),
+        ("Results to Hoareau, Daniel today.", "NAME", "Hoareau"),
+        ("Screen: WHITE AARON", "NAME", "WHITE"),
         ("Signed: Smith, Robert", "NAME", "Smith, Robert"),
         ("Results discussed with Zofia Kowalczyk by phone.", "NAME", "Zofia Kowalczyk"),
         ("Compared with the study of Linda Brown in clinic.", "NAME", "Linda Brown"),
@@ -71,6 +82,17 @@ def test_each_identifier_kind_is_replaced_by_its_placeholder(
         "A 45-year-old man with chest pain in 2019.",
         "BI-RADS 4 mass at 2 o'clock, 3 cm from the nipple.",
         "Is there a pneumothorax on this chest X-ray?",
+        # SLAKE grounding prompts and answers: organs that are census surnames too.
+        "Locate the Colon in this image.",
+        "Locate the Left Kidney in this image.",
+        "Locate the Brain Stem in this image.",
+        "Locate the Right Eye in this image.",
+        "Rectum, Small Bowel, Colon",
+        "Liver, Kidney",
+        "Psoas Major Muscle",
+        "Which organ is abnormal, Heart or Lung? Dark Gray",
+        "Is this a chest x Ray?",
+        "Nail unit of the Little finger.",
     ],
 )
 def test_clinical_text_is_left_alone(text: str) -> None:
@@ -107,3 +129,33 @@ def test_generated_reports_lose_their_phi_and_keep_clinical_terms(phi: PHI) -> N
         kept += sum(term in out for term in report.clinical)
     assert missed / total_phi <= 0.02
     assert kept / total_terms >= 0.95
+
+
+def test_the_clinical_vocabulary_is_what_pydicom_gives() -> None:
+    """clinical_words.txt is generated from DICOM PS3.16 as pydicom ships it; eponyms are not
+    in it (SNOMED CT never writes them in lower case)."""
+    pytest.importorskip("pydicom")
+    spec = importlib.util.spec_from_file_location(
+        "make_clinical_words", REPO / "scripts" / "make_clinical_words.py"
+    )
+    assert spec is not None and spec.loader is not None
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    words = clinical_vocabulary()
+    assert sorted(words) == script.clinical_words(), "run scripts/make_clinical_words.py"
+    assert {"COLON", "KIDNEY", "EYE", "STEM", "LITTLE", "GRAY"} <= words
+    assert not {"HODGKIN", "WILLIS", "DOUGLAS", "SMITH"} & words
+
+
+@pytest.mark.data
+def test_slake_grounding_labels_are_not_names(shared_data: Path) -> None:
+    """Every organ and finding label of SLAKE's detection.json stays in its grounding prompt."""
+    from medlens.bench.benchmarks.slake import GROUNDING_PROMPT, read_boxes
+
+    folders = sorted((shared_data / "slake" / "Slake1.0" / "imgs").iterdir())
+    labels = {box["label"] for folder in folders for box in read_boxes(folder)}
+    assert len(labels) > 40
+    named = [
+        label for label in labels if find_phi(GROUNDING_PROMPT.format(label=label), names=True)
+    ]
+    assert named == []
