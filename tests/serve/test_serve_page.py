@@ -3,6 +3,7 @@ app on loopback: upload, view, ask, and see the answer and the drawn box."""
 
 from __future__ import annotations
 
+import json
 import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -56,17 +57,22 @@ def pixel(page: Any, selector: str, x: float, y: float) -> list[int]:
     )
 
 
-def test_upload_ask_and_see_the_answer_with_its_box(
-    serve: Callable[..., str], page: Any, tmp_path: Path
-) -> None:
-    study = tmp_path / "study.png"
-    study.write_bytes(png_bytes())
-    page.goto(serve())
+def ask_where(page: Any, url: str, study: Path) -> None:
+    """Open the page, upload ``study``, wait for its slices, ask the grounding question."""
+    page.goto(url)
     page.set_input_files("#study-file", str(study))
     page.wait_for_function("document.getElementById('current-canvas').width > 1")
     page.fill("#question", "Where is the nodule?")
     page.select_option("#kind", "grounding")
     page.click("#ask-button")
+
+
+def test_upload_ask_and_see_the_answer_with_its_box(
+    serve: Callable[..., str], page: Any, tmp_path: Path
+) -> None:
+    study = tmp_path / "study.png"
+    study.write_bytes(png_bytes())
+    ask_where(page, serve(), study)
     page.wait_for_selector("#result:not([hidden])")
     assert page.text_content("#answer") == "nodule"
     assert page.is_hidden("#abstained")
@@ -78,6 +84,8 @@ def test_upload_ask_and_see_the_answer_with_its_box(
     inside = pixel(page, ".model-view canvas", (x0 + x1) / 2, (y0 + y1) / 2)
     assert red[0] > 200 and red[1] < 100 and red[2] < 100, red
     assert inside[0] == inside[1] == inside[2], inside  # the image itself is grey
+    # a PNG has no DICOM images for an SR to reference: FHIR only
+    assert page.is_hidden("#download-sr") and page.is_visible("#download-fhir")
 
 
 def test_abstention_is_shown_as_such(serve: Callable[..., str], page: Any, tmp_path: Path) -> None:
@@ -230,3 +238,37 @@ def test_every_answer_names_its_model_label_and_deidentification(
     page.wait_for_selector("#result:not([hidden])")
     assert page.text_content("#model-label") == "baseline"
     assert "without looking at the image" in page.text_content("#model-label-note")
+
+
+def test_download_sr_and_fhir_of_a_dicom_answer(
+    serve: Callable[..., str], page: Any, tmp_path: Path
+) -> None:
+    hd = pytest.importorskip("highdicom")
+    pytest.importorskip("fhir.resources")
+    from highdicom.sr import ValueTypeValues
+    from highdicom.sr.utils import find_content_items
+
+    from medlens.interop.fhir import validate
+    from medlens.testing.studies import write_xray_dicom
+
+    ask_where(page, serve(), write_xray_dicom(tmp_path / "study.dcm", size=256))
+    page.wait_for_selector("#download-sr:not([hidden])")
+    assert page.text_content("#export-identifiers").startswith("Identifiers: de-identified")
+    with page.expect_download() as sr_download:
+        page.click("#download-sr")
+    assert sr_download.value.suggested_filename == "sr.dcm"
+    sr = hd.sr.srread(sr_download.value.path())
+    texts = {
+        i.ConceptNameCodeSequence[0].CodeMeaning: i.TextValue
+        for i in find_content_items(sr, value_type=ValueTypeValues.TEXT, recursive=True)
+    }
+    assert texts["Model answer (free text)"] == page.text_content("#answer") == "nodule"
+    (group,) = sr.content.get_planar_roi_measurement_groups()
+    x0, y0, x1, y1 = BOX  # the 256-pixel image is shown to the model at its own size
+    points = group.roi.value
+    assert [points.min(axis=0).tolist(), points.max(axis=0).tolist()] == [[x0, y0], [x1, y1]]
+    with page.expect_download() as fhir_download:
+        page.click("#download-fhir")
+    assert fhir_download.value.suggested_filename == "fhir-r5.json"
+    bundle = json.loads(Path(fhir_download.value.path()).read_text())
+    assert validate(bundle, "R5") == bundle

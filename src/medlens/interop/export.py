@@ -8,9 +8,10 @@ identifier choice and what the PACS confirmed holding.
 
 from __future__ import annotations
 
+import io
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -24,6 +25,18 @@ if TYPE_CHECKING:
 
     from medlens.interop.stow import StoreReceipt
     from medlens.pipeline import Result
+    from medlens.types import Study
+
+OUTPUTS = ("sr", "fhir")
+"""What an answer can be exported as: ``sr`` (the DICOM SR, with a SEG when the model gave
+masks) and ``fhir`` (the DiagnosticReport Bundle); ``/v1/analyze``'s ``export`` field names
+them."""
+SR_FILENAME = "sr.dcm"
+
+
+def fhir_filename(version: str) -> str:
+    """``fhir-r5.json`` / ``fhir-r4b.json``: fixed names, never a patient's or a UID."""
+    return f"fhir-{version.lower()}.json"
 
 
 @dataclass
@@ -61,9 +74,39 @@ def check_exportable(study_headers: tuple[Any, ...], store_to: str | None) -> No
         )
 
 
+def parse_outputs(value: str) -> tuple[str, ...]:
+    """``"sr,fhir"`` → ``("sr", "fhir")``, in ``OUTPUTS`` order; an unknown name is a
+    ``ConfigError`` that lists the known ones."""
+    names = {n.strip().lower() for n in value.split(",") if n.strip()}
+    unknown = sorted(names - set(OUTPUTS))
+    if unknown:
+        raise ConfigError(
+            f"Unknown export {', '.join(repr(n) for n in unknown)}: an answer is exported as "
+            f"{' and/or '.join(OUTPUTS)} (comma-separated, e.g. 'sr,fhir')."
+        )
+    return tuple(n for n in OUTPUTS if n in names)
+
+
+def check_outputs(study: Study, outputs: Collection[str]) -> None:
+    """Refuse an SR of a study that has no DICOM images to reference, before the model runs
+    (the same ``ConfigError`` ``build_sr`` would raise after it)."""
+    if "sr" in outputs:
+        from medlens.interop.provenance import source_headers
+
+        source_headers(study, "A DICOM SR")
+
+
+def dicom_bytes(dataset: Dataset) -> bytes:
+    """A DICOM object as the bytes of its Part 10 file (what ``sr.dcm`` holds)."""
+    buffer = io.BytesIO()
+    dataset.save_as(buffer, enforce_file_format=True)
+    return buffer.getvalue()
+
+
 def export_answer(
     result: Result,
     *,
+    outputs: Collection[str] = OUTPUTS,
     out_dir: str | os.PathLike[str] | None = None,
     store_to: str | None = None,
     fhir_version: str = "R5",
@@ -72,15 +115,16 @@ def export_answer(
     role: str | None = None,
     auth_file: str | os.PathLike[str] | None = None,
 ) -> Exported:
-    """Build the SR (and SEG when ``masks`` are given) and the FHIR Bundle of ``result``;
-    write them into ``out_dir`` and/or STOW them to ``store_to``."""
+    """Build the SR (and SEG when ``masks`` are given) and the FHIR Bundle of ``result``
+    (those of them ``outputs`` names); write them into ``out_dir`` and/or STOW them to
+    ``store_to``."""
     from medlens.interop.fhir import build_fhir
 
     provenance = Provenance.of(result, revision=revision, role=role)
     study = result.prepared.studies[0]
     check_exportable(study.headers, store_to)
     exported = Exported(provenance)
-    if study.headers:
+    if "sr" in outputs and study.headers:
         from medlens.interop.sr import build_sr
 
         exported.sr = build_sr(result, provenance=provenance, study=study)
@@ -88,25 +132,27 @@ def export_answer(
             from medlens.interop.seg import build_seg
 
             exported.seg = build_seg(study, masks, provenance=provenance)
-    else:
+    elif "sr" in outputs:
         exported.notes.append(
             f"no DICOM SR: the study was read from {study.source_format}, which has no DICOM "
             "images to reference"
         )
-    if masks and exported.seg is None:
+    if masks and exported.seg is None and "sr" in outputs:
         exported.notes.append("no DICOM SEG: the masks need a DICOM study to refer to")
-    exported.fhir = build_fhir(result, version=fhir_version, provenance=provenance, study=study)
+    if "fhir" in outputs:
+        exported.fhir = build_fhir(result, version=fhir_version, provenance=provenance, study=study)
     if out_dir is not None:
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
         if exported.sr is not None:
-            exported.files["sr"] = out / "sr.dcm"
+            exported.files["sr"] = out / SR_FILENAME
             exported.sr.save_as(exported.files["sr"], enforce_file_format=True)
         if exported.seg is not None:
             exported.files["seg"] = out / "seg.dcm"
             exported.seg.save_as(exported.files["seg"], enforce_file_format=True)
-        exported.files["fhir"] = out / f"fhir-{fhir_version.lower()}.json"
-        exported.files["fhir"].write_text(json.dumps(exported.fhir, indent=2))
+        if exported.fhir is not None:
+            exported.files["fhir"] = out / fhir_filename(fhir_version)
+            exported.files["fhir"].write_text(json.dumps(exported.fhir, indent=2))
         exported.files["answer"] = out / "answer.json"
         exported.files["answer"].write_text(json.dumps(result.to_json(), indent=2, default=str))
     if store_to:

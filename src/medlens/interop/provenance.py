@@ -40,7 +40,7 @@ class Provenance:
     def of(
         cls, result: Result, *, revision: str | None = None, role: str | None = None
     ) -> Provenance:
-        from medlens.backends.base import BASELINES
+        from medlens.backends.base import BASELINES, DEMONSTRATION_LABEL
 
         generation = result.generation
         if role is None:
@@ -48,6 +48,8 @@ class Provenance:
                 role = "baseline"
             elif generation.backend == "scripted":
                 role = "scripted answers"
+            elif result.model_label == DEMONSTRATION_LABEL:
+                role = "demonstration model"
             else:
                 role = "user's model"
         elif role not in ROLES:

@@ -1,7 +1,8 @@
 """``/v1/analyze`` and the viewer's slice stacks: uploaded study → ``pipeline.ask`` → JSON.
 
 Nothing here re-implements a stage: loading is ``medlens.study``, protection is
-``pipeline.protect`` (the same de-identification ``ask`` runs), the answer is ``pipeline.ask``.
+``pipeline.protect`` (the same de-identification ``ask`` runs), the answer is ``pipeline.ask``,
+its DICOM SR and FHIR are ``medlens.interop.export`` (what ``medlens ask --export`` writes).
 These functions are synchronous; the routes run them in the model gate's worker thread.
 """
 
@@ -9,13 +10,16 @@ from __future__ import annotations
 
 import base64
 import io
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import TYPE_CHECKING
 
 from medlens.serve.protocol import (
     AnalyzeResponse,
     BoxOut,
     ConfidenceOut,
+    DicomFile,
+    ExportOut,
+    FhirDocument,
     SliceStack,
     ViewOut,
 )
@@ -51,8 +55,11 @@ def ask_uploaded(
     recipe: str | None = None,
     modality: str | None = None,
     request_id: str | None = None,
+    outputs: Collection[str] = (),
 ) -> Result:
-    """Load the uploads in a private directory, ask, and remove the directory."""
+    """Load the uploads in a private directory, ask, and remove the directory. ``outputs``
+    (``interop.export.OUTPUTS``) are checked before the model runs: an SR needs a DICOM
+    study."""
     from medlens import pipeline
 
     with private_dir() as workdir:
@@ -64,6 +71,10 @@ def ask_uploaded(
             max_bytes=UNZIP_FACTOR * config.max_upload_bytes,
             modality=modality,
         )
+        if outputs:
+            from medlens.interop.export import check_outputs
+
+            check_outputs(study, outputs)
         return pipeline.ask(
             study,
             question,
@@ -79,8 +90,40 @@ def ask_uploaded(
         )
 
 
-def to_response(result: Result, model: str) -> AnalyzeResponse:
-    """The API's view of a ``Result``: ``Result.to_json`` plus the images the model saw."""
+def export_result(result: Result, outputs: Collection[str], fhir_version: str) -> ExportOut:
+    """The answer as DICOM SR and/or FHIR, built by ``interop.export.export_answer`` (nothing
+    is written to disk or kept: the SR travels as base64, the FHIR Bundle as JSON)."""
+    from medlens.interop.export import SR_FILENAME, dicom_bytes, export_answer, fhir_filename
+
+    exported = export_answer(result, outputs=outputs, fhir_version=fhir_version)
+    summary = exported.summary()
+    sr = exported.sr
+    return ExportOut(
+        identifiers=summary["identifiers"],
+        deidentified=summary["deidentified"],
+        role=summary["role"],
+        sr=None
+        if sr is None
+        else DicomFile(
+            filename=SR_FILENAME,
+            data=base64.b64encode(dicom_bytes(sr)).decode("ascii"),
+            series_instance_uid=str(sr.SeriesInstanceUID),
+            sop_instance_uid=str(sr.SOPInstanceUID),
+        ),
+        fhir=None
+        if exported.fhir is None
+        else FhirDocument(
+            filename=fhir_filename(fhir_version),
+            version=fhir_version,  # type: ignore[arg-type]
+            resource=exported.fhir,
+        ),
+        notes=exported.notes,
+    )
+
+
+def to_response(result: Result, model: str, export: ExportOut | None = None) -> AnalyzeResponse:
+    """The API's view of a ``Result``: ``Result.to_json`` plus the images the model saw (and
+    its SR/FHIR when asked for)."""
     record = result.to_json()
     answer = result.answer
     confidence = record["confidence"]
@@ -113,6 +156,7 @@ def to_response(result: Result, model: str) -> AnalyzeResponse:
             for v in result.prepared.views
         ],
         timings={k: float(v) for k, v in record["timings"].items()},
+        export=export,
     )
 
 
@@ -153,4 +197,5 @@ def render_stack(
         height=images[0].height,
         slices=[png_data_url(im) for im in images],
         deidentification=[{"action": r.action, **dict(r.details)} for r in study.audit],
+        dicom=bool(study.headers),
     )

@@ -194,6 +194,39 @@ class ViewOut(BaseModel):
     """PNG data URL of the de-identified image the model saw."""
 
 
+class DicomFile(BaseModel):
+    """A DICOM object for download: its Part 10 bytes in base64, under a fixed file name."""
+
+    filename: str
+    media_type: Literal["application/dicom"] = "application/dicom"
+    data: str
+    """Base64 of the file (``sr.dcm``): a Comprehensive 3D SR, TID 1500."""
+    series_instance_uid: str
+    sop_instance_uid: str
+
+
+class FhirDocument(BaseModel):
+    """A FHIR Bundle (DiagnosticReport, Observations, ImagingStudy, Device, Patient)."""
+
+    filename: str
+    version: Literal["R5", "R4B"]
+    resource: dict[str, Any]
+
+
+class ExportOut(BaseModel):
+    """The answer as hospital systems take it (``export=sr,fhir``), built by
+    ``medlens.interop.export`` as ``medlens ask --export`` builds it."""
+
+    identifiers: str
+    """The identifier choice the outputs carry, in words (also written inside each)."""
+    deidentified: bool
+    """True: the de-identified study's identifiers (the server always de-identifies)."""
+    role: str
+    sr: DicomFile | None = None
+    fhir: FhirDocument | None = None
+    notes: list[str] = Field(default_factory=list)
+
+
 class AnalyzeResponse(BaseModel):
     """The structured answer to one question about one uploaded study."""
 
@@ -220,6 +253,8 @@ class AnalyzeResponse(BaseModel):
     study: dict[str, Any] = Field(default_factory=dict)
     views: list[ViewOut] = Field(default_factory=list)
     timings: dict[str, float] = Field(default_factory=dict)
+    export: ExportOut | None = None
+    """DICOM SR and/or FHIR of the answer, when the request asked for them (``export``)."""
 
 
 class SliceStack(BaseModel):
@@ -235,6 +270,8 @@ class SliceStack(BaseModel):
     height: int
     slices: list[str]
     deidentification: list[dict[str, Any]] = Field(default_factory=list)
+    dicom: bool = False
+    """Whether the study is DICOM, so that an answer about it can be exported as an SR."""
 
 
 class TranscriptionResponse(BaseModel):

@@ -145,6 +145,8 @@ async function ask() {
   if ($("kind").value) form.append("kind", $("kind").value);
   if ($("modality").value) form.append("modality", $("modality").value);
   if ($("kind").value === "choice") form.append("choices", $("choices").value);
+  // An SR references DICOM images: asked for only when /v1/render said the study is DICOM.
+  form.append("export", state.stacks.current && state.stacks.current.dicom ? "sr,fhir" : "fhir");
   status("Asking the model…");
   $("ask-button").disabled = true;
   try {
@@ -161,6 +163,7 @@ async function showResult(result) {
     : (result.answer ?? `(could not be read) ${result.raw}`);
   $("abstain-reason").textContent = result.abstained ? (result.abstain_reason || "") : "";
   showProvenance(result);
+  showExports(result.export);
   const confidence = result.confidence;
   $("confidence-row").hidden = !confidence;
   if (confidence) {
@@ -204,6 +207,35 @@ function showProvenance(result) {
   summary.textContent = "De-identification: "
     + (redaction ? redaction.text : "no pixel redaction recorded");
   summary.classList.toggle("review", Boolean(redaction && redaction.needs_review));
+}
+
+// The answer as hospital systems take it (DICOM SR, FHIR DiagnosticReport), built by the
+// server's interop code and offered from memory: the server keeps no copy to link to.
+function showExports(exported) {
+  for (const id of ["download-sr", "download-fhir"]) {
+    const link = $(id);
+    if (link.href) URL.revokeObjectURL(link.href);
+    link.removeAttribute("href");
+    link.hidden = true;
+  }
+  $("exports").hidden = !exported;
+  if (!exported) return;
+  if (exported.sr) {
+    const bytes = Uint8Array.from(atob(exported.sr.data), (c) => c.charCodeAt(0));
+    offer("download-sr", exported.sr.filename, new Blob([bytes], { type: exported.sr.media_type }));
+  }
+  if (exported.fhir) {
+    const text = JSON.stringify(exported.fhir.resource, null, 2);
+    offer("download-fhir", exported.fhir.filename, new Blob([text], { type: "application/fhir+json" }));
+  }
+  $("export-identifiers").textContent = "Identifiers: " + exported.identifiers;
+}
+
+function offer(id, filename, blob) {
+  const link = $(id);
+  link.href = URL.createObjectURL(blob);
+  link.download = filename;
+  link.hidden = false;
 }
 
 async function drawModelViews(result) {
