@@ -55,3 +55,46 @@ def test_set_values_are_used_and_stripped(monkeypatch: pytest.MonkeyPatch, tmp_p
 def test_unknown_variable_is_a_programming_error() -> None:
     with pytest.raises(KeyError, match="not a medlens environment variable"):
         config.env("MEDLENS_NOPE")
+
+
+def test_only_config_reads_the_environment() -> None:
+    """``config.env`` is the one reader: no other module of the package touches
+    ``os.environ`` or ``os.getenv`` (reading, or writing, which the library never does)."""
+    package = REPO / "src" / "medlens"
+    readers = sorted(
+        str(path.relative_to(package))
+        for path in package.rglob("*.py")
+        if path.name != "config.py" or path.parent != package
+        if re.search(
+            r"\bos\.(environ|getenv|putenv|unsetenv)\b|\bfrom os import\b", path.read_text()
+        )
+    )
+    assert readers == []
+
+
+def test_hub_variables_follow_the_rules(monkeypatch: pytest.MonkeyPatch) -> None:
+    from medlens import hub
+
+    monkeypatch.delenv("HTTPS_PROXY", raising=False)
+    monkeypatch.setenv("https_proxy", "http://proxy.example:3128")
+    monkeypatch.setenv("HF_ENDPOINT", "")
+    assert hub._endpoint() == ("proxy.example", 3128)  # the lower-case spelling is read
+    monkeypatch.setenv("https_proxy", " ")
+    assert hub._endpoint() == ("huggingface.co", 443)  # empty means unset
+    monkeypatch.setenv("HF_HUB_OFFLINE", " TRUE ")
+    assert hub.offline_mode()
+    monkeypatch.setenv("HF_HUB_OFFLINE", "")
+    for name in ("TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE"):
+        monkeypatch.delenv(name, raising=False)
+    assert not hub.offline_mode()
+
+
+def test_pacs_settings_read_through_config(monkeypatch: pytest.MonkeyPatch) -> None:
+    from medlens.study.readers.dicomweb import Credentials
+
+    for name in ("MEDLENS_PACS_AUTH_FILE", "MEDLENS_PACS_TOKEN"):
+        monkeypatch.setenv(name, " ")
+    monkeypatch.setenv("MEDLENS_PACS_USER", "reader")
+    monkeypatch.setenv("MEDLENS_PACS_PASSWORD", "s3cret")
+    credentials = Credentials.resolve()
+    assert credentials.kind == "basic" and credentials.secret == ("reader", "s3cret")

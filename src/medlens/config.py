@@ -18,6 +18,8 @@ class Variable:
     name: str
     meaning: str
     default: str
+    also: tuple[str, ...] = ()
+    """Other spellings read when ``name`` is unset (``https_proxy``, as curl and requests)."""
 
 
 ENVIRONMENT = (
@@ -57,18 +59,41 @@ ENVIRONMENT = (
     Variable(
         "TESSDATA_PREFIX", "folder of Tesseract's language data (OCR redaction)", "Tesseract's own"
     ),
+    Variable(
+        "HF_HUB_OFFLINE",
+        "`1`: use the Hugging Face cache only, never wait for the Hub (huggingface_hub's own)",
+        "online",
+    ),
+    Variable("TRANSFORMERS_OFFLINE", "as `HF_HUB_OFFLINE`, transformers' older name", "online"),
+    Variable("HF_DATASETS_OFFLINE", "as `HF_HUB_OFFLINE`, for datasets", "online"),
+    Variable(
+        "HF_ENDPOINT",
+        "the Hugging Face Hub medlens checks is reachable",
+        "`https://huggingface.co`",
+    ),
+    Variable(
+        "HTTPS_PROXY",
+        "proxy through which the Hub is reached (also `https_proxy`)",
+        "none",
+        also=("https_proxy",),
+    ),
 )
 """Every variable medlens reads, in the README's order."""
 
-_NAMES = frozenset(v.name for v in ENVIRONMENT)
+_VARIABLES = {v.name: v for v in ENVIRONMENT}
 
 
 def env(name: str) -> str | None:
-    """The value of ``name``, stripped, or None when it is unset or empty."""
-    if name not in _NAMES:
+    """The value of ``name`` (else of its other spellings), stripped, or None when it is unset
+    or empty."""
+    variable = _VARIABLES.get(name)
+    if variable is None:
         raise KeyError(f"{name} is not a medlens environment variable (config.ENVIRONMENT)")
-    value = os.environ.get(name, "").strip()
-    return value or None
+    for spelling in (name, *variable.also):
+        value = os.environ.get(spelling, "").strip()
+        if value:
+            return value
+    return None
 
 
 def home_dir() -> Path:

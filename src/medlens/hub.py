@@ -15,13 +15,13 @@ Importing this module does nothing (no network until a function is called).
 
 from __future__ import annotations
 
-import os
 import socket
 import threading
 from functools import lru_cache
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from medlens import config
 from medlens.errors import BackendError
 
 _OFFLINE_VARIABLES = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE")
@@ -31,13 +31,14 @@ CONNECT_TIMEOUT_S = 2.0
 
 def offline_mode() -> bool:
     """True when the user put huggingface_hub in offline mode (cache only)."""
-    return any(os.environ.get(name, "").strip().lower() in _TRUE for name in _OFFLINE_VARIABLES)
+    return any((config.env(name) or "").lower() in _TRUE for name in _OFFLINE_VARIABLES)
 
 
 def _endpoint() -> tuple[str, int]:
     """Host and port a Hub request connects to first: the HTTPS proxy if set, else the Hub."""
-    proxy = os.environ.get("HTTPS_PROXY") or os.environ.get("https_proxy")
-    url = urlsplit(proxy or os.environ.get("HF_ENDPOINT", "https://huggingface.co"))
+    url = urlsplit(
+        config.env("HTTPS_PROXY") or config.env("HF_ENDPOINT") or "https://huggingface.co"
+    )
     default_port = 443 if url.scheme == "https" else 80
     return url.hostname or "huggingface.co", url.port or default_port
 

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
+from medlens import config
 from medlens.errors import ConfigError, UnknownNameError
 
 if TYPE_CHECKING:
@@ -72,15 +73,16 @@ def check_option(name: str) -> str:
 
 
 def medlens_home() -> Path:
-    return Path(os.environ.get("MEDLENS_HOME") or Path.home() / ".medlens")
+    """``config.home_dir()``: where the project key and the text-region cache live."""
+    return config.home_dir()
 
 
 def load_project_key() -> bytes:
     """The key behind every pseudonym: ``$MEDLENS_PROJECT_KEY`` if set, else a random key
     created once in ``$MEDLENS_HOME/project.key`` with owner-only (0600) permissions."""
-    env = os.environ.get("MEDLENS_PROJECT_KEY")
-    if env:
-        return env.encode()
+    given = config.env("MEDLENS_PROJECT_KEY")
+    if given:
+        return given.encode()
     path = medlens_home() / "project.key"
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -40,6 +40,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from medlens import config
 from medlens.errors import ConfigError, NoPixelDataError, PacsError, require
 from medlens.study.readers import check_pixel_count
 
@@ -152,15 +153,15 @@ class Credentials:
     @classmethod
     def resolve(cls, auth_file: str | os.PathLike[str] | None = None) -> Credentials:
         """An explicit ``auth_file``, else the environment (see the module docstring)."""
-        path = auth_file or os.environ.get("MEDLENS_PACS_AUTH_FILE")
+        path = auth_file or config.env("MEDLENS_PACS_AUTH_FILE")
         if path:
             return cls.from_file(Path(path))
-        token = os.environ.get("MEDLENS_PACS_TOKEN", "").strip()
+        token = config.env("MEDLENS_PACS_TOKEN")
         if token:
             return cls("bearer", (token,), "MEDLENS_PACS_TOKEN")
-        user = os.environ.get("MEDLENS_PACS_USER", "")
+        user = config.env("MEDLENS_PACS_USER")
         if user:
-            password = os.environ.get("MEDLENS_PACS_PASSWORD", "")
+            password = config.env("MEDLENS_PACS_PASSWORD") or ""
             return cls("basic", (user, password), "MEDLENS_PACS_USER/MEDLENS_PACS_PASSWORD")
         return cls("none")
 
@@ -189,8 +190,8 @@ class Credentials:
 
 
 def _timeout() -> tuple[float, float]:
-    text = os.environ.get("MEDLENS_PACS_TIMEOUT", "").strip()
-    if not text:
+    text = config.env("MEDLENS_PACS_TIMEOUT")
+    if text is None:
         return CONNECT_TIMEOUT_S, DEFAULT_TIMEOUT_S
     try:
         value = float(text)
@@ -200,8 +201,8 @@ def _timeout() -> tuple[float, float]:
 
 
 def _retries() -> int:
-    text = os.environ.get("MEDLENS_PACS_RETRIES", "").strip()
-    if not text:
+    text = config.env("MEDLENS_PACS_RETRIES")
+    if text is None:
         return DEFAULT_RETRIES
     if not text.isdigit():
         raise ConfigError(f"MEDLENS_PACS_RETRIES={text!r} is not a whole number.")
