@@ -158,7 +158,7 @@ def test_side_by_side_and_without_baselines(store: RunStore, tmp_path: Path) -> 
     second = _fill(store, "other-vlm", OTHER)
     data = collect(store, [first.id, second.id[:6]], n_boot=100)
     assert [s.run.model for s in data.runs] == ["tiny-vlm", "other-vlm", "prior"]
-    closed = {s.run.model: s.headline["medlens"]["closed_accuracy"]["value"] for s in data.runs}
+    closed = {s.run.model: s.headline["medlens"]["closed_accuracy"].value for s in data.runs}
     assert closed == pytest.approx({"tiny-vlm": 0.8, "other-vlm": 0.4, "prior": 0.6})
     bare = collect(store, [first.id], baselines=False, n_boot=100)
     assert [s.run.model for s in bare.runs] == ["tiny-vlm"]
@@ -175,7 +175,7 @@ def test_protocol_flag_rescores_stored_generations(store: RunStore, tmp_path: Pa
     assert "llava-med" in store.get_run(run.id).protocols
     stored = store.results(run.id)
     assert all("llava-med" in r.scores and "medlens" in r.scores for r in stored)
-    recall = data.runs[0].headline["llava-med"]["open_recall"]["value"]
+    recall = data.runs[0].headline["llava-med"]["open_recall"].value
     assert recall == pytest.approx((1 + 1 / 2) / 4)  # "lung" recalls 1 of 2 reference tokens
 
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 import itertools
 import sys
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -131,6 +131,28 @@ class BatchWriter:
             self.store.add_results(self.run.id, self.pending)
             self.pending.clear()
 
+    def write_all(self, results: Iterable[Result], n_samples: int) -> float:
+        """Store every result as it comes, then the run's status, the time this took and the
+        recipes and tasks used. On an error or Ctrl-C what finished stays (status "failed" or
+        "interrupted": ``--resume`` continues it). Returns the seconds spent."""
+        started = time.perf_counter()
+        status = "failed"
+        try:
+            for result in results:
+                self.add_result(result)
+            self.flush()
+            status = "complete" if self.store.count(self.run.id) >= n_samples else "running"
+        except KeyboardInterrupt:
+            status = "interrupted"
+            raise
+        finally:
+            self.flush()  # an exception or Ctrl-C: keep what finished
+            elapsed = time.perf_counter() - started
+            self.store.update_run(
+                self.run.id, status=status, add_elapsed_s=elapsed, config=self.observed()
+            )
+        return elapsed
+
     def observed(self) -> dict[str, list[str]]:
         """The recipes and task versions the run has used so far, for its config."""
         return {
@@ -178,66 +200,79 @@ def run_samples(
     ``engine``: where generation runs (``pipeline.InProcess`` when None). ``prompt``: the
     prompt preset (``medlens.tasks.presets``) the requests are laid out by.
     """
-    from tqdm import tqdm
-
     from medlens import pipeline
 
     done = store.done_ids(run.id)
     todo = [s for s in samples if s.id not in done]
-    prepare_options: dict[str, Any] = {"deidentify": deidentify}
-    if prompt is not None:
-        prepare_options["prompt"] = prompt
-    if options is not None:
-        prepare_options["options"] = options
+    bar = _progress_bar(run, len(samples), len(samples) - len(todo), enabled=progress)
+    writer = BatchWriter(store, run, samples, protocols, batch_size, on_write=bar.update)
     make_item = item_of if treatment is None else treatment.item
+    run_options: dict[str, Any] = {
+        "batch_size": batch_size,
+        "cache": store if cache else None,
+        "on_error": writer.add_failure,
+        "abstain_threshold": abstain_below,
+        "engine": engine,
+        **_prepare_options(deidentify, options, prompt, treatment),
+    }
+    results = itertools.chain.from_iterable(
+        pipeline.run((make_item(s) for s in part), backend, calibration=profile, **run_options)
+        for part, profile in _calibration_streams(todo, samples, run.benchmark, calibration, prompt)
+        if part
+    )
+    with bar:
+        elapsed = writer.write_all(results, len(samples))
+    return RunOutcome(store.get_run(run.id), len(samples), writer.n_new, writer.n_cached, elapsed)
+
+
+def _calibration_streams(
+    todo: Sequence[Sample],
+    samples: Sequence[Sample],
+    benchmark: str,
+    calibration: CalibrationProfile | None,
+    prompt: str | None,
+) -> list[tuple[list[Sample], CalibrationProfile | None]]:
+    """``todo`` as (samples, profile) streams for ``pipeline.run``: with a profile, the
+    questions it applies to first, so that its fingerprint is checked before the model answers
+    any, then the others without it."""
+    if calibration is None:
+        return [(list(todo), None)]
+    fits = {s.id for s in calibrated_samples(calibration, samples, benchmark, prompt)}
+    return [
+        ([s for s in todo if s.id in fits], calibration),
+        ([s for s in todo if s.id not in fits], None),
+    ]
+
+
+def _prepare_options(
+    deidentify: bool | DeidPolicy,
+    options: GenerationOptions | None,
+    prompt: str | None,
+    treatment: Treatment | None,
+) -> dict[str, Any]:
+    """What ``pipeline.prepare`` gets beside each item: the de-identification policy, and the
+    generation options, prompt preset and view transform where the run sets them (the
+    pipeline's defaults otherwise)."""
+    chosen: dict[str, Any] = {"deidentify": deidentify}
+    if prompt is not None:
+        chosen["prompt"] = prompt
+    if options is not None:
+        chosen["options"] = options
     if treatment is not None and treatment.view_transform is not None:
-        prepare_options["view_transform"] = treatment.view_transform
-    # The profile's questions first: its fingerprint is checked before the model answers any.
-    streams: list[tuple[list[Sample], CalibrationProfile | None]] = [(todo, None)]
-    if calibration is not None:
-        fits = {s.id for s in calibrated_samples(calibration, samples, run.benchmark, prompt)}
-        streams = [
-            ([s for s in todo if s.id in fits], calibration),
-            ([s for s in todo if s.id not in fits], None),
-        ]
-    bar = tqdm(
-        total=len(samples),
-        initial=len(samples) - len(todo),
+        chosen["view_transform"] = treatment.view_transform
+    return chosen
+
+
+def _progress_bar(run: RunInfo, total: int, done: int, *, enabled: bool) -> Any:
+    """A tqdm bar on stderr that starts at the answers the run already holds."""
+    from tqdm import tqdm
+
+    return tqdm(
+        total=total,
+        initial=done,
         desc=f"{run.benchmark} · {run.label}",
         unit="q",
         file=sys.stderr,
-        disable=not progress,
+        disable=not enabled,
         dynamic_ncols=True,
     )
-    writer = BatchWriter(store, run, samples, protocols, batch_size, on_write=bar.update)
-    started = time.perf_counter()
-    status = "failed"
-    try:
-        results = itertools.chain.from_iterable(
-            pipeline.run(
-                (make_item(s) for s in part),
-                backend,
-                batch_size=batch_size,
-                cache=store if cache else None,
-                on_error=writer.add_failure,
-                calibration=profile,
-                abstain_threshold=abstain_below,
-                engine=engine,
-                **prepare_options,
-            )
-            for part, profile in streams
-            if part
-        )
-        for result in results:
-            writer.add_result(result)
-        writer.flush()
-        status = "complete" if store.count(run.id) >= len(samples) else "running"
-    except KeyboardInterrupt:
-        status = "interrupted"
-        raise
-    finally:
-        bar.close()
-        writer.flush()  # an exception or Ctrl-C: keep what finished
-        elapsed = time.perf_counter() - started
-        store.update_run(run.id, status=status, add_elapsed_s=elapsed, config=writer.observed())
-    return RunOutcome(store.get_run(run.id), len(samples), writer.n_new, writer.n_cached, elapsed)

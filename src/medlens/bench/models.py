@@ -23,9 +23,12 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from medlens.registry import Registry
+
+if TYPE_CHECKING:
+    from medlens.bench.metrics.bootstrap import Estimate
 
 BackendPath = Literal["transformers", "trust_remote_code", "vllm-openai", "convert"]
 BACKEND_PATHS: dict[str, str] = {
@@ -320,15 +323,15 @@ def published_line(figure: PublishedFigure, run_value: float | None) -> str:
 
 
 def beside_run(
-    model: str, benchmark: str, headline: Mapping[str, Mapping[str, Any]]
+    model: str, benchmark: str, headline: Mapping[str, Mapping[str, Estimate]]
 ) -> list[dict[str, Any]]:
     """The published figures for a run of ``model`` on ``benchmark``, each with the run's
-    ``overall`` under the figure's protocol (``headline``: protocol → metric → estimate dict,
-    as ``bench.report.summarize`` gives it) and the line ``published_line`` prints."""
+    ``overall`` under the figure's protocol (``headline``: protocol → metric → estimate, as
+    ``RunSummary.headline`` gives it) and the line ``published_line`` prints."""
     out = []
     for figure in published(model, benchmark, list(headline)):
-        overall = headline.get(figure.protocol, {}).get("overall") or {}
-        value = overall.get("value") if overall.get("n") else None
+        overall = headline.get(figure.protocol, {}).get("overall")
+        value = overall.value if overall is not None and overall.n else None
         out.append(
             {
                 **dataclasses.asdict(figure),

@@ -61,7 +61,7 @@ def evaluate_folder(
             results.setdefault(run.benchmark, {})[label] = {
                 "run_id": run.id,
                 "n": summary.n_results,
-                "headline": summary.headline["medlens"],
+                "headline": summary.summaries["medlens"].to_dict()["headline"],
             }
     finally:
         store.close()

@@ -88,28 +88,21 @@ def summarize(
     stored = store.results(run.id)
     protocols = resolve_protocols(protocol_names)
     samples = [sample_from_json(r.sample) for r in stored]
-    headline: dict[str, dict[str, Any]] = {}
-    categories: dict[str, dict[str, Any]] = {}
-    details: dict[str, dict[str, Any]] = {}
-    for name, protocol in protocols.items():
-        scores = [score_from_json(r.scores[name]) for r in stored]
-        summary = protocol.aggregate(
-            samples, scores, group_by=("kind", CATEGORY_KEY), n_boot=n_boot, seed=seed
-        ).to_dict()
-        details[name] = summary
-        headline[name] = summary["headline"]
-        categories[name] = {
-            value: metrics["score"]
-            for value, metrics in summary["groups"].get(CATEGORY_KEY, {}).items()
-        }
     return RunSummary(
         run=run,
         n_results=len(stored),
         n_cached=sum(r.cached for r in stored),
         n_errors=sum(r.error is not None for r in stored),
-        headline=headline,
-        categories=categories,
-        details=details,
+        summaries={
+            name: protocol.aggregate(
+                samples,
+                [score_from_json(r.scores[name]) for r in stored],
+                group_by=("kind", CATEGORY_KEY),
+                n_boot=n_boot,
+                seed=seed,
+            )
+            for name, protocol in protocols.items()
+        },
     )
 
 
@@ -134,7 +127,7 @@ def collect(
         summaries.append(
             summarize(store, run, wanted or list(run.protocols), n_boot=n_boot, seed=seed)
         )
-    names = list(dict.fromkeys(p for s in summaries for p in s.headline))
+    names = list(dict.fromkeys(p for s in summaries for p in s.summaries))
     resolved = resolve_protocols(names)
     from medlens.bench.benchmarks import get_benchmark
 
@@ -183,9 +176,9 @@ def results_section(data: ReportData, benchmark: str) -> str:
             continue
         rows = []
         for summary in runs:
-            est = summary.headline.get(name, {})
+            estimates = summary.headline.get(name, {})
             cells = [html.text_cell(_label(summary), left=True)]
-            cells += [html.estimate_cell(est.get(m)) for m in metrics]
+            cells += [html.estimate_cell(estimates.get(m)) for m in metrics]
             rows.append((summary.run.role, cells))
         parts.append(
             f"<h3>Protocol <code>{escape(name)}</code> "
@@ -384,9 +377,7 @@ def to_json(data: ReportData, sections: Sequence[ReportSection] = ()) -> dict[st
                 "n_errors": s.n_errors,
                 "elapsed_s": s.run.elapsed_s,
                 "config": s.run.config,
-                "results": s.headline,
-                "categories": s.categories,
-                "protocol_summaries": s.details,
+                **s.to_json(),
                 "published": beside_run(s.run.model, s.run.benchmark, s.headline)
                 if s.run.role == "model"
                 else [],
@@ -400,8 +391,9 @@ def to_json(data: ReportData, sections: Sequence[ReportSection] = ()) -> dict[st
 def csv_rows(data: ReportData) -> Iterable[dict[str, Any]]:
     """One row per (run, protocol, group): the long format spreadsheets and pandas read."""
     for s in data.runs:
+        categories = s.categories
         for protocol, headline in s.headline.items():
-            tables = [("", headline), (f"{CATEGORY_KEY}:", s.categories.get(protocol, {}))]
+            tables = [("", headline), (f"{CATEGORY_KEY}:", categories[protocol])]
             for prefix, estimates in tables:
                 for group, est in estimates.items():
                     yield {
@@ -413,10 +405,10 @@ def csv_rows(data: ReportData) -> Iterable[dict[str, Any]]:
                         "role": s.run.role,
                         "protocol": protocol,
                         "metric": prefix + group,
-                        "n": est.get("n"),
-                        "value": est.get("value"),
-                        "ci_low": est.get("low"),
-                        "ci_high": est.get("high"),
+                        "n": est.n,
+                        "value": est.value,
+                        "ci_low": est.low,
+                        "ci_high": est.high,
                     }
 
 

@@ -14,7 +14,10 @@ from collections.abc import Mapping, Sequence
 from html import escape
 from importlib import resources
 from string import Template
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from medlens.bench.metrics.bootstrap import Estimate
 
 PALETTE = ("#2f6fde", "#e07b39", "#3a9e5c", "#8b5cc7", "#c23b6b", "#1a9aa8", "#8a6d3b")
 BASELINE_SHADES = {"prior": "#9aa3b5", "no-image": "#b9c0cc", "random": "#d6dae2"}
@@ -37,13 +40,13 @@ def pct(value: float | None) -> str:
     return number(None if value is None else 100 * value, ".1f")
 
 
-def estimate_cell(est: Mapping[str, Any] | None) -> str:
+def estimate_cell(est: Estimate | None) -> str:
     """``61.2 [56.4, 66.0] n=272`` as a table cell (percent)."""
-    if not est or not est.get("n"):
+    if est is None or not est.n:
         return '<td class="muted">–</td>'
     return (
-        f"<td>{pct(est['value'])} <span class='ci'>[{pct(est['low'])}, {pct(est['high'])}]"
-        f"</span> <span class='n'>n={int(est['n'])}</span></td>"
+        f"<td>{pct(est.value)} <span class='ci'>[{pct(est.low)}, {pct(est.high)}]"
+        f"</span> <span class='n'>n={est.n}</span></td>"
     )
 
 
@@ -79,14 +82,14 @@ def legend(series: Sequence[tuple[str, str]]) -> str:
 
 def grouped_bars(
     categories: Sequence[str],
-    series: Sequence[tuple[str, str, Mapping[str, Mapping[str, Any]]]],
+    series: Sequence[tuple[str, str, Mapping[str, Estimate]]],
     *,
     width: int = 760,
 ) -> str:
     """Horizontal grouped bars with 95 % interval whiskers, one group per category.
 
-    ``series``: (label, colour, category → estimate dict with value/low/high/n). Values are
-    fractions in [0, 1]; the axis is 0-100 %.
+    ``series``: (label, colour, category → estimate). Values are fractions in [0, 1]; the axis
+    is 0-100 %.
     """
     label_w, right_pad, bar_h, gap = 190, 100, 11, 10
     plot_w = width - label_w - right_pad
@@ -109,14 +112,14 @@ def grouped_bars(
         for si, (label, fill, values) in enumerate(series):
             est = values.get(category)
             y = top + si * bar_h
-            if not est or not est.get("n") or math.isnan(float(est["value"])):
+            if est is None or not est.n or math.isnan(est.value):
                 continue
-            w = plot_w * float(est["value"])
-            lo = label_w + plot_w * float(est["low"])
-            hi = label_w + plot_w * float(est["high"])
+            w = plot_w * est.value
+            lo = label_w + plot_w * est.low
+            hi = label_w + plot_w * est.high
             mid = y + (bar_h - 2) / 2
-            tip = f"{label} · {category}: {pct(est['value'])}% [{pct(est['low'])}, " + (
-                f"{pct(est['high'])}], n={int(est['n'])}"
+            tip = f"{label} · {category}: {pct(est.value)}% [{pct(est.low)}, " + (
+                f"{pct(est.high)}], n={est.n}"
             )
             parts.append(
                 f"<rect x='{label_w}' y='{y}' width='{w:.1f}' height='{bar_h - 2}' "
@@ -124,7 +127,7 @@ def grouped_bars(
                 f"<line x1='{lo:.1f}' y1='{mid:.1f}' x2='{hi:.1f}' y2='{mid:.1f}' "
                 "stroke='#1d2433' stroke-width='1'/>"
                 f"<text x='{label_w + plot_w + 6}' y='{mid:.1f}' dominant-baseline='middle' "
-                f"class='n'>{pct(est['value'])} (n={int(est['n'])})</text>"
+                f"class='n'>{pct(est.value)} (n={est.n})</text>"
             )
     parts.append("</svg>")
     return "".join(parts)

@@ -10,29 +10,59 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from medlens.bench.metrics.bootstrap import Estimate
+from medlens.bench.protocols import ProtocolSummary
+from medlens.bench.samples import CATEGORY_KEY
 from medlens.bench.store import RunInfo, RunStore
 
 
 @dataclass(frozen=True)
 class RunSummary:
-    """One run's numbers: per protocol, the headline estimates (``closed_accuracy``,
-    ``open_f1`` or ``open_recall``, ``overall``, ...; each ``{"value", "low", "high", "n"}``,
-    fractions) and per-category estimates, plus the protocol's own summary dict."""
+    """One run's numbers: per protocol, its ``ProtocolSummary`` (headline estimates such as
+    ``closed_accuracy``, ``open_f1`` or ``open_recall`` and ``overall``, fractions with
+    bootstrap intervals; per-group estimates; corpus values). Typed until a report is written
+    (``to_json``)."""
 
     run: RunInfo
     n_results: int
     n_cached: int
     n_errors: int
-    headline: Mapping[str, Mapping[str, Mapping[str, Any]]]
-    """protocol → headline metric → estimate."""
-    categories: Mapping[str, Mapping[str, Mapping[str, Any]]]
-    """protocol → question category → estimate."""
-    details: Mapping[str, Mapping[str, Any]]
-    """protocol → ``ProtocolSummary.to_dict()``."""
+    summaries: Mapping[str, ProtocolSummary]
+    """protocol → its summary of the run, in the order the run's protocols were asked for."""
+
+    @property
+    def headline(self) -> dict[str, Mapping[str, Estimate]]:
+        """protocol → headline metric → estimate."""
+        return {name: summary.headline for name, summary in self.summaries.items()}
+
+    @property
+    def categories(self) -> dict[str, dict[str, Estimate]]:
+        """protocol → question category (``samples.CATEGORY_KEY``) → estimate."""
+        return {
+            name: {
+                value: metrics["score"]
+                for value, metrics in summary.groups.get(CATEGORY_KEY, {}).items()
+            }
+            for name, summary in self.summaries.items()
+        }
 
     @property
     def seconds_per_sample(self) -> float:
         return self.run.elapsed_s / self.n_results if self.n_results else float("nan")
+
+    def to_json(self) -> dict[str, Any]:
+        """The numbers as ``report.json`` holds them: ``results`` (protocol → metric →
+        ``{"value", "low", "high", "n"}``), ``categories`` alike, and ``protocol_summaries``
+        (protocol → ``ProtocolSummary.to_dict()``)."""
+        summaries = {name: summary.to_dict() for name, summary in self.summaries.items()}
+        return {
+            "results": {name: s["headline"] for name, s in summaries.items()},
+            "categories": {
+                name: {v: m["score"] for v, m in s["groups"].get(CATEGORY_KEY, {}).items()}
+                for name, s in summaries.items()
+            },
+            "protocol_summaries": summaries,
+        }
 
 
 @dataclass(frozen=True)

@@ -6,17 +6,17 @@ of the model zoo beside this run's."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Sequence
 
+from medlens.bench.metrics.bootstrap import Estimate
 from medlens.bench.protocols import PROTOCOLS
 from medlens.bench.report.build import summarize
 from medlens.bench.scoring import resolve_protocols
 from medlens.bench.store import RunInfo, RunStore
 
 
-def _pct(est: Mapping[str, Any] | None) -> str:
-    return "–" if not est or not est.get("n") else f"{100 * est['value']:.1f}"
+def _pct(est: Estimate | None) -> str:
+    return "–" if est is None or not est.n else f"{100 * est.value:.1f}"
 
 
 def run_table(store: RunStore, runs: Sequence[RunInfo]) -> str:
@@ -40,29 +40,30 @@ def run_table(store: RunStore, runs: Sequence[RunInfo]) -> str:
         label = run.label if run.role in ("model", "baseline") else run.model
         if run.config.get("calibration"):
             calibrated.append(run)
-        for protocol, headline in summary.headline.items():
-            overall = headline.get("overall") or {}
+        for protocol, protocol_summary in summary.summaries.items():
+            headline = protocol_summary.headline
+            overall = headline.get("overall")
+            scored = overall.n if overall is not None else 0
             open_est = headline.get(protocols[protocol].open_metric)
             ci = (
-                f"[{100 * overall['low']:.1f}, {100 * overall['high']:.1f}]"
-                if overall.get("n")
+                f"[{100 * overall.low:.1f}, {100 * overall.high:.1f}]"
+                if overall and scored
                 else "–"
             )
             key = (run.group_id, run.benchmark, protocol)
-            if run.role == "model" and overall.get("n"):
-                reference[key] = overall["value"]
+            if run.role == "model" and overall and scored:
+                reference[key] = overall.value
             delta = (
-                f"{100 * (overall['value'] - reference[key]):+.1f}"
-                if run.role != "model" and overall.get("n") and key in reference
+                f"{100 * (overall.value - reference[key]):+.1f}"
+                if run.role != "model" and overall and scored and key in reference
                 else ""
             )
             mark = ""
             if getattr(protocols[protocol], "fixed", None) is False:
                 mark = "†"
                 buggy.add(protocol)
-            scored = int(overall.get("n") or 0)
             mixed_n |= scored != summary.n_results
-            iou = summary.details.get(protocol, {}).get("corpus", {}).get("mean_iou")
+            iou = protocol_summary.corpus.get("mean_iou")
             lines.append(
                 f"{run.benchmark:<12} {run.id:<10} {label[:30]:<30} "
                 f"{(protocol[:18] + mark):<19} {_pct(headline.get('closed_accuracy')):>6} "

@@ -212,7 +212,9 @@ def pairs(data: ReportData, store: RunStore) -> ReportSection | None:
         return None
     rows, numbers = [], {}
     for summary in data.runs:
-        corpus = summary.details.get(protocol, {}).get("corpus", {})
+        if protocol not in summary.summaries:
+            continue
+        corpus = summary.summaries[protocol].corpus
         if "set_accuracy" not in corpus:
             continue
         numbers[summary.run.id] = {k: corpus[k] for k in ("pairs", "set_accuracy", "confusion")}
