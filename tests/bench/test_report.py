@@ -62,25 +62,35 @@ def _fill(
     group: str | None = None,
     protocols: tuple[str, ...] = ("medlens",),
     confidence: float | None = None,
+    samples: list[Sample] = SAMPLES,
+    calibration: str | None = None,
+    abstained: frozenset[str] = frozenset(),
 ) -> RunInfo:
+    """A run of ``samples`` answered ``answers``; with ``calibration``, its closed answers
+    carry a calibrated ``confidence`` and those in ``abstained`` abstained."""
     run = store.create_run(
         benchmark="vqa-rad",
         split="test",
         model=model,
         backend=model,
         protocols=list(protocols),
-        config={"limit": None},
+        config={"limit": None, **({"calibration": calibration} if calibration else {})},
         role=role,
         group_id=group,
-        n_planned=len(SAMPLES),
+        n_planned=len(samples),
     )
     resolved = {p: get_protocol(p) for p in protocols}
     rows = []
-    for position, sample in enumerate(SAMPLES):
+    for position, sample in enumerate(samples):
         raw = answers[sample.id]
-        answer = {"raw": raw, "text": raw, "parsed": True, "abstained": False}
+        answer = {"raw": raw, "text": raw, "parsed": True, "abstained": sample.id in abstained}
         if confidence is not None:
-            answer["confidence"] = {"value": confidence, "method": "candidates"}
+            calibrated = calibration is not None and sample.kind == "closed"
+            answer["confidence"] = {
+                "value": confidence,
+                "method": "candidates",
+                "calibrated": calibrated,
+            }
         rows.append(
             StoredResult(
                 sample.id,
@@ -144,8 +154,10 @@ def test_numbers_baselines_and_files(store: RunStore, tmp_path: Path) -> None:
     assert "Per question category" in page and "ORGAN" in page
     assert "Strict medlens rules" in page  # the protocol's own rule text
     assert "Lau JJ" in page  # the benchmark's citation
-    # Self-contained: no script, no external resource; every chart is well-formed SVG.
-    assert "<script" not in page and not re.search(r"(src|href)=['\"]https?:", page)
+    # Self-contained: one inline script (the sample table's filters), no external resource;
+    # every chart is well-formed SVG.
+    assert page.count("<script") == 1 and "<script>" in page
+    assert not re.search(r"(src|href)=['\"]https?:", page) and "url(http" not in page
     svgs = re.findall(r"<svg.*?</svg>", page, flags=re.DOTALL)
     assert svgs
     for svg in svgs:
@@ -196,7 +208,8 @@ def test_extra_sections(store: RunStore, tmp_path: Path) -> None:
 
     files = write_report(store, [run.id], tmp_path / "x", extra_sections=[answers_seen], n_boot=50)
     assert "<h2>Answers seen</h2><p>14 answers &lt;checked&gt;</p>" in files.html.read_text()
-    assert json.loads(files.json.read_text())["sections"] == {"Answers seen": {"n": 14}}
+    sections = json.loads(files.json.read_text())["sections"]
+    assert sections["Answers seen"] == {"n": 14} and list(sections) == ["Answers seen", "Samples"]
 
     registered = register_section(lambda data, db: None)  # a builder may skip itself
     try:
@@ -228,4 +241,75 @@ def test_trust_sections_show_image_reliance_and_calibration(
     page = files.html.read_text()
     assert page.count("data:image/png;base64,") >= 3  # reliability, risk-coverage, accuracy
     bare = write_report(store, [model.id], tmp_path / "u", n_boot=50, trust_sections=False)
-    assert json.loads(bare.json.read_text())["sections"] == {}
+    assert list(json.loads(bare.json.read_text())["sections"]) == ["Samples"]
+
+
+def test_html_tables_mark_n_delta_iou_calibration_and_mixed_samples(
+    store: RunStore, tmp_path: Path
+) -> None:
+    """The HTML side of issue 14 items 2 and 6, from the rows the CLI table prints
+    (``report.table``): n scored/stored per protocol, † on the buggy protocol with its fix,
+    Δ with its sign convention, an IoU column for boxes, calibrated coverage / abstentions /
+    selective accuracy, and a warning when compared runs answered different questions."""
+    boxes = [
+        Sample(
+            f"g{i}",
+            "vqa-rad",
+            "test",
+            "Where is the nodule?",
+            ("nodule",),
+            "grounding",
+            (),
+            metadata={"boxes": [{"label": "nodule", "box": [0, 0, 10, 10]}]},
+        )
+        for i in range(2)
+    ]
+    # Box g0 overlaps half of the reference (IoU 50/100 = 0.5), g1 misses it: mean IoU 0.25.
+    answers = MODEL | {
+        "g0": '[{"label": "nodule", "box_2d": [0, 0, 10, 5]}]',
+        "g1": '[{"label": "nodule", "box_2d": [50, 50, 60, 60]}]',
+    }
+    protocols = ("medlens", "llava-med-ad758b6")
+    model = _fill(
+        store,
+        "tiny-vlm",
+        answers,
+        protocols=protocols,
+        samples=SAMPLES + boxes,
+        confidence=0.9,
+        calibration="tiny-profile",
+        abstained=frozenset({"c8", "c9"}),  # the two wrong closed answers
+    )
+    _fill(
+        store,
+        "prior",
+        PRIOR | {"g0": "[]", "g1": "[]"},
+        role="baseline",
+        group=model.group_id,
+        protocols=protocols,
+        samples=SAMPLES + boxes,
+    )
+    fewer = _fill(store, "other-vlm", OTHER, protocols=protocols, samples=SAMPLES[:6])
+    files = write_report(store, [model.id, fewer.id], tmp_path / "h", n_boot=50)
+    page = files.html.read_text()
+
+    assert "<code>llava-med-ad758b6</code>†" in page
+    assert "†llava-med-ad758b6: reproduces known bugs of the published code" in page
+    assert "llava-med-fixed is the corrected rule" in page
+    # llava-med-ad758b6 counts only right closed answers (8 of 10 closed) + 4 open + 2 boxes.
+    assert "<td class='bad'>14/16</td>" in page and "<td class=''>16/16</td>" in page
+    assert "Δ pts vs model" in page and "this run&#x27;s overall minus the model&#x27;s" in page
+    # medlens overall: model (8 + 1 + 2/3 + 1) / 16 = 66.7 %, prior (6 + 1) / 16 = 43.8 %.
+    assert "<td>-22.9</td>" in page
+    assert "<th>IoU</th>" in page and "<td>25.0</td>" in page
+    assert "IoU: mean intersection over union" in page
+    assert "Calibrated runs: coverage and selective accuracy" in page
+    # 10 closed questions calibrated, 2 abstained: coverage 80 %, the 8 answered all right.
+    calibrated = re.search(
+        r"tiny-profile</td><td>10</td><td>80.0</td><td>8</td><td>2</td>"
+        r"<td>100.0</td>",
+        page,
+    )
+    assert calibrated, "the calibrated run's coverage, abstentions and selective accuracy"
+    assert "Warning: the vqa-rad test runs answered different questions" in page
+    assert f"{fewer.id}: 6" in page and f"{model.id}: 16" in page

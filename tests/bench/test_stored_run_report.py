@@ -7,7 +7,9 @@ questions with a calibration profile, the prior / no-image / random baselines, t
 never reads them). ``report.json.gz`` and ``report.csv.gz`` are what ``medlens report`` of main
 wrote from it just before the restructuring landed (the JSON gained an empty ``published`` list
 per run from the model zoo that day, and from issue 15 the protocols' upstream-pinned versions and
-descriptions and the "lmms-eval SLAKE rule" note); only the ``generated`` timestamp may differ.
+descriptions and the "lmms-eval SLAKE rule" note, and from issue 14 the counts of the sample
+table, with no thumbnails since the run predates them); only the ``generated`` timestamp may
+differ.
 """
 
 from __future__ import annotations

@@ -32,6 +32,7 @@ from medlens.bench.store import (
     RunStore,
     StoredAnswer,
     StoredResult,
+    Thumbnail,
     answer_to_json,
     sample_to_json,
 )
@@ -59,7 +60,11 @@ class RunOutcome:
 
 class BatchWriter:
     """Scores each answer of a run and commits them to the store ``batch_size`` at a time, so
-    that a run killed at any point keeps every finished batch; counts what it wrote."""
+    that a run killed at any point keeps every finished batch; counts what it wrote.
+
+    ``keep_views``: store a thumbnail of each image the model received (the de-identified,
+    treated request images); off when de-identification is off, so that a store and the
+    reports made from it never hold identified pixels."""
 
     def __init__(
         self,
@@ -69,8 +74,11 @@ class BatchWriter:
         protocols: Mapping[str, ScoringProtocol],
         batch_size: int,
         on_write: Callable[[], object] = lambda: None,
+        *,
+        keep_views: bool = True,
     ) -> None:
         self.store = store
+        self.keep_views = keep_views
         self.run = run
         self.protocols = protocols
         self.batch_size = batch_size
@@ -95,6 +103,7 @@ class BatchWriter:
             _prompt_text(result),
             result.key,
             result.cached,
+            _thumbnails(result) if self.keep_views else (),
         )
 
     def add_failure(self, item: Item, exc: Exception) -> None:
@@ -104,7 +113,13 @@ class BatchWriter:
         self._add(self.by_id[item.id], StoredAnswer.failure(error), "", "", False)
 
     def _add(
-        self, sample: Sample, answer: StoredAnswer, prompt: str, key: str, cached: bool
+        self,
+        sample: Sample,
+        answer: StoredAnswer,
+        prompt: str,
+        key: str,
+        cached: bool,
+        thumbnails: tuple[Thumbnail, ...] = (),
     ) -> None:
         self.pending.append(
             StoredResult(
@@ -119,6 +134,7 @@ class BatchWriter:
                 timings=answer.timings,
                 cached=cached,
                 error=answer.error,
+                thumbnails=thumbnails,
             )
         )
         self.on_write()
@@ -159,6 +175,18 @@ class BatchWriter:
             "recipes": sorted({*self.run.config.get("recipes", []), *self.recipes}),
             "task_versions": sorted({*self.run.config.get("task_versions", []), *self.tasks}),
         }
+
+
+def _thumbnails(result: Result) -> tuple[Thumbnail, ...]:
+    """The images of the request the backend received, small, labelled by their views; none
+    for the no-image baseline, which removes them before its model answers."""
+    if result.generation.backend == "no-image":
+        return ()
+    labels = [v.label for v in result.prepared.views]
+    return tuple(
+        Thumbnail.of(image, labels[i] if i < len(labels) else f"image {i + 1}")
+        for i, image in enumerate(result.request.images)
+    )
 
 
 def _prompt_text(result: Result) -> str:
@@ -205,7 +233,15 @@ def run_samples(
     done = store.done_ids(run.id)
     todo = [s for s in samples if s.id not in done]
     bar = _progress_bar(run, len(samples), len(samples) - len(todo), enabled=progress)
-    writer = BatchWriter(store, run, samples, protocols, batch_size, on_write=bar.update)
+    writer = BatchWriter(
+        store,
+        run,
+        samples,
+        protocols,
+        batch_size,
+        on_write=bar.update,
+        keep_views=deidentify is not False,
+    )
     make_item = item_of if treatment is None else treatment.item
     run_options: dict[str, Any] = {
         "batch_size": batch_size,

@@ -18,6 +18,11 @@ Three tables:
   the dataset.
 - ``generations``: request key → generation JSON; ``RunStore`` implements
   ``medlens.pipeline.GenerationCache`` over it, so identical requests are served once.
+- ``thumbnails`` and ``result_views``: a small JPEG (≤ 128 px) of each image the model
+  received for a sample, after de-identification and any sanity/shift treatment, keyed by its
+  digest so that the images many questions share are kept once; reports show them beside the
+  answers. Runs with de-identification off keep none. Both tables were added without a schema
+  change: a store made before them opens as before, its runs with no thumbnails.
 
 >>> store = RunStore(":memory:")
 >>> run = store.create_run(benchmark="vqa-rad", split="test", model="prior", backend="prior",
@@ -28,6 +33,8 @@ Three tables:
 
 from __future__ import annotations
 
+import hashlib
+import io
 import json
 import os
 import socket
@@ -46,6 +53,8 @@ from medlens.errors import DataError, UnknownNameError
 from medlens.types import Generation, Timings, TokenLogprob
 
 if TYPE_CHECKING:
+    from PIL import Image
+
     from medlens.pipeline import Result
 
 SCHEMA_VERSION = 1
@@ -85,6 +94,21 @@ CREATE TABLE IF NOT EXISTS results (
     error TEXT,
     created REAL NOT NULL,
     PRIMARY KEY (run_id, sample_id)
+);
+CREATE TABLE IF NOT EXISTS thumbnails (
+    digest TEXT PRIMARY KEY,
+    mime TEXT NOT NULL,
+    width INTEGER NOT NULL,
+    height INTEGER NOT NULL,
+    data BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS result_views (
+    run_id TEXT NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+    sample_id TEXT NOT NULL,
+    idx INTEGER NOT NULL,
+    label TEXT NOT NULL,
+    digest TEXT NOT NULL REFERENCES thumbnails (digest),
+    PRIMARY KEY (run_id, sample_id, idx)
 );
 CREATE TABLE IF NOT EXISTS generations (
     key TEXT PRIMARY KEY,
@@ -243,6 +267,41 @@ def quality_to_json(issue: QualityIssue) -> dict[str, Any]:
     }
 
 
+THUMBNAIL_SIDE = 128
+"""Longest side of a stored thumbnail in pixels: enough to recognise the study and the view
+in a report's sample table, a few KB each."""
+
+
+@dataclass(frozen=True)
+class Thumbnail:
+    """A small JPEG of one image the model received for a sample (de-identified, treated),
+    labelled by its view (``"axial 12/40"``, ``"image"``); ``digest`` names its bytes."""
+
+    label: str
+    digest: str
+    width: int
+    height: int
+    data: bytes
+    mime: str = "image/jpeg"
+
+    @classmethod
+    def of(cls, image: Image.Image, label: str, side: int = THUMBNAIL_SIDE) -> Thumbnail:
+        """The image scaled to at most ``side`` pixels on its longest side (aspect kept),
+        grey or RGB, JPEG quality 85: identical images give identical bytes and digests."""
+        small = image.convert("L" if image.mode in ("1", "L", "LA") else "RGB")  # a copy
+        small.thumbnail((side, side))
+        buffer = io.BytesIO()
+        small.save(buffer, format="JPEG", quality=85, optimize=True)
+        data = buffer.getvalue()
+        digest = hashlib.sha256(data).hexdigest()[:20]
+        return cls(label, digest, small.width, small.height, data)
+
+    def data_uri(self) -> str:
+        import base64
+
+        return f"data:{self.mime};base64,{base64.b64encode(self.data).decode('ascii')}"
+
+
 # --------------------------------------------------------------------------------------------
 # Records
 # --------------------------------------------------------------------------------------------
@@ -296,6 +355,9 @@ class StoredResult:
     cached: bool
     error: str | None = None
     created: float = field(default=0.0)
+    thumbnails: tuple[Thumbnail, ...] = ()
+    """The images the model received, small (``Thumbnail``); kept in ``thumbnails`` /
+    ``result_views``, read back with ``RunStore.thumbnails``."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -538,10 +600,42 @@ class RunStore:
                     " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     rows,
                 )
+                self._add_thumbnails(run_id, results)
                 self._db.execute("UPDATE runs SET updated = ? WHERE id = ?", (now, run_id))
                 self._claim(run_id)
         except sqlite3.IntegrityError as exc:
             raise DataError(f"Run {run_id} already holds one of these samples ({exc}).") from exc
+
+    def _add_thumbnails(self, run_id: str, results: Sequence[StoredResult]) -> None:
+        """Each result's thumbnails, every distinct image once (inside the caller's
+        transaction, so a batch's answers and images are stored together or not at all)."""
+        shown = [(r.sample_id, i, t) for r in results for i, t in enumerate(r.thumbnails)]
+        self._db.executemany(
+            "INSERT OR IGNORE INTO thumbnails (digest, mime, width, height, data)"
+            " VALUES (?, ?, ?, ?, ?)",
+            [(t.digest, t.mime, t.width, t.height, t.data) for _, _, t in shown],
+        )
+        self._db.executemany(
+            "INSERT INTO result_views (run_id, sample_id, idx, label, digest)"
+            " VALUES (?, ?, ?, ?, ?)",
+            [(run_id, sample_id, i, t.label, t.digest) for sample_id, i, t in shown],
+        )
+
+    def thumbnails(self, run_id: str) -> dict[str, tuple[Thumbnail, ...]]:
+        """Sample id → the thumbnails of the images the model received, in request order
+        (samples without any are absent)."""
+        rows = self._db.execute(
+            "SELECT v.sample_id, v.label, t.digest, t.mime, t.width, t.height, t.data"
+            " FROM result_views v JOIN thumbnails t ON t.digest = v.digest"
+            " WHERE v.run_id = ? ORDER BY v.sample_id, v.idx",
+            (run_id,),
+        ).fetchall()
+        found: dict[str, list[Thumbnail]] = {}
+        for r in rows:
+            found.setdefault(r["sample_id"], []).append(
+                Thumbnail(r["label"], r["digest"], r["width"], r["height"], r["data"], r["mime"])
+            )
+        return {sample_id: tuple(t) for sample_id, t in found.items()}
 
     def _claim(self, run_id: str) -> None:
         """Record this process as the one running ``run_id`` (in ``meta``, not in the run's

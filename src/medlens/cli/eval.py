@@ -133,6 +133,15 @@ def add_parser(
     )
     engine.add_argument("--cpus-per-replica", type=float, help="ray: CPUs each (default: 1)")
     group.add_argument("--out", help="also write the report (HTML, JSON, CSV) into this folder")
+    group.add_argument(
+        "--log-samples",
+        nargs="?",
+        const="",
+        metavar="PATH",
+        help="also write every answer of every run (question, gold, raw output, parsed "
+        "answer, score per protocol, confidence, abstained) to PATH: a .jsonl or .csv file, or "
+        "a folder for both (default: --out, else medlens-samples-<run id>)",
+    )
     group.add_argument("--no-progress", action="store_true", help="no progress bar")
     return parser
 
@@ -237,6 +246,12 @@ def run(args: argparse.Namespace) -> int:
             model_runs = [o.run.id for o in outcomes if o.run.role == "model"]
             files = write_report(store, model_runs, args.out, protocols=protocols)
             print(f"report: {files.html}")
+        if args.log_samples is not None:
+            from medlens.bench.report.samples import write_samples
+
+            target = args.log_samples or args.out or f"medlens-samples-{runs[0].id}"
+            paths = write_samples(store, [store.get_run(r.id) for r in runs], target)
+            print(f"samples: {', '.join(map(str, paths))}")
     finally:
         store.close()
     return 0

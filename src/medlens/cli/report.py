@@ -30,6 +30,23 @@ def add_parser(
     parser.add_argument(
         "--no-baselines", action="store_true", help="only the named runs, without baselines"
     )
+    parser.add_argument(
+        "--samples",
+        nargs="?",
+        const="",
+        metavar="PATH",
+        help="also write every answer of the reported runs (question, gold, raw output, "
+        "parsed answer, score per protocol, confidence, abstained) to PATH: a .jsonl or .csv "
+        "file, or a folder for both (default: the report folder)",
+    )
+    parser.add_argument(
+        "--max-thumbnails",
+        type=int,
+        default=300,
+        metavar="N",
+        help="distinct images the HTML sample table embeds, wrong answers' first; 0 for none "
+        "(default: %(default)s, about 4 KB each)",
+    )
     parser.add_argument("--store", help="run store file (default: $MEDLENS_HOME/runs.sqlite)")
     parser.add_argument("--list", action="store_true", help="list the stored runs and exit")
     return parser
@@ -40,6 +57,7 @@ def run(args: argparse.Namespace) -> int:
     import time
 
     from medlens.bench.report import write_report
+    from medlens.bench.report.table import sample_set_warnings
     from medlens.bench.store import RunStore
     from medlens.errors import ConfigError
 
@@ -55,41 +73,29 @@ def run(args: argparse.Namespace) -> int:
             return 0
         if not args.runs:
             raise ConfigError("Name the run(s) to report, or list them with --list.")
-        for warning in sample_set_warnings(store, args.runs):
+        compared = [(run, store.done_ids(run.id)) for run in map(store.get_run, args.runs)]
+        for warning in sample_set_warnings(compared):
             print(f"medlens report: warning: {warning}", file=sys.stderr)
         protocols = tuple(p.strip() for p in (args.protocol or "").split(",") if p.strip())
         out = args.out or f"medlens-report-{store.get_run(args.runs[0]).id}"
+        if args.max_thumbnails < 0:
+            raise ConfigError(f"--max-thumbnails must be 0 or more, not {args.max_thumbnails}.")
         files = write_report(
-            store, args.runs, out, protocols=protocols, baselines=not args.no_baselines
+            store,
+            args.runs,
+            out,
+            protocols=protocols,
+            baselines=not args.no_baselines,
+            max_thumbnails=args.max_thumbnails,
         )
+        print(f"wrote {files.html}, {files.json.name}, {files.csv.name}")
+        if args.samples is not None:
+            from medlens.bench.report import select_runs
+            from medlens.bench.report.samples import write_samples
+
+            runs = select_runs(store, args.runs, baselines=not args.no_baselines)
+            paths = write_samples(store, runs, args.samples or out, protocols)
+            print(f"samples: {', '.join(map(str, paths))}")
     finally:
         store.close()
-    print(f"wrote {files.html}, {files.json.name}, {files.csv.name}")
     return 0
-
-
-def sample_set_warnings(store: object, run_ids: list[str]) -> list[str]:
-    """Runs of one benchmark compared side by side must have answered the same questions;
-    a 50-question run beside a 451-question one compares nothing. One warning per benchmark
-    whose runs differ, naming the counts and the overlap."""
-    from medlens.bench.store import RunStore
-
-    assert isinstance(store, RunStore)
-    by_benchmark: dict[str, list[tuple[str, set[str]]]] = {}
-    for run_id in run_ids:
-        run = store.get_run(run_id)
-        by_benchmark.setdefault(f"{run.benchmark} {run.split}", []).append(
-            (run.id, store.done_ids(run.id))
-        )
-    warnings = []
-    for benchmark, runs in by_benchmark.items():
-        if len({frozenset(ids) for _, ids in runs}) <= 1:
-            continue
-        common = set.intersection(*(ids for _, ids in runs))
-        counts = ", ".join(f"{run_id}: {len(ids)}" for run_id, ids in runs)
-        warnings.append(
-            f"the {benchmark} runs answered different questions ({counts}; {len(common)} in "
-            "common), so their numbers are not comparable. Compare runs made with the same "
-            "--split and --limit."
-        )
-    return warnings

@@ -6,7 +6,6 @@ from medlens.bench.report.build import (
     collect,
     render,
     select_runs,
-    summarize,
     write_report,
 )
 from medlens.bench.report.model import (
@@ -16,6 +15,7 @@ from medlens.bench.report.model import (
     RunSummary,
     SectionBuilder,
     register_section,
+    summarize,
 )
 
 __all__ = [

@@ -31,11 +31,14 @@ from medlens.bench.report.model import (
     ReportSection,
     RunSummary,
     SectionBuilder,
+    summarize,
 )
+from medlens.bench.report.samples import MAX_THUMBNAILS, samples_section
+from medlens.bench.report.table import sample_set_warnings, table_notes, table_rows
 from medlens.bench.report.trust import DEFAULT_SECTIONS
 from medlens.bench.samples import CATEGORY_KEY
 from medlens.bench.scoring import rescore_run, resolve_protocols
-from medlens.bench.store import RunInfo, RunStore, sample_from_json, score_from_json
+from medlens.bench.store import RunInfo, RunStore
 from medlens.errors import ConfigError, MissingDependencyError
 
 
@@ -74,36 +77,6 @@ def select_runs(
     # Models, then baselines, sanity checks and shifts, within each benchmark (stable otherwise).
     rank = {"model": 0, **{role: i + 1 for i, role in enumerate(SIBLING_ROLES)}}
     return sorted(chosen, key=lambda r: (order.index(r.benchmark), rank.get(r.role, 9)))
-
-
-def summarize(
-    store: RunStore,
-    run: RunInfo,
-    protocol_names: Sequence[str],
-    *,
-    n_boot: int = 1000,
-    seed: int = 0,
-) -> RunSummary:
-    """Aggregate a stored run under each protocol (bootstrap 95 % intervals)."""
-    stored = store.results(run.id)
-    protocols = resolve_protocols(protocol_names)
-    samples = [sample_from_json(r.sample) for r in stored]
-    return RunSummary(
-        run=run,
-        n_results=len(stored),
-        n_cached=sum(r.cached for r in stored),
-        n_errors=sum(r.error is not None for r in stored),
-        summaries={
-            name: protocol.aggregate(
-                samples,
-                [score_from_json(r.scores[name]) for r in stored],
-                group_by=("kind", CATEGORY_KEY),
-                n_boot=n_boot,
-                seed=seed,
-            )
-            for name, protocol in protocols.items()
-        },
-    )
 
 
 def collect(
@@ -166,26 +139,74 @@ def _label(summary: RunSummary) -> str:
 
 
 def results_section(data: ReportData, benchmark: str) -> str:
-    """The headline tables: per protocol, one row per run (model, then its baselines), one
-    column per headline metric (closed accuracy, open F1/recall, overall), with CIs."""
+    """The eval table (``table.table_rows``, the rows ``medlens eval`` prints): per protocol,
+    one row per run (model, then the runs beside it) with closed, open, IoU where there are
+    boxes, overall with its 95 % interval, Δ from the model in points and n scored / stored;
+    † on protocols that reproduce known bugs; the notes; the calibrated runs' coverage,
+    abstentions and selective accuracy; a warning when the runs answered different questions."""
     runs = data.runs_of(benchmark)
-    parts = []
+    rows = table_rows(runs)
+    parts = [
+        f"<p class='bad warning'>Warning: {escape(w)}</p>"
+        for w in sample_set_warnings((s.run, s.sample_ids) for s in runs)
+    ]
+    boxes = any(r.iou is not None for r in rows)
     for name, info in data.protocols.items():
-        metrics = list(dict.fromkeys(m for r in runs for m in r.headline.get(name, {})))
-        if not metrics:
+        of_protocol = [r for r in rows if r.protocol == name]
+        if not of_protocol:
             continue
-        rows = []
-        for summary in runs:
-            estimates = summary.headline.get(name, {})
-            cells = [html.text_cell(_label(summary), left=True)]
-            cells += [html.estimate_cell(estimates.get(m)) for m in metrics]
-            rows.append((summary.run.role, cells))
+        open_metric = of_protocol[0].open_metric
+        header = ["run", "closed", open_metric.replace("_", " "), *(["IoU"] if boxes else [])]
+        header += ["overall", "Δ pts vs model", "n scored/stored"]
+        body = []
+        for r in of_protocol:
+            cells = [html.text_cell(_label(r.summary), left=True)]
+            cells += [html.estimate_cell(r.closed), html.estimate_cell(r.open)]
+            cells += [html.text_cell(html.pct(r.iou))] if boxes else []
+            cells += [
+                html.estimate_cell(r.overall),
+                html.text_cell(html.number(r.delta_points, "+.1f")),
+                f"<td class='{'bad' if r.scored != r.stored else ''}'>{r.scored}/{r.stored}</td>",
+            ]
+            body.append((r.run.role, cells))
+        mark = "†" if of_protocol[0].buggy else ""
         parts.append(
-            f"<h3>Protocol <code>{escape(name)}</code> "
+            f"<h3>Protocol <code>{escape(name)}</code>{mark} "
             f"<span class='muted'>version {escape(info['version'])}</span></h3>"
-            + html.table(["run", *metrics], rows)
+            + html.table(header, body)
         )
+    notes = "".join(f"<li>{escape(n)}</li>" for n in table_notes(rows))
+    parts.append(f"<ul class='notes muted'>{notes}</ul>")
+    parts.append(calibrated_section(runs))
     return "".join(parts)
+
+
+def calibrated_section(runs: Sequence[RunSummary]) -> str:
+    """Every calibrated run's coverage, abstentions and selective accuracy on the questions
+    its profile applies to, with the warning of a profile that answers almost nothing."""
+    stats = [s.selective for s in runs if s.selective is not None]
+    if not stats:
+        return ""
+    rows = [
+        (
+            "model",
+            [
+                html.text_cell(f"{st.run.model} [{st.run.id}]", left=True),
+                html.text_cell(st.profile, left=True),
+                html.text_cell(st.questions),
+                html.text_cell(html.pct(st.coverage)),
+                html.text_cell(st.answered),
+                html.text_cell(st.abstained),
+                html.text_cell(html.pct(st.accuracy)),
+                html.text_cell(st.protocol),
+                "<td class='bad'>answers almost nothing</td>" if st.useless else "<td></td>",
+            ],
+        )
+        for st in stats
+    ]
+    header = ["calibrated run", "profile", "questions", "coverage %", "answered", "abstained"]
+    header += ["selective accuracy %", "protocol", ""]
+    return "<h3>Calibrated runs: coverage and selective accuracy</h3>" + html.table(header, rows)
 
 
 def category_section(data: ReportData, benchmark: str) -> str:
@@ -421,13 +442,15 @@ def write_report(
     baselines: bool = True,
     extra_sections: Sequence[SectionBuilder] = (),
     trust_sections: bool = True,
+    max_thumbnails: int = MAX_THUMBNAILS,
     n_boot: int = 1000,
     seed: int = 0,
 ) -> ReportFiles:
     """Write ``report.html``, ``report.json`` and ``report.csv`` of ``run_ids`` in ``out_dir``.
 
     Sections: ``trust_sections`` (calibration, image reliance), then the registered ones,
-    then ``extra_sections``."""
+    then ``extra_sections``, then the sample table (``report.samples``, embedding at most
+    ``max_thumbnails`` distinct images)."""
     data = collect(
         store, run_ids, protocols=protocols, baselines=baselines, n_boot=n_boot, seed=seed
     )
@@ -435,6 +458,8 @@ def write_report(
     sections = [s for b in builders if (s := b(data, store)) is not None]
     if trust_sections:
         sections[:0] = _trust_sections(data, store)
+    table = samples_section(data, store, max_thumbnails=max_thumbnails)
+    sections += [table] if table is not None else []
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     files = ReportFiles(out / "report.html", out / "report.json", out / "report.csv")

@@ -1,7 +1,9 @@
 """HTML pieces of the report: tables, inline SVG bar charts, the page template.
 
-The page is one self-contained file (inline CSS, inline SVG, no script, no network), so it
-can be mailed, archived beside a paper, or opened on an air-gapped workstation. Charts are
+The page is one self-contained file (inline CSS, inline SVG, thumbnails as ``data:`` URIs, no
+network), so it can be mailed, archived beside a paper, or opened on an air-gapped
+workstation. Its one inline script filters and re-orders the sample table; without it the
+page reads the same, the table in its default order. Charts are
 SVG drawn here rather than matplotlib PNGs: exact, searchable text, a few KB, no extra
 dependency, and identical bytes for identical numbers.
 """

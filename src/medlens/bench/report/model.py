@@ -1,19 +1,72 @@
-"""The report model: what a report shows (``ReportData`` of ``RunSummary``s), its one section
-type (``ReportSection``) and the section registry. Section builders (``report.trust`` and
-users' own) and the writer (``report.build``) both import this module, never each other.
+"""The report model: what a report shows (``ReportData`` of ``RunSummary``s, made by
+``summarize`` from a stored run), its one section type (``ReportSection``) and the section
+registry. Section builders (``report.trust``, ``report.samples`` and users' own), the tables
+(``report.table``) and the writer (``report.build``) import this module, never each other's.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from medlens.bench.metrics.bootstrap import Estimate
 from medlens.bench.protocols import ProtocolSummary
 from medlens.bench.samples import CATEGORY_KEY
-from medlens.bench.store import RunInfo, RunStore
+from medlens.bench.scoring import resolve_protocols
+from medlens.bench.store import (
+    RunInfo,
+    RunStore,
+    StoredResult,
+    sample_from_json,
+    score_from_json,
+)
+
+USELESS_COVERAGE = 0.05
+"""Below this coverage a calibration profile answers almost nothing: said loudly."""
+
+
+@dataclass(frozen=True)
+class Selective:
+    """A calibrated run's abstentions on the questions its profile applies to (those with a
+    calibrated confidence), and the accuracy of what it answered under ``protocol``
+    (selective accuracy: Geifman & El-Yaniv, NeurIPS 2017)."""
+
+    run: RunInfo
+    profile: str
+    protocol: str
+    questions: int
+    answered: int
+    correct: int
+
+    @property
+    def abstained(self) -> int:
+        return self.questions - self.answered
+
+    @property
+    def coverage(self) -> float:
+        return self.answered / self.questions if self.questions else 0.0
+
+    @property
+    def accuracy(self) -> float | None:
+        """Selective accuracy; None when the run answered none."""
+        return self.correct / self.answered if self.answered else None
+
+    @property
+    def useless(self) -> bool:
+        """The profile answers (almost) nothing: coverage below ``USELESS_COVERAGE``."""
+        return self.coverage < USELESS_COVERAGE
+
+
+def selective(run: RunInfo, stored: Sequence[StoredResult], protocols: Sequence[str]) -> Selective:
+    """``Selective`` of a calibrated run, under medlens's protocol where it was scored."""
+    results = [r for r in stored if (r.answer.get("confidence") or {}).get("calibrated")]
+    answered = [r for r in results if not r.answer.get("abstained")]
+    protocol = "medlens" if "medlens" in protocols else protocols[0]
+    correct = sum(r.scores.get(protocol, {}).get("outcome") == "correct" for r in answered)
+    profile = str(run.config.get("calibration", ""))
+    return Selective(run, profile, protocol, len(results), len(answered), correct)
 
 
 @dataclass(frozen=True)
@@ -29,6 +82,10 @@ class RunSummary:
     n_errors: int
     summaries: Mapping[str, ProtocolSummary]
     """protocol → its summary of the run, in the order the run's protocols were asked for."""
+    sample_ids: frozenset[str] = frozenset()
+    """The questions the run holds answers to (runs compared must hold the same)."""
+    selective: Selective | None = None
+    """Coverage and selective accuracy of a run made with a calibration profile."""
 
     @property
     def headline(self) -> dict[str, Mapping[str, Estimate]]:
@@ -63,6 +120,40 @@ class RunSummary:
             },
             "protocol_summaries": summaries,
         }
+
+
+def summarize(
+    store: RunStore,
+    run: RunInfo,
+    protocol_names: Sequence[str],
+    *,
+    n_boot: int = 1000,
+    seed: int = 0,
+) -> RunSummary:
+    """Aggregate a stored run under each protocol (bootstrap 95 % intervals)."""
+    stored = store.results(run.id)
+    protocols = resolve_protocols(protocol_names)
+    samples = [sample_from_json(r.sample) for r in stored]
+    return RunSummary(
+        run=run,
+        n_results=len(stored),
+        n_cached=sum(r.cached for r in stored),
+        n_errors=sum(r.error is not None for r in stored),
+        sample_ids=frozenset(r.sample_id for r in stored),
+        selective=selective(run, stored, list(protocol_names))
+        if run.config.get("calibration") and protocol_names
+        else None,
+        summaries={
+            name: protocol.aggregate(
+                samples,
+                [score_from_json(r.scores[name]) for r in stored],
+                group_by=("kind", CATEGORY_KEY),
+                n_boot=n_boot,
+                seed=seed,
+            )
+            for name, protocol in protocols.items()
+        },
+    )
 
 
 @dataclass(frozen=True)
