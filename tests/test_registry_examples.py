@@ -1,44 +1,54 @@
 """Every plug-in's docstring example runs, and names the plug-in (as Hugging Face ``evaluate``
 runs each metric's examples): the documentation of a registry entry cannot drift from what the
-entry does. The examples live in the docstring of the plug-in's module or class."""
+entry does. The examples live in the docstring of the plug-in's module, class or factory."""
 
 from __future__ import annotations
 
 import doctest
+import importlib
+import inspect
 import sys
-from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 from medlens.registry import Registry
 
+REGISTRIES = {
+    "protocols": "medlens.bench.protocols:PROTOCOLS",
+    "benchmarks": "medlens.bench.benchmarks:BENCHMARKS",
+    "recipes": "medlens.study.recipes:RECIPES",
+    "probes": "medlens.trust.probes:PROBES",
+    "question-shifts": "medlens.trust.probes:QUESTION_SHIFTS",
+    "calibrators": "medlens.trust.calibration:CALIBRATORS",
+}
+"""Registries whose every entry must carry an example (``module:attribute``)."""
 
-def _protocols() -> Registry[Any]:
-    from medlens.bench.protocols import PROTOCOLS
 
-    return PROTOCOLS
+def registry(kind: str) -> Registry[Any]:
+    module, _, attribute = REGISTRIES[kind].partition(":")
+    found: Registry[Any] = getattr(importlib.import_module(module), attribute)
+    return found
 
 
-REGISTRIES: dict[str, Callable[[], Registry[Any]]] = {"protocols": _protocols}
-"""Registries whose every entry must carry an example."""
-
-ENTRIES = [(kind, name) for kind, registry in REGISTRIES.items() for name in registry().names()]
+ENTRIES = [(kind, name) for kind in REGISTRIES for name in registry(kind).names()]
 
 
 def _examples(entry: Any) -> list[doctest.DocTest]:
-    """Doctests of the entry's class and of the module that defines it."""
-    cls = entry if isinstance(entry, type) else type(entry)
+    """Doctests of the entry (a class or a factory function; for an instance such as a
+    recipe, its class) and of the module that defines it."""
+    owner = entry if isinstance(entry, type) or inspect.isfunction(entry) else type(entry)
     finder = doctest.DocTestFinder(recurse=False)
-    module = sys.modules[cls.__module__]
-    found = finder.find(module, module.__name__) + finder.find(cls, cls.__qualname__)
+    module = sys.modules[owner.__module__]
+    found = finder.find(module, module.__name__) + finder.find(owner, owner.__qualname__)
     return [t for t in found if t.examples]
 
 
 @pytest.mark.parametrize(("kind", "name"), ENTRIES, ids=[f"{k}:{n}" for k, n in ENTRIES])
 def test_every_plugin_example_runs(kind: str, name: str) -> None:
-    tests = _examples(REGISTRIES[kind]().get(name))
-    mentions = [t for t in tests if any(f'"{name}"' in e.source for e in t.examples)]
+    tests = _examples(registry(kind).get(name))
+    named = (f'"{name}"', f'"{name}:')  # the bare name, or a spec with parameters
+    mentions = [t for t in tests if any(n in e.source for e in t.examples for n in named)]
     assert mentions, f"{kind} '{name}' has no docstring example that names it"
     runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
     for test in tests:
@@ -48,3 +58,5 @@ def test_every_plugin_example_runs(kind: str, name: str) -> None:
 
 def test_the_registry_list_is_not_empty() -> None:
     assert len(ENTRIES) >= 7  # the shipped protocols at least
+    shipped = {kind: len(registry(kind).names()) for kind in REGISTRIES}
+    assert all(shipped.values()), shipped  # every registry has its plug-ins in the list

@@ -21,6 +21,28 @@ Recipes:
 - ``slices@1``: evenly spaced slices, one image each.
 
 Unless stated, the long side of every image is capped at ``views.DEFAULT_MAX_SIZE`` (1024).
+
+Each recipe on a CT phantom (24 axial slices of 64 × 64, in HU) and a radiograph:
+
+>>> import numpy as np
+>>> from medlens.testing.studies import ct_affine, ct_phantom
+>>> ct = Study(ct_phantom(slices=24, size=64), modality="CT", affine=ct_affine(slices=24, size=64))
+>>> views = apply_recipe(ct, "medgemma-ct@1")
+>>> len(views), views[0].image.mode, views[0].recipe
+(24, 'RGB', 'medgemma-ct@1')
+>>> np.asarray(views[0].image)[0, 0]  # air (-1000 HU) in the wide, soft-tissue, brain windows
+array([3, 0, 0], dtype=uint8)
+>>> [v.label for v in apply_recipe(ct, "slices@1", count=3)]
+['axial 1/24', 'axial 13/24', 'axial 24/24']
+>>> [(v.label, v.image.size) for v in apply_recipe(ct, "single-window@1", window="lung")]
+[('axial 13/24', (64, 64))]
+>>> [(v.label, v.image.size) for v in apply_recipe(ct, "montage@1", count=4)]
+[('axial montage of 4', (512, 512))]
+>>> cr = Study(np.arange(60_000, dtype=np.uint16).reshape(1, 300, 200), modality="DX",
+...            photometric="MONOCHROME1", pixel_spacing=(0.2, 0.1))
+>>> [xray] = apply_recipe(cr, "xray@1")  # rows of 0.2 mm, columns of 0.1 mm: aspect kept
+>>> xray.image.size, xray.image.getpixel((0, 0))  # MONOCHROME1: the lowest value is white
+((200, 600), 255)
 """
 
 from __future__ import annotations

@@ -217,7 +217,18 @@ def _golden_min(f: Any, lo: float, hi: float, tol: float = 1e-6) -> float:
 
 @CALIBRATORS.register("temperature")
 class TemperatureScaling:
-    """One temperature for all answers (see the module docstring)."""
+    """One temperature for all answers (see the module docstring).
+
+    A model that says 0.9 and is right three times in five is cooled to 0.6:
+
+    >>> answers = [FitItem(Confidence(0.9, "sequence"), correct=i % 5 < 3) for i in range(20)]
+    >>> scaling = CALIBRATORS.get("temperature")()
+    >>> scaling.fit(answers)
+    >>> round(scaling.temperature, 2)
+    5.42
+    >>> round(scaling.calibrate(Confidence(0.9, "sequence")).value, 2)
+    0.6
+    """
 
     name: ClassVar[str] = "temperature"
 
@@ -278,7 +289,15 @@ class TemperatureScaling:
 
 @CALIBRATORS.register("isotonic")
 class IsotonicCalibrator:
-    """A monotone step map fitted by scikit-learn's ``IsotonicRegression``."""
+    """A monotone step map fitted by scikit-learn's ``IsotonicRegression``.
+
+    >>> seen = [(0.99, 1), (0.95, 1), (0.9, 1), (0.85, 0), (0.8, 1), (0.7, 0), (0.65, 0),
+    ...         (0.6, 0), (0.55, 1), (0.5, 0)]
+    >>> isotonic = CALIBRATORS.get("isotonic")()
+    >>> isotonic.fit([FitItem(Confidence(p, "sequence"), correct=bool(y)) for p, y in seen])
+    >>> [isotonic.calibrate(Confidence(p, "sequence")).value for p in (0.9, 0.82, 0.6)]
+    [1.0, 0.5, 0.25]
+    """
 
     name: ClassVar[str] = "isotonic"
 
@@ -305,7 +324,15 @@ class IsotonicCalibrator:
 
 @CALIBRATORS.register("histogram")
 class HistogramBinning:
-    """Equal-count bins of confidence; a bin's calibrated value is its accuracy."""
+    """Equal-count bins of confidence; a bin's calibrated value is its accuracy.
+
+    >>> seen = [(0.99, 1), (0.95, 1), (0.9, 1), (0.85, 0), (0.8, 1), (0.7, 0), (0.65, 0),
+    ...         (0.6, 0), (0.55, 1), (0.5, 0)]
+    >>> binning = CALIBRATORS.get("histogram")(n_bins=2)
+    >>> binning.fit([FitItem(Confidence(p, "sequence"), correct=bool(y)) for p, y in seen])
+    >>> binning.edges, [binning.calibrate(Confidence(p, "sequence")).value for p in (0.9, 0.6)]
+    ([0.75], [0.8, 0.2])
+    """
 
     name: ClassVar[str] = "histogram"
 

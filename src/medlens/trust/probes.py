@@ -81,7 +81,14 @@ def _mapped(fn: Callable[[Image.Image], Image.Image]) -> ViewTransform:
 
 @PROBES.register("blank")
 def blank(value: int = 0) -> ViewTransform:
-    """An image of one grey level (black by default), same size and mode."""
+    """An image of one grey level (black by default), same size and mode.
+
+    >>> from PIL import Image
+    >>> view = View(Image.new("L", (64, 48), 200), "AP", ())
+    >>> blanked = make_probe("blank")(view)
+    >>> blanked.image.size, blanked.image.getextrema(), blanked.label
+    ((64, 48), (0, 0), 'AP')
+    """
     from PIL import Image
 
     return _mapped(lambda im: Image.new(im.mode, im.size, _fill(im.mode, value)))
@@ -94,7 +101,14 @@ def _fill(mode: str, value: int) -> Any:
 
 @PROBES.register("noise-image")
 def noise_image(seed: int = 0) -> ViewTransform:
-    """Uniform random pixels, same size and mode (seeded by the original pixels)."""
+    """Uniform random pixels, same size and mode (seeded by the original pixels).
+
+    >>> from PIL import Image
+    >>> view = View(Image.new("L", (64, 48), 200), "AP", ())
+    >>> noise = make_probe("noise-image")(view).image
+    >>> noise.getextrema(), noise.tobytes() == make_probe("noise-image")(view).image.tobytes()
+    ((0, 255), True)
+    """
     from PIL import Image
 
     def make(im: Image.Image) -> Image.Image:
@@ -109,7 +123,15 @@ def noise_image(seed: int = 0) -> ViewTransform:
 def swap(pool: Sequence[Image.Image | str | os.PathLike[str]], seed: int = 0) -> ViewTransform:
     """The image of another sample: one of ``pool`` (images or image file paths, e.g. the
     views of other questions of the benchmark), chosen by the view's pixels and ``seed``,
-    never one with identical pixels; resized to the view's size."""
+    never one with identical pixels; resized to the view's size.
+
+    >>> from PIL import Image
+    >>> view = View(Image.new("L", (64, 48), 200), "AP", ())
+    >>> other = Image.new("L", (32, 32), 90)  # another question's image
+    >>> swapped = make_probe("swap", pool=[view.image, other])(view).image
+    >>> swapped.size, swapped.getextrema()
+    ((64, 48), (90, 90))
+    """
     if not pool:
         raise ConfigError("The 'swap' probe needs a pool of other samples' images.")
     from PIL import Image
@@ -136,7 +158,14 @@ def swap(pool: Sequence[Image.Image | str | os.PathLike[str]], seed: int = 0) ->
 
 @PROBES.register("gaussian-noise")
 def gaussian_noise(sigma: float = 25.0, seed: int = 0) -> ViewTransform:
-    """Additive Gaussian noise of standard deviation ``sigma`` grey levels (0-255)."""
+    """Additive Gaussian noise of standard deviation ``sigma`` grey levels (0-255).
+
+    >>> from PIL import Image
+    >>> view = View(Image.new("L", (64, 48), 128), "AP", ())
+    >>> noisy = np.asarray(make_probe("gaussian-noise:sigma=10")(view).image, dtype=float)
+    >>> round(float((noisy - 128).std()))
+    10
+    """
     from PIL import Image
 
     def make(im: Image.Image) -> Image.Image:
@@ -151,7 +180,14 @@ def gaussian_noise(sigma: float = 25.0, seed: int = 0) -> ViewTransform:
 
 @PROBES.register("blur")
 def blur(radius: float = 2.0) -> ViewTransform:
-    """Gaussian blur of ``radius`` pixels (PIL ``GaussianBlur``)."""
+    """Gaussian blur of ``radius`` pixels (PIL ``GaussianBlur``).
+
+    >>> from PIL import Image
+    >>> edge = np.repeat(np.array([[0] * 32 + [255] * 32], dtype=np.uint8), 48, axis=0)
+    >>> blurred = make_probe("blur:radius=2")(View(Image.fromarray(edge), "AP", ())).image
+    >>> [blurred.getpixel((x, 0)) for x in (28, 31, 32, 35)]  # was 0, 0, 255, 255
+    [10, 103, 152, 245]
+    """
     from PIL import ImageFilter
 
     return _mapped(lambda im: im.filter(ImageFilter.GaussianBlur(radius)))
@@ -160,7 +196,13 @@ def blur(radius: float = 2.0) -> ViewTransform:
 @PROBES.register("contrast")
 def contrast(factor: float = 0.5) -> ViewTransform:
     """Contrast scaled by ``factor`` around the mean grey (PIL ``ImageEnhance.Contrast``;
-    1 keeps the image, 0 makes it flat grey)."""
+    1 keeps the image, 0 makes it flat grey).
+
+    >>> from PIL import Image
+    >>> ramp = Image.fromarray(np.tile(np.arange(0, 256, 4, dtype=np.uint8), (48, 1)))
+    >>> make_probe("contrast")(View(ramp, "AP", ())).image.getextrema()  # was (0, 252)
+    (63, 189)
+    """
     from PIL import ImageEnhance
 
     return _mapped(lambda im: ImageEnhance.Contrast(im).enhance(factor))
@@ -168,7 +210,14 @@ def contrast(factor: float = 0.5) -> ViewTransform:
 
 @PROBES.register("jpeg")
 def jpeg(quality: int = 10) -> ViewTransform:
-    """A JPEG round trip at ``quality`` (1-95): block and ringing artefacts."""
+    """A JPEG round trip at ``quality`` (1-95): block and ringing artefacts.
+
+    >>> from PIL import Image
+    >>> ramp = Image.fromarray(np.tile(np.arange(0, 256, 4, dtype=np.uint8), (48, 1)))
+    >>> coded = make_probe("jpeg:quality=10")(View(ramp, "AP", ())).image
+    >>> coded.size, coded.mode, int(np.abs(np.asarray(coded, int) - np.asarray(ramp, int)).max())
+    ((64, 48), 'L', 8)
+    """
     from PIL import Image
 
     def make(im: Image.Image) -> Image.Image:
@@ -183,7 +232,14 @@ def jpeg(quality: int = 10) -> ViewTransform:
 
 @PROBES.register("resolution")
 def resolution(scale: float = 0.5) -> ViewTransform:
-    """Down-sample by ``scale`` and back to the original size: detail is lost, size kept."""
+    """Down-sample by ``scale`` and back to the original size: detail is lost, size kept.
+
+    >>> from PIL import Image
+    >>> checker = Image.fromarray((np.indices((48, 64)).sum(axis=0) % 2 * 255).astype(np.uint8))
+    >>> coarse = make_probe("resolution:scale=0.25")(View(checker, "AP", ())).image
+    >>> coarse.size, coarse.getextrema()  # the one-pixel checkerboard is grey now
+    ((64, 48), (127, 128))
+    """
     from PIL import Image
 
     def make(im: Image.Image) -> Image.Image:
@@ -197,7 +253,14 @@ def resolution(scale: float = 0.5) -> ViewTransform:
 
 @PROBES.register("rotation")
 def rotation(degrees: float = 15.0) -> ViewTransform:
-    """Rotation by ``degrees`` counter-clockwise about the centre, same size, black corners."""
+    """Rotation by ``degrees`` counter-clockwise about the centre, same size, black corners.
+
+    >>> from PIL import Image
+    >>> ramp = Image.fromarray(np.tile(np.arange(0, 256, 4, dtype=np.uint8), (48, 1)))
+    >>> turned = make_probe("rotation:degrees=90")(View(ramp, "AP", ())).image
+    >>> turned.size, turned.getpixel((32, 0)), turned.getpixel((32, 47))  # dark left is down
+    ((64, 48), 220, 32)
+    """
     from PIL import Image
 
     return _mapped(lambda im: im.rotate(degrees, resample=Image.Resampling.BILINEAR))
@@ -223,7 +286,11 @@ def _neighbour(ch: str, rng: np.random.Generator) -> str:
 def typos(rate: float = 0.05, seed: int = 0) -> QuestionShift:
     """Each word of three letters or more gets, with probability ``rate``, one edit: swap two
     neighbouring letters, drop one, double one, or hit a keyboard neighbour. Seeded by
-    ``seed`` and the question, so a question always gets the same typos."""
+    ``seed`` and the question, so a question always gets the same typos.
+
+    >>> make_question_shift("typos:rate=0.3,seed=2")("Is there a pneumothorax on the left?")
+    'Is there a pnuemothorax on the left?'
+    """
 
     def shift(question: str) -> str:
         rng = _rng(seed, question.encode())
@@ -270,7 +337,14 @@ def paraphrase() -> QuestionShift:
     the image show any X?", "How many X?" -> "Can you count how many X?", ...); a question no
     template matches is prefixed with "Looking at the image, ". Limits: English only; a
     template can change emphasis ("any" for "a"); compound questions and other languages
-    (SLAKE's Chinese rows) only get the prefix."""
+    (SLAKE's Chinese rows) only get the prefix.
+
+    >>> rewrite = make_question_shift("paraphrase")
+    >>> rewrite("Is there a pneumothorax?")
+    'Does the image show any pneumothorax?'
+    >>> rewrite("Which side is the effusion on?")
+    'Looking at the image, which side is the effusion on?'
+    """
 
     def shift(question: str) -> str:
         text = question.strip()

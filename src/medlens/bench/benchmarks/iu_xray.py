@@ -6,6 +6,15 @@ Layout read here is the R2Gen release (Chen et al., EMNLP 2020) that report-gene
 use: ``annotation.json`` = ``{"train"|"val"|"test": [{"id", "report", "image_path": [...]}]}``
 and ``images/<study>/<n>.png``. ``report`` is the findings section (R2Gen's choice). Hub:
 ``dz-osamu/IU-Xray`` rows are not pinned here; pass ``--data-dir`` for reproducible numbers.
+
+>>> from medlens.bench.benchmarks import get_benchmark
+>>> entry = {"id": "CXR1_1_IM-0001", "report": "The heart is normal in size. The lungs are clear.",
+...          "image_path": ["CXR1_1_IM-0001/0.png", "CXR1_1_IM-0001/1.png"]}
+>>> study = get_benchmark("iu-xray").from_entry(entry, "test", Path("images"))
+>>> study.kind, study.answers
+('report', ('The heart is normal in size. The lungs are clear.',))
+>>> study.images
+('images/CXR1_1_IM-0001/0.png', 'images/CXR1_1_IM-0001/1.png')
 """
 
 from __future__ import annotations

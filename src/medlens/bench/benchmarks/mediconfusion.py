@@ -10,6 +10,19 @@ Layout read here: ``dataset.json``, a list of pairs with ``id, question, option_
 im_1, im_2, answer_1, answer_2`` (answers are option letters) and an ``images/`` folder, as the
 release's download script produces. The field names are this loader's documented contract;
 check them against the release you have.
+
+A pair becomes two questions; a model that picks A for both images is confused:
+
+>>> from medlens.bench.benchmarks import get_benchmark
+>>> mediconfusion = get_benchmark("mediconfusion")
+>>> pair = {"id": 5, "question": "Which is true?", "option_A": "There is a fracture",
+...         "option_B": "There is no fracture", "im_1": "a.jpg", "im_2": "b.jpg",
+...         "answer_1": "A", "answer_2": "B"}
+>>> first, second = mediconfusion.from_pair(pair, "test", Path("images"))
+>>> first.id, first.answers, second.id, second.answers
+('5-1', ('There is a fracture',), '5-2', ('There is no fracture',))
+>>> mediconfusion.corpus_metrics([first, second], ["A", "A"], [True, False])
+{'set_accuracy': 0.0, 'confusion': 1.0, 'pairs': 1.0, 'unanswered_pairs': 0.0}
 """
 
 from __future__ import annotations

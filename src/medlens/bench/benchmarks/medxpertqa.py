@@ -4,6 +4,15 @@ five-option questions with images and clinical tables. MIT licence.
 Layout of ``TsinghuaC3I/MedXpertQA`` (the original release): ``MM/test.jsonl`` and
 ``MM/dev.jsonl`` with ``id, question, options{A..E}, label, images[], medical_task,
 body_system, question_type``; image files come in ``images.zip`` (``images/<name>``).
+
+>>> from medlens.bench.benchmarks import get_benchmark
+>>> row = {"id": "MM-1", "question": "What is the most likely diagnosis?", "label": "C",
+...        "options": {"A": "Gout", "B": "Sarcoidosis", "C": "Osteosarcoma", "D": "Rickets",
+...                    "E": "Scurvy"},
+...        "images": ["MM-1-a.jpeg"], "question_type": "Reasoning"}
+>>> sample = get_benchmark("medxpertqa-mm").from_row(row, "test", Path("images"))
+>>> sample.kind, sample.answers, sample.images, sample.metadata["question_type"]
+('choice', ('Osteosarcoma',), ('images/MM-1-a.jpeg',), 'Reasoning')
 """
 
 from __future__ import annotations

@@ -5,6 +5,14 @@ validation split (150 questions) as the MMMU leaderboard's "val" column does.
 MMMU is distributed only as Hugging Face parquet (one configuration per subject); a local
 copy is a clone of that repository (``<Subject>/validation-*.parquet``) and goes through the
 same row mapping. ``options`` is a Python-literal list; ``answer`` the option letter.
+
+>>> from medlens.bench.benchmarks import get_benchmark
+>>> row = {"id": "validation_Clinical_Medicine_1", "question": "What does <image 1> show?",
+...        "options": "['Pneumonia', 'Edema', 'Effusion']", "answer": "B",
+...        "question_type": "multiple-choice", "image_1": "ct.png", "image_2": None}
+>>> [sample] = get_benchmark("mmmu-med").from_hub_row(row, "validation", 0)
+>>> sample.kind, sample.candidates, sample.answers, sample.images
+('choice', ('Pneumonia', 'Edema', 'Effusion'), ('Edema',), ('ct.png',))
 """
 
 from __future__ import annotations

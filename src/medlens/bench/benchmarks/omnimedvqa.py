@@ -6,6 +6,14 @@ Original layout (OpenGVLab release): ``QA_information/Open-access/<dataset>.json
 ``question_id, question_type, question, gt_answer, option_A..D, image_path,
 modality_type, dataset``) and ``Images/...`` under the same root (``image_path`` is relative to
 it).
+
+>>> from medlens.bench.benchmarks import get_benchmark
+>>> row = {"question_id": "ACRIMA_0", "question": "Is this eye healthy?", "gt_answer": "Glaucoma",
+...        "option_A": "Healthy", "option_B": "Glaucoma", "option_C": "",
+...        "image_path": "Images/ACRIMA/Im001.png", "modality_type": "Fundus Photography"}
+>>> sample = get_benchmark("omnimedvqa").from_row(row, "test", Path("OmniMedVQA"))
+>>> sample.kind, sample.candidates, sample.answers, sample.images
+('choice', ('Healthy', 'Glaucoma'), ('Glaucoma',), ('OmniMedVQA/Images/ACRIMA/Im001.png',))
 """
 
 from __future__ import annotations

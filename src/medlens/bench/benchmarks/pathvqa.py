@@ -6,6 +6,12 @@ Original release layout (Google Drive link of ``UCSD-AI4H/PathVQA``): ``pvqa/qas
 <image>.jpg``; splits train / val / test. Pickles are read with a loader that accepts only
 plain containers, so a tampered file cannot run code. Closed = yes/no answer, as the paper
 splits its questions.
+
+>>> from medlens.bench.benchmarks import get_benchmark
+>>> row = {"image": "test_0001", "question": "is this a granuloma?", "answer": "yes"}
+>>> [sample] = get_benchmark("pathvqa").from_hub_row(row, "test", 3)
+>>> sample.id, sample.kind, sample.answers, sample.metadata["image_id"]
+('test-3', 'closed', ('yes',), 'test_0001')
 """
 
 from __future__ import annotations

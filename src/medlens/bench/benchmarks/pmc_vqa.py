@@ -6,6 +6,14 @@ Original layout (``xmcmic/PMC-VQA`` on the Hub, the GitHub README of xiaoman-zha
 ``train_2.csv`` with columns ``Figure_path, Question, Answer, Choice A..D, Answer_label``;
 choices read ``"A:CT"`` and lose their ``"A:"`` prefix here. Figures sit in ``images/``
 (``figures/`` in older releases).
+
+>>> from medlens.bench.benchmarks import get_benchmark
+>>> row = {"Figure_path": "PMC1234_F1.jpg", "Question": "What imaging modality was used?",
+...        "Answer": "CT", "Choice A": "A:MRI", "Choice B": "B:CT", "Choice C": " C:X-ray",
+...        "Choice D": "D:Ultrasound", "Answer_label": "B"}
+>>> sample = get_benchmark("pmc-vqa").from_row(row, "test", 0, Path("images"))
+>>> sample.id, sample.kind, sample.candidates, sample.answers
+('test-0', 'choice', ('MRI', 'CT', 'X-ray', 'Ultrasound'), ('CT',))
 """
 
 from __future__ import annotations

@@ -9,6 +9,26 @@ kept as the string "None"; one English train answer is empty.
 ``slake-grounding`` turns ``imgs/xmlab<N>/detection.json`` (``[{"Label": [x, y, w, h]}]``)
 into one grounding question per box of the split's English images, so that box predictions
 are scored by IoU (medlens's own task; the SLAKE paper does not score boxes).
+
+A release of one English question on one image with one box, read by both:
+
+>>> import json, tempfile
+>>> from medlens.bench.benchmarks import get_benchmark
+>>> folder = tempfile.TemporaryDirectory()
+>>> release = Path(folder.name) / "Slake1.0"
+>>> (release / "imgs" / "xmlab1").mkdir(parents=True)
+>>> row = {"qid": 7, "img_name": "xmlab1/source.jpg", "q_lang": "en", "answer_type": "OPEN",
+...        "question": "Which organ is abnormal?", "answer": "Liver", "modality": "CT"}
+>>> _ = (release / "test.json").write_text(json.dumps([row]))
+>>> detection = [{"Liver": [10, 20, 30, 40]}]  # x, y, w, h
+>>> _ = (release / "imgs" / "xmlab1" / "detection.json").write_text(json.dumps(detection))
+>>> [question] = get_benchmark("slake").load("test", data_dir=folder.name)
+>>> question.id, question.kind, question.answers, question.metadata["modality"]
+('7', 'open', ('Liver',), 'CT')
+>>> [box] = get_benchmark("slake-grounding").load("test", data_dir=folder.name)
+>>> box.kind, box.metadata["boxes"]
+('grounding', [{'label': 'Liver', 'box': [10.0, 20.0, 40.0, 60.0]}])
+>>> folder.cleanup()
 """
 
 from __future__ import annotations

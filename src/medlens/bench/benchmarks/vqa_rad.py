@@ -14,6 +14,20 @@ Splits are the MEVF split most papers report (``data_RAD/trainset.json`` 3,064 r
 
 Hub copy ``flaviagiammarino/vqa-rad`` keeps only image/question/answer (train 1,793 / test
 451); its closed/open type is inferred from yes/no answers, as its card describes.
+
+A row of the MEVF split, and one of the Hub copy (its type read from the yes/no answer):
+
+>>> from medlens.bench.benchmarks import get_benchmark
+>>> vqa_rad = get_benchmark("vqa-rad")
+>>> row = {"qid": 42, "image_name": "synpic100.jpg", "question": "Where is the mass?",
+...        "answer": "left lower lobe", "answer_type": "OPEN ", "image_organ": "CHEST"}
+>>> sample = vqa_rad.from_local_row(row, "test", Path("data_RAD/images"))
+>>> sample.id, sample.kind, sample.images, sample.metadata["organ"]
+('42', 'open', ('data_RAD/images/synpic100.jpg',), 'CHEST')
+>>> [hub] = vqa_rad.from_hub_row({"image": "x.jpg", "question": "Is it normal?", "answer": "No"},
+...                              "test", 7)
+>>> hub.id, hub.kind, hub.answers
+('test-7', 'closed', ('No',))
 """
 
 from __future__ import annotations
