@@ -11,7 +11,9 @@ the family or one branch of it::
     │   ├── NoPixelDataError           DICOM without PixelData (SR, KO, ...)
     │   ├── ImageTooLargeError         pixel count above the cap (decompression bombs)
     │   └── PacsError                  a DICOMweb server unreachable, refusing us, lacking the
-    │                                  study, or not holding what was sent (STOW verified by QIDO)
+    │       │                          study, or not holding what was sent (STOW verified by QIDO)
+    │       └── PacsUnavailableError   the server serves no study now (unreachable, time-out,
+    │                                  TLS, credentials refused, server error)
     ├── ConfigError                a wrong flag, option or combination
     │   └── UnknownNameError           a registry name that does not exist ("did you mean")
     ├── MissingDependencyError     an optional extra is not installed (says the pip line)
@@ -53,6 +55,12 @@ class ImageTooLargeError(StudyError):
 class PacsError(StudyError):
     """A DICOMweb server (PACS) could not be reached, refused the credentials, lacked the
     study or series, or did not store what was sent to it."""
+
+
+class PacsUnavailableError(PacsError):
+    """The DICOMweb server cannot serve any study now (it is unreachable, timed out, failed
+    TLS, refused the credentials or failed itself), as opposed to lacking one study: a batched
+    run stops on it (resumable) instead of recording every study as failed."""
 
 
 class ConfigError(MedlensError):

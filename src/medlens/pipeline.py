@@ -470,8 +470,9 @@ def _prepared_batches(
     prepare_options: Mapping[str, Any],
 ) -> Iterator[list[Prepared]]:
     """``items`` prepared, ``batch_size`` at a time; a study that fails to load goes to
-    ``on_error`` (or propagates without one)."""
-    from medlens.errors import StudyError
+    ``on_error`` (or propagates without one). A PACS that cannot serve any study now
+    propagates: recorded as each study's failure, it would fail every study of the run."""
+    from medlens.errors import PacsUnavailableError, StudyError
 
     batch: list[Prepared] = []
     for item in items:
@@ -486,7 +487,7 @@ def _prepared_batches(
                 **prepare_options,
             )
         except StudyError as exc:
-            if on_error is None:
+            if on_error is None or isinstance(exc, PacsUnavailableError):
                 raise
             on_error(item, exc)
             continue

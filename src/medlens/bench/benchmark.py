@@ -184,6 +184,11 @@ class Benchmark:
         splits do not leak (``leaks_into_test`` False) return ``train`` as it is."""
         return list(train)
 
+    def scorable(self, samples: Sequence[Sample]) -> bool:
+        """Whether ``samples`` have reference answers to score against; runs of samples that
+        have none are stored without scores (a list of the user's studies without gold)."""
+        return True
+
     def corpus_metrics(
         self, samples: Sequence[Sample], extracted: Sequence[str | None], correct: Sequence[bool]
     ) -> dict[str, float]:

@@ -139,12 +139,30 @@ def plan_benchmark(
         raise ConfigError(f"{bench.name} has no samples in split '{spec.split}'.")
     runs = planned_runs(spec)
     train: Sequence[Sample] = bench.load("train", spec.data_dir) if "train" in bench.splits else []
+    unfitted = [] if train else [r for r in runs if fitted_on_train(spec, r)]
+    runs = [r for r in runs if r not in unfitted]  # nothing to fit them on: left out
     quality = bench.quality(samples, train=train if spec.split != "train" else ())
     deidentify, pixels = pixel_policy(spec, bench)
     if profile is not None:
         calibrated_samples(profile, samples, bench.name)
     config = run_config(spec, bench, split_samples, protocols, pixels, profile)
+    if unfitted:
+        config["baselines_left_out"] = {
+            r.model: f"{bench.name} has no train split to fit its answer prior on" for r in unfitted
+        }
     return BenchmarkPlan(bench, split_samples, samples, train, quality, deidentify, config, runs)
+
+
+def fitted_on_train(spec: EvalSpec, planned: PlannedRun) -> bool:
+    """Whether a baseline answers from the train split's answer prior: ``prior`` always, and
+    ``no-image`` when no model is under test to answer without the image (``Backends``)."""
+    from medlens.backends.base import BASELINES
+
+    if planned.role != "baseline":
+        return False
+    return planned.model == "prior" or (
+        planned.model == "no-image" and spec.backend_name in BASELINES
+    )
 
 
 def run_config(

@@ -38,9 +38,14 @@ def evaluate(
     spec.backend)``); it is called only when a sample needs the model, and closed at the end.
     """
     from medlens.bench.benchmarks import get_benchmark
+    from medlens.bench.benchmarks.studies import StudyList
 
     protocols = resolve_protocols(spec.protocols)
-    benches = [get_benchmark(name) for name in spec.benchmarks]
+    benches = (
+        [StudyList(spec.studies)]
+        if spec.studies is not None
+        else [get_benchmark(name) for name in spec.benchmarks]
+    )
     profile = load_profile(spec.calibration)
     group_id = resume_group(store, spec, resume)
     engine = get_engine(spec.engine)
@@ -49,10 +54,11 @@ def evaluate(
     try:
         for bench in benches:
             plan = plan_benchmark(spec, bench, protocols, profile)
+            scored = protocols if bench.scorable(plan.samples) else {}
             for planned in plan.runs:
-                run = plan.open_run(store, group_id, spec, planned, protocols)
+                run = plan.open_run(store, group_id, spec, planned, scored)
                 group_id = run.group_id
-                run_protocols = resolve_protocols(run.protocols) if run.protocols else protocols
+                run_protocols = resolve_protocols(run.protocols) if run.protocols else scored
                 if store.count(run.id) >= len(plan.samples):
                     outcomes.append(RunOutcome(run, len(plan.samples), 0, 0, 0.0))
                     continue

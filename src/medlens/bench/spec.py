@@ -62,10 +62,25 @@ class EvalSpec:
     engine: str = "local"
     """Where generation runs (``medlens.bench.engines``); not part of any run's identity,
     since every engine stores the same results."""
+    studies: str | None = None
+    """A list of the user's studies with questions (``benchmarks.studies``), evaluated in
+    place of ``benchmarks``, which then holds the list's stored name."""
 
     def __post_init__(self) -> None:
+        if self.studies is not None:
+            from medlens.bench.benchmarks.studies import list_name
+
+            if self.benchmarks:
+                raise ConfigError(
+                    "--studies evaluates a list of studies in place of benchmarks: give "
+                    "benchmark names or --studies FILE, not both."
+                )
+            object.__setattr__(self, "benchmarks", (list_name(self.studies),))
         if not self.benchmarks:
-            raise ConfigError("Name at least one benchmark, e.g. 'medlens eval vqa-rad ...'.")
+            raise ConfigError(
+                "Name at least one benchmark, e.g. 'medlens eval vqa-rad ...', or a list of "
+                "studies: 'medlens eval --studies FILE ...'."
+            )
         if self.batch_size < 1:
             raise ConfigError(f"--batch-size must be 1 or more, not {self.batch_size}.")
         if self.limit is not None and self.limit < 1:

@@ -1,5 +1,11 @@
 """``medlens eval BENCHMARK[,BENCHMARK...] --model M``: score a model, beside the baselines.
 
+``medlens eval --studies cases.csv --model M`` evaluates a list of your own studies instead:
+one row per question, with the study (a ``dicomweb://HOST:PORT/dicom-web/studies/UID[/series/
+UID]`` address or a path), the question and optionally the gold answer, in the rows of a
+benchmark release as ``medlens score`` reads them (CSV, TSV, JSONL: ``qid,study,question,
+answer,answer_type``). Each study is de-identified before the model sees it.
+
 Every generation is committed to the SQLite run store as its batch completes, so a run killed
 at any point continues with ``--resume`` (the newest matching run) or ``--resume RUN_ID``,
 without losing or repeating a sample. Identical requests are served from the store's cache.
@@ -43,7 +49,9 @@ def add_parser(
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("benchmarks", help="benchmark name(s), comma-separated: vqa-rad,slake")
+    parser.add_argument(
+        "benchmarks", nargs="?", help="benchmark name(s), comma-separated: vqa-rad,slake"
+    )
     add_model_options(parser)
     # None: each task's own decoding defaults (short answers for closed/open questions).
     add_privacy_options(parser)
@@ -83,6 +91,13 @@ def add_parser(
         "rotation:degrees=10,typos:rate=0.05,paraphrase",
     )
     group = parser.add_argument_group("run")
+    group.add_argument(
+        "--studies",
+        metavar="FILE",
+        help="evaluate a list of studies instead of benchmarks: CSV/TSV/JSONL rows with a "
+        "study (dicomweb:// address or path), a question and optionally the gold answer "
+        "(qid,study,question,answer,answer_type)",
+    )
     group.add_argument("--split", default="test", help="benchmark split (default: %(default)s)")
     group.add_argument("--limit", type=int, help="only the first N samples, in the release's order")
     group.add_argument("--batch-size", type=int, default=8, help="default: %(default)s")
@@ -179,6 +194,11 @@ def run(args: argparse.Namespace) -> int:
             "leave them out."
         )
     benchmarks = _names(args.benchmarks)
+    if bool(benchmarks) == bool(args.studies):
+        raise ConfigError(
+            "Name the benchmarks to evaluate (medlens eval vqa-rad,slake ...) or a list of "
+            "studies (medlens eval --studies FILE ...), one of the two."
+        )
     for name in benchmarks:  # unknown names fail before any model loads
         get_benchmark(name)
     protocols = protocols_from_args(args, _names(args.protocol))
@@ -215,6 +235,7 @@ def run(args: argparse.Namespace) -> int:
         sanity=split_probe_list(args.sanity or ""),
         shifts=split_probe_list(args.shift or ""),
         engine=args.engine,
+        studies=args.studies,
     )
     is_baseline = spec.backend_name in BASELINES
     pools: list[Any] = []

@@ -24,7 +24,12 @@ BENCHMARKS.register_files(__name__, _FILES)
 
 
 def get_benchmark(name: str) -> Benchmark:
-    """The benchmark registered as ``name`` ("did you mean ..." for unknown names)."""
+    """The benchmark registered as ``name`` ("did you mean ..." for unknown names), or the
+    study list a stored run names (``studies-<hash>``, ``medlens eval --studies``)."""
+    from medlens.bench.benchmarks.studies import StudyList, is_study_list
+
+    if is_study_list(name):
+        return StudyList.stored(name)
     return BENCHMARKS.get(name)()
 
 

@@ -101,7 +101,7 @@ def collect(
             summarize(store, run, wanted or list(run.protocols), n_boot=n_boot, seed=seed)
         )
     names = list(dict.fromkeys(p for s in summaries for p in s.summaries))
-    resolved = resolve_protocols(names)
+    resolved = resolve_protocols(names) if names else {}  # none: runs stored without scores
     from medlens.bench.benchmarks import get_benchmark
 
     benchmarks: dict[str, dict[str, Any]] = {}

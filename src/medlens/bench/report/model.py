@@ -132,7 +132,8 @@ def summarize(
 ) -> RunSummary:
     """Aggregate a stored run under each protocol (bootstrap 95 % intervals)."""
     stored = store.results(run.id)
-    protocols = resolve_protocols(protocol_names)
+    # none: a run stored without scores (a list of studies without gold answers)
+    protocols = resolve_protocols(protocol_names) if protocol_names else {}
     samples = [sample_from_json(r.sample) for r in stored]
     return RunSummary(
         run=run,

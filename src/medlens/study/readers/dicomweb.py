@@ -41,7 +41,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from medlens import config
-from medlens.errors import ConfigError, NoPixelDataError, PacsError, require
+from medlens.errors import (
+    ConfigError,
+    NoPixelDataError,
+    PacsError,
+    PacsUnavailableError,
+    require,
+)
 from medlens.study.readers import check_pixel_count
 
 if TYPE_CHECKING:
@@ -283,17 +289,17 @@ class PacsClient:
 
         where = f"the DICOMweb server at {self.root}"
         if isinstance(exc, requests.exceptions.SSLError):
-            return PacsError(
+            return PacsUnavailableError(
                 f"{what}: the TLS handshake with {where} failed ({type(exc).__name__}). If "
                 "the server uses a private CA, point REQUESTS_CA_BUNDLE at its certificate."
             )
         if isinstance(exc, requests.exceptions.Timeout):
-            return PacsError(
+            return PacsUnavailableError(
                 f"{what}: {where} did not answer within {self.timeout[1]:g} s. Check the "
                 "server's load, or raise MEDLENS_PACS_TIMEOUT."
             )
         if isinstance(exc, (requests.exceptions.ConnectionError, requests.exceptions.RetryError)):
-            return PacsError(
+            return PacsUnavailableError(
                 f"{what}: cannot reach {where} (connection refused or host unknown, after "
                 "retries). Check the host and port, that the server runs, and that its "
                 "DICOMweb plug-in is enabled under that path."
@@ -314,7 +320,7 @@ class PacsClient:
                 else f"the {self.credentials.kind} credentials from {self.credentials.origin} "
                 "were refused"
             )
-            return PacsError(
+            return PacsUnavailableError(
                 f"{what}: {where} answered {status} ({'unauthorized' if status == 401 else 'forbidden'}"
                 f"): {sent}. Set MEDLENS_PACS_AUTH_FILE (a file holding 'Bearer <token>' or "
                 "'Basic <user>:<password>'), MEDLENS_PACS_TOKEN, or MEDLENS_PACS_USER and "
@@ -325,7 +331,8 @@ class PacsClient:
                 f"{what}: {where} answered 404 (not found). Check the UIDs with "
                 "'medlens pacs search', and that the service root ends where /studies starts."
             )
-        return PacsError(
+        failed = PacsUnavailableError if status >= 500 else PacsError  # 5xx: the server's fault
+        return failed(
             f"{what}: {where} answered {status} {response.reason or ''}".rstrip()
             + ". The server refused the request; its log says why."
         )
