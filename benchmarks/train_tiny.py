@@ -52,8 +52,8 @@ def train_command(data_dir: str, out: Path) -> list[str]:
     return [
         "train", "sft", "--init", "qwen2_5_vl:tiny",
         "--data", "slake,vqa-rad,slake-grounding", "--data-dir", data_dir,
-        "--exclude-test-images", "--epochs", "2", "--batch-size", "16", "--lr", "2e-3",
-        "--threads", "1", "--output", str(out / "medlens-tiny"),
+        "--exclude-test-images", "--epochs", "4", "--batch-size", "16", "--lr", "1e-3",
+        "--threads", "1", "--save-steps", "300", "--output", str(out / "medlens-tiny"),
     ]  # fmt: skip
 
 

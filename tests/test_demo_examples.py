@@ -19,12 +19,14 @@ def test_demo_shows_real_test_images_with_gold_answers(tmp_path: Path, capsys) -
         assert ("CC0 1.0" in example["source"]) or ("CC BY 4.0" in example["source"])
     assert main(["demo", "--out", str(tmp_path)]) == 0
     printed = capsys.readouterr().out
-    assert "BASELINE 'prior'" in printed
+    # the default model is medlens-tiny, labelled as the demonstration model it is
+    assert "medlens demo — medlens-tiny — a ~5M-parameter demonstration model" in printed
+    assert "not a clinical model" in printed
     assert "CC0 1.0" in printed and "CC BY 4.0" in printed
     for example in examples:
         assert f"[{example['image']}] {example['question']}" in printed
         assert f"gold: {example['answer']}" in printed
     page = (tmp_path / "report.html").read_text()
     assert "Real test images" in page and page.count("<tr><td><img") == len(examples)
-    # The prior baseline answers "yes" or "no" to closed questions, scored like eval.
+    # every real example is scored like eval, under the medlens protocol
     assert printed.count("(medlens protocol)") == len(examples)

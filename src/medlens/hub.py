@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import socket
 import threading
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -92,9 +93,38 @@ def hub_cached(repo_id: str, filename: str = "config.json", revision: str | None
     return isinstance(found, str)
 
 
+@dataclass(frozen=True)
+class ShippedModel:
+    """A model whose weights ship inside the medlens package, loaded by name."""
+
+    name: str
+    folder: Path
+    description: str
+    """What it is, shown wherever it answers (a demonstration model is never a clinical one)."""
+
+
+SHIPPED_MODELS = {
+    "medlens-tiny": ShippedModel(
+        name="medlens-tiny",
+        folder=Path(__file__).resolve().parent / "backends" / "shipped" / "medlens-tiny",
+        description=(
+            "medlens-tiny — a ~5M-parameter demonstration model trained on SLAKE and VQA-RAD "
+            "train splits by `medlens train`; not a clinical model"
+        ),
+    ),
+}
+"""Names the model resolver knows besides folders and Hub ids (``--model medlens-tiny``)."""
+
+
+def shipped_model(name: str) -> ShippedModel | None:
+    """The shipped model called ``name`` (case-insensitive), or None."""
+    return SHIPPED_MODELS.get(name.strip().lower())
+
+
 ALTERNATIVES = (
     "pass a local model folder (--model ./path/to/model), the http(s):// URL of an "
-    "OpenAI-compatible server, or a baseline (--model prior, no-image, random)"
+    "OpenAI-compatible server, medlens-tiny (the demonstration model shipped with medlens) "
+    "or a baseline (--model prior, no-image, random)"
 )
 
 
@@ -102,6 +132,14 @@ def resolve_model(model: str, revision: str | None = None) -> tuple[str, bool]:
     """``(what to load, local_files_only)`` for a transformers model name, or a clear
     ``BackendError`` at once: a path-like name that does not exist, a name that is neither a
     folder nor a valid Hub id, or a Hub id that is not cached while the Hub is unreachable."""
+    shipped = shipped_model(model)
+    if shipped is not None:
+        if not (shipped.folder / "config.json").exists():
+            raise BackendError(
+                f"{shipped.name}'s weights are missing from this medlens installation "
+                f"({shipped.folder}); reinstall medlens, or pass another --model."
+            )
+        return str(shipped.folder), True
     path = Path(model).expanduser()
     if path.is_dir():
         return str(path), True

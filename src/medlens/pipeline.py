@@ -83,6 +83,13 @@ class Result:
 
         return model_label(self.generation.model, self.generation.backend)
 
+    @property
+    def model_note(self) -> str:
+        """What a shipped demonstration model is, in one sentence ("" for other models)."""
+        from medlens.backends.base import model_note
+
+        return model_note(self.generation.model)
+
     def to_json(self) -> dict[str, Any]:
         """A machine-readable record (no pixels, no PHI: studies are summarised)."""
         answer = self.answer
@@ -112,6 +119,7 @@ class Result:
             "raw": answer.raw,
             "model": self.generation.model,
             "model_label": self.model_label,
+            "model_note": self.model_note,
             "backend": self.generation.backend,
             "finish_reason": self.generation.finish_reason,
             "error": self.generation.error,

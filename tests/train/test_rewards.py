@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from medlens.errors import ConfigError, UnknownNameError
@@ -93,3 +95,16 @@ def test_completion_text_takes_plain_and_conversational_completions() -> None:
         completion_text([{"role": "assistant", "content": [{"type": "text", "text": "no"}]}])
         == "no"
     )
+
+
+def test_batches_are_shuffled_unless_length_grouping_is_asked_for() -> None:
+    """Length grouping fed medlens-tiny's first run dozens of same-kind batches in a row and
+    it collapsed to one answer distribution; shuffling is the default and goes to the trainer."""
+    from medlens.train.run import Hyper, RunContext
+
+    assert Hyper().sampler == "random"
+    with pytest.raises(ConfigError, match="--sampler must be one of random, group_by_length"):
+        Hyper(sampler="sorted")
+    context = RunContext.__new__(RunContext)
+    context.output, context.hyper = Path("out"), Hyper(sampler="group_by_length")
+    assert context.trainer_args()["train_sampling_strategy"] == "group_by_length"

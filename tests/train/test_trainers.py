@@ -163,8 +163,10 @@ def test_grpo_two_steps_with_protocol_rewards(
     assert all(math.isfinite(h["loss"]) for h in logged)
     assert card["spec"]["rewards"] == ["accuracy", "iou"]
     # Weights move only where a group's rewards differ (GRPO's advantage is reward minus the
-    # group mean); the tiny model's samples may all score alike in 2 steps, so this checks
-    # the run, the logged rewards and the saved folder, not a weight change.
+    # group mean): at temperature 1.5 the seeded run samples a right and a wrong answer to
+    # the same question, so the policy gradient is not zero and the weights change.
+    assert any(h["reward_std"] > 0 for h in logged)
+    assert changed(weights(answering_tiny), weights(out)) > 0
     assert isinstance(answers(out, synthetic_data)[0], str)
 
 

@@ -118,3 +118,12 @@ def model_label(model_id: str, backend_name: str) -> str:
     if any(fnmatch.fnmatch(name, pattern) for pattern in DEMONSTRATION_MODELS):
         return DEMONSTRATION_LABEL
     return USER_LABEL
+
+
+def model_note(model_id: str) -> str:
+    """The sentence that says what a shipped model is (empty for any other model), shown
+    beside its label wherever it answers."""
+    from medlens.hub import shipped_model
+
+    shipped = shipped_model(model_id)
+    return "" if shipped is None else shipped.description

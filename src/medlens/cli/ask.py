@@ -205,4 +205,6 @@ def format_result(result: object) -> str:
             lines.append(f"De-identification: {study.redaction.describe()}")
     generation = result.generation
     lines.append(f"Model: {generation.model} ({result.model_label}, {generation.backend} backend)")
+    if result.model_note:
+        lines.append(f"About the model: {result.model_note}")
     return "\n".join(lines)

@@ -8,9 +8,10 @@ series; MedGemma's three-window CT recipe for the volume), asks questions and wr
 and SLAKE (CC BY 4.0) *test* splits, shipped in the package, and shows the gold answer beside
 the model's.
 
-Without ``--model`` the model is the weightless ``prior`` baseline (the most frequent VQA-RAD
-training answer per question type; it never looks at the image), labelled as such;
-``--model ID_OR_PATH`` runs the same with a real VLM.
+Without ``--model`` the model is medlens-tiny, the ~5M-parameter demonstration model medlens
+trained on SLAKE and VQA-RAD train splits (``medlens train``; weights ship in the package;
+not a clinical model); ``--model prior`` runs the weightless baseline, ``--model ID_OR_PATH``
+a real VLM. Every answer is labelled with who gave it.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from medlens.cli.common import (
     generation_options,
 )
 
-DEFAULT_MODEL = "prior"
+DEFAULT_MODEL = "medlens-tiny"
 EXAMPLES = Path(__file__).resolve().parent / "demo_examples"
 """Real test images with their questions and gold answers (``examples.json``), written by
 ``scripts/make_demo_examples.py``: the first SLAKE test image of each modality and the first
@@ -112,7 +113,7 @@ def run(args: argparse.Namespace) -> int:
     import time
 
     from medlens import pipeline
-    from medlens.backends.base import BASELINES
+    from medlens.backends.base import BASELINES, model_note
     from medlens.study import load_study
     from medlens.testing.studies import write_ct_nifti, write_ct_series
 
@@ -150,7 +151,7 @@ def run(args: argparse.Namespace) -> int:
     label = (
         f"BASELINE '{args.model}' (answers without looking at the image; not a VLM)"
         if is_baseline
-        else f"model {args.model}"
+        else model_note(args.model) or f"model {args.model} (user model)"
     )
     page = out / "report.html"
     page.write_text(render_page(results, label, elapsed, real), encoding="utf-8")

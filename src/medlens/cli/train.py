@@ -10,7 +10,7 @@ medlens-tiny was trained with:
 
   medlens train sft --init qwen2_5_vl:tiny --data slake,vqa-rad,slake-grounding \\
       --data-dir ../shared/data --exclude-test-images --epochs 4 --batch-size 16 \\
-      --lr 2e-3 --threads 1 --output runs/medlens-tiny
+      --lr 1e-3 --threads 1 --save-steps 300 --output runs/medlens-tiny
 """
 
 from __future__ import annotations
@@ -75,6 +75,12 @@ def _common(parser: argparse.ArgumentParser, *, fresh: bool = True) -> None:
     opt.add_argument("--seed", type=int, default=0)
     opt.add_argument("--save-steps", type=int, default=200)
     opt.add_argument("--logging-steps", type=int, default=10)
+    opt.add_argument(
+        "--sampler",
+        choices=("random", "group_by_length"),
+        default="random",
+        help="batch order: shuffled (default) or grouped by length (less padding)",
+    )
     opt.add_argument("--threads", type=int, help="torch threads (2 at most on a shared machine)")
     opt.add_argument("--no-progress", action="store_true")
     after = parser.add_argument_group("evaluation of the result")
@@ -165,6 +171,7 @@ def run(args: argparse.Namespace) -> int:
         save_steps=args.save_steps,
         logging_steps=args.logging_steps,
         threads=args.threads,
+        sampler=args.sampler,
     )
     lora = LoraSpec.parse(args.lora) if args.lora else None
     progress = not args.no_progress

@@ -131,6 +131,7 @@ def to_response(result: Result, model: str, export: ExportOut | None = None) -> 
         id=record["request_id"],
         model=model,
         model_label=record["model_label"],
+        model_note=record["model_note"],
         question=record["question"],
         kind=record["kind"],
         answer=None if answer.abstained or not answer.parsed else answer.text,

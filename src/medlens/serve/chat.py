@@ -71,6 +71,7 @@ STRUCTURED_KEYS = (
     "deidentification",
     "views",
     "model_label",
+    "model_note",
 )
 
 

@@ -235,6 +235,8 @@ class AnalyzeResponse(BaseModel):
     model_label: str = ""
     """Who answered: "baseline" (answers without a model), "demonstration model" (shipped by
     medlens, not for clinical use) or "user model"."""
+    model_note: str = ""
+    """What a shipped demonstration model is, in one sentence (empty for other models)."""
     question: str
     kind: str
     answer: str | None

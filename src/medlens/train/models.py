@@ -147,19 +147,24 @@ def init_model(name: str, texts: Iterable[str], *, seed: int = 0) -> tuple[Any, 
 
 
 def load_model(model_id: str, *, revision: str | None = None) -> tuple[Any, Any]:
-    """``(model, processor)`` from a folder or Hub id, float32 weights on CPU, checked to be a
-    vision-language model (a processor that takes images)."""
+    """``(model, processor)`` from a folder, Hub id or shipped name (``medlens-tiny``), float32
+    weights on CPU, checked to be a vision-language model (a processor that takes images)."""
     import torch
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
+    from medlens.hub import resolve_model
+
+    source, local_only = resolve_model(model_id, revision)  # medlens-tiny, folders, Hub ids
     try:
-        processor = AutoProcessor.from_pretrained(model_id, revision=revision)  # type: ignore[no-untyped-call]
+        processor = AutoProcessor.from_pretrained(  # type: ignore[no-untyped-call]
+            source, revision=revision, local_files_only=local_only
+        )
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise BackendError(f"could not load the processor of {model_id!r}: {exc}") from exc
     check_processor(processor, model_id)
     try:
         model = AutoModelForImageTextToText.from_pretrained(
-            model_id, revision=revision, dtype=torch.float32
+            source, revision=revision, dtype=torch.float32, local_files_only=local_only
         )
     except (OSError, ValueError, KeyError, TypeError, ImportError) as exc:
         raise BackendError(

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 
+from medlens.backends.base import model_note
 from medlens.bench.metrics.bootstrap import Estimate
 from medlens.bench.protocols import PROTOCOLS
 from medlens.bench.report.model import RunSummary, Selective, summarize
@@ -152,6 +153,7 @@ def run_table(store: RunStore, runs: Sequence[RunInfo]) -> str:
         if run.role == "model" and "pixel_policy" in run.config
     }
     lines += [f"{name}: pixels {pixels}" for name, pixels in policies.items()]
+    lines += sorted({note for run in runs if (note := model_note(run.model))})
     lines.append(f"store: {store.path}  (report: medlens report RUN_ID)")
     return "\n".join(lines)
 

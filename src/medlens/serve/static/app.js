@@ -201,7 +201,7 @@ function showProvenance(result) {
   const label = $("model-label");
   label.textContent = result.model_label || "model";
   label.className = "label " + (result.model_label || "").split(" ")[0];
-  $("model-label-note").textContent = LABEL_NOTES[result.model_label] || "";
+  $("model-label-note").textContent = result.model_note || LABEL_NOTES[result.model_label] || "";
   const redaction = result.study && result.study.redaction;
   const summary = $("deid-summary");
   summary.textContent = "De-identification: "
