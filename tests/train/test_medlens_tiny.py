@@ -4,6 +4,7 @@ as what it is wherever it answers, and scores what its training card says it sco
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -92,3 +93,33 @@ def test_ask_names_the_model_and_what_it_is(tmp_path: Path) -> None:
     text = printed.getvalue()
     assert "Model: medlens-tiny (demonstration model, transformers backend)" in text
     assert "About the model: medlens-tiny — a ~5M-parameter demonstration model" in text
+
+
+def test_serve_answers_with_it_and_says_what_it_is() -> None:
+    """`medlens serve --model medlens-tiny` on a real server on loopback: the answer carries
+    the model's name, its label and the sentence that says it is not a clinical model."""
+    httpx = pytest.importorskip("httpx")
+    pytest.importorskip("fastapi")
+    from medlens.cli.demo import EXAMPLES, load_examples
+    from medlens.serve import ServeConfig, create_app
+    from medlens.serve.live import serve_in_thread
+
+    example = next(e for e in load_examples() if e["kind"] == "open")
+    image = (EXAMPLES / example["image"]).read_bytes()
+    with serve_in_thread(create_app(ServeConfig(model="medlens-tiny"))) as url:
+        for _ in range(240):  # the model loads in the background; /readyz says when
+            if httpx.get(f"{url}/readyz", timeout=10).status_code == 200:
+                break
+            time.sleep(0.25)
+        models = httpx.get(f"{url}/v1/models", timeout=60).json()
+        assert [m["id"] for m in models["data"]] == ["medlens-tiny"]
+        reply = httpx.post(
+            f"{url}/v1/analyze",
+            files={"file": (example["image"], image)},
+            data={"question": example["question"]},
+            timeout=120,
+        ).json()
+    assert reply["model"] == "medlens-tiny"
+    assert reply["model_label"] == "demonstration model"
+    assert reply["model_note"].endswith("not a clinical model")
+    assert reply["answer"]
