@@ -141,8 +141,10 @@ def test_bad_export_requests_are_one_400_before_the_model_runs(
     assert asked == ["asked"]
 
 
-def test_render_says_whether_the_study_is_dicom(serve: Callable[..., str], xray: bytes) -> None:
+def test_render_says_what_an_answer_can_be_exported_as(
+    serve: Callable[..., str], xray: bytes
+) -> None:
     url = serve()
-    for data, dicom in ((xray, True), (png_bytes(), False)):
+    for data, exports in ((xray, ["sr", "fhir"]), (png_bytes(), ["fhir"])):
         stack = httpx.post(f"{url}/v1/render", files={"file": ("x", data)}, timeout=30).json()
-        assert stack["dicom"] is dicom
+        assert stack["exports"] == exports

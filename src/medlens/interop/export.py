@@ -96,6 +96,23 @@ def check_outputs(study: Study, outputs: Collection[str]) -> None:
         source_headers(study, "A DICOM SR")
 
 
+def available_outputs(study: Study) -> tuple[str, ...]:
+    """The outputs this installation can build for ``study`` (what the page offers): an SR
+    needs a DICOM study and highdicom, FHIR needs fhir.resources (``medlens[pacs]``)."""
+    import importlib.util
+
+    def installed(module: str) -> bool:
+        return importlib.util.find_spec(module.split(".")[0]) is not None and (
+            importlib.util.find_spec(module) is not None
+        )
+
+    can = {
+        "sr": bool(study.headers) and installed("highdicom"),
+        "fhir": installed("fhir.resources"),
+    }
+    return tuple(name for name in OUTPUTS if can[name])
+
+
 def dicom_bytes(dataset: Dataset) -> bytes:
     """A DICOM object as the bytes of its Part 10 file (what ``sr.dcm`` holds)."""
     buffer = io.BytesIO()

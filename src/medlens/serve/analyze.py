@@ -172,6 +172,7 @@ def render_stack(
     from PIL import Image
 
     from medlens import pipeline
+    from medlens.interop.export import available_outputs
     from medlens.study.display import to_display
     from medlens.study.views import evenly_spaced
 
@@ -198,5 +199,5 @@ def render_stack(
         height=images[0].height,
         slices=[png_data_url(im) for im in images],
         deidentification=[{"action": r.action, **dict(r.details)} for r in study.audit],
-        dicom=bool(study.headers),
+        exports=list(available_outputs(study)),
     )

@@ -272,8 +272,9 @@ class SliceStack(BaseModel):
     height: int
     slices: list[str]
     deidentification: list[dict[str, Any]] = Field(default_factory=list)
-    dicom: bool = False
-    """Whether the study is DICOM, so that an answer about it can be exported as an SR."""
+    exports: list[str] = Field(default_factory=list)
+    """What an answer about this study can be exported as here (``export``): "sr" for a
+    DICOM study, "fhir", each when ``medlens[pacs]`` is installed."""
 
 
 class TranscriptionResponse(BaseModel):

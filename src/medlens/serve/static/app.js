@@ -145,8 +145,10 @@ async function ask() {
   if ($("kind").value) form.append("kind", $("kind").value);
   if ($("modality").value) form.append("modality", $("modality").value);
   if ($("kind").value === "choice") form.append("choices", $("choices").value);
-  // An SR references DICOM images: asked for only when /v1/render said the study is DICOM.
-  form.append("export", state.stacks.current && state.stacks.current.dicom ? "sr,fhir" : "fhir");
+  // What /v1/render said this server can export an answer about this study as (an SR needs
+  // DICOM images, both need medlens[pacs]).
+  const exports = state.stacks.current ? state.stacks.current.exports : [];
+  if (exports.length) form.append("export", exports.join(","));
   status("Asking the model…");
   $("ask-button").disabled = true;
   try {
