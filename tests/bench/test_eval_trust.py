@@ -15,6 +15,8 @@ from medlens import pipeline
 from medlens.backends.scripted import ScriptedBackend
 from medlens.bench.benchmark import Benchmark, Sample
 from medlens.bench.benchmarks import benchmark_names, get_benchmark
+from medlens.bench.report import write_report
+from medlens.bench.report.samples import write_samples
 from medlens.bench.runner import EvalSpec, evaluate
 from medlens.bench.spec import pixel_policy
 from medlens.bench.store import RunStore
@@ -226,6 +228,28 @@ def test_calibration_profile_calibrates_the_model_answers_of_its_task(
     assert kinds == {"closed", "open"}
     assert any(r.answer["abstained"] for r in store.results(cal.run.id))
     assert any(not r.answer["abstained"] for r in store.results(cal.run.id))
+
+    # Per-sample outputs and the HTML report of the calibrated run (issue 14, items 2 and 5):
+    # each answer's calibrated confidence and abstention as stored; the run's coverage,
+    # abstentions and selective accuracy beside its scores.
+    (path,) = write_samples(store, [store.get_run(cal.run.id)], tmp_path / "calibrated.jsonl")
+    logged = {r["id"]: r for r in map(json.loads, path.read_text().splitlines())}
+    calibrated = [
+        r for r in store.results(cal.run.id) if (r.answer["confidence"] or {}).get("calibrated")
+    ]
+    for row in store.results(cal.run.id):
+        assert logged[row.sample_id]["abstained"] is row.answer["abstained"]
+        assert logged[row.sample_id]["calibrated"] is (row in calibrated)
+    answered = [r for r in calibrated if not r.answer["abstained"]]
+    right = sum(r.scores["medlens"]["outcome"] == "correct" for r in answered)
+    page = write_report(store, [cal.run.id], tmp_path / "report", n_boot=50).html.read_text()
+    coverage = (
+        f"<td>{len(calibrated)}</td><td>{100 * len(answered) / len(calibrated):.1f}</td>"
+        f"<td>{len(answered)}</td><td>{len(calibrated) - len(answered)}</td>"
+        f"<td>{100 * right / len(answered):.1f}</td><td>medlens</td>"
+    )
+    assert coverage in page
+    assert "<th class='l'>abstained</th>" in page  # the sample table's column
     store.close()
 
 

@@ -193,3 +193,22 @@ def test_html_sample_table_wrong_first_filters_and_thumbnails(
     assert "1 more left out" in page.text_content("#s-images")
     assert page.locator("#sample-table", has_text="not embedded").count() == 1
     assert all(url.startswith(("file:", "data:")) for url in requests)  # self-contained
+
+
+@pytest.mark.data
+def test_no_thumbnails_are_kept_when_deidentification_is_off(
+    shared_data: Path, tmp_path: Path
+) -> None:
+    """With --no-deid the model receives the images as given, identified or not: the store
+    keeps none of them and the report's sample table says why it shows none."""
+    store = tmp_path / "runs.sqlite"
+    argv = ["eval", "vqa-rad", "--model", "prior", "--limit", "2", "--no-baselines"]
+    argv += ["--data-dir", str(shared_data), "--store", str(store), "--no-progress", "--no-deid"]
+    assert main([*argv, "--out", str(tmp_path / "report")]) == 0
+    db = RunStore(store)
+    (run,) = db.runs()
+    assert db.count(run.id) == 2 and db.thumbnails(run.id) == {}
+    db.close()
+    page = (tmp_path / "report" / "report.html").read_text()
+    assert f"de-identification was off for run(s) {run.id}" in page
+    assert "th-" not in page.split("<table id='sample-table'>")[1]  # no image in the table
