@@ -289,7 +289,7 @@ def test_html_tables_mark_n_delta_iou_calibration_and_mixed_samples(
         protocols=protocols,
         samples=SAMPLES + boxes,
     )
-    fewer = _fill(store, "other-vlm", OTHER, protocols=protocols, samples=SAMPLES[:6])
+    fewer = _fill(store, "other-vlm", OTHER, samples=SAMPLES[:6])  # medlens only
     files = write_report(store, [model.id, fewer.id], tmp_path / "h", n_boot=50)
     page = files.html.read_text()
 
@@ -313,3 +313,5 @@ def test_html_tables_mark_n_delta_iou_calibration_and_mixed_samples(
     assert calibrated, "the calibrated run's coverage, abstentions and selective accuracy"
     assert "Warning: the vqa-rad test runs answered different questions" in page
     assert f"{fewer.id}: 6" in page and f"{model.id}: 16" in page
+    # The sample table shows the runs under the protocols each was scored with.
+    assert page.count("<span class='sp p1 muted'>not scored</span>") == 6

@@ -222,17 +222,15 @@ def _finite(value: Any) -> float | None:
 
 def _order(rows: Sequence[SampleRow], protocol: str) -> list[int]:
     """Row indices, wrong answers first (``OUTCOME_ORDER``), lower scores first within an
-    outcome, then benchmark order."""
+    outcome, then benchmark order; runs not scored under ``protocol`` last."""
     rank = {o: i for i, o in enumerate(OUTCOME_ORDER)}
-    return sorted(
-        range(len(rows)),
-        key=lambda i: (
-            rank[rows[i].scores[protocol].outcome],
-            rows[i].scores[protocol].score,
-            rows[i].run.benchmark,
-            rows[i].position,
-        ),
-    )
+
+    def key(i: int) -> tuple[int, float, str, int]:
+        score = rows[i].scores.get(protocol)
+        place = (len(rank), 0.0) if score is None else (rank[score.outcome], score.score)
+        return (*place, rows[i].run.benchmark, rows[i].position)
+
+    return sorted(range(len(rows)), key=key)
 
 
 def samples_section(
@@ -242,7 +240,7 @@ def samples_section(
     answer beside its gold, wrong first, filterable, with the image the model received."""
     protocols = list(data.protocols)
     runs = [s.run for s in data.runs if s.run.role == "model"] or [s.run for s in data.runs]
-    rows = sample_rows(store, runs, protocols) if protocols else []
+    rows = sample_rows(store, runs)  # each run under its own protocols
     if not rows:
         return None
     orders = [_order(rows, p) for p in protocols]
@@ -306,9 +304,10 @@ def _row_html(
     several_runs: bool,
     calibrated: bool,
 ) -> str:
+    scored = [row.scores.get(p) for p in protocols]
     attrs = f" data-bench='{escape(row.sample.benchmark)}'" + "".join(
-        f" data-o{i}='{row.scores[p].outcome}' data-k{i}='{ranks[i]}'"
-        for i, p in enumerate(protocols)
+        f" data-o{i}='{'' if s is None else s.outcome}' data-k{i}='{ranks[i]}'"
+        for i, s in enumerate(scored)
     )
     images = "".join(
         f"<span class='thumb th-{t.digest}' role='img' aria-label='{escape(t.label)}' "
@@ -318,10 +317,12 @@ def _row_html(
         for t in row.thumbnails
     )
     scores = "".join(
-        f"<span class='sp p{i} o-{s.outcome}'>{s.outcome} {s.score:.2f}"
+        f"<span class='sp p{i} muted'>not scored</span>"
+        if s is None
+        else f"<span class='sp p{i} o-{s.outcome}'>{s.outcome} {s.score:.2f}"
         + ("" if s.counted else " (not counted)")
         + "</span>"
-        for i, s in ((i, row.scores[p]) for i, p in enumerate(protocols))
+        for i, s in enumerate(scored)
     )
     value = _finite(row.confidence.get("value"))
     confidence = "–" if value is None else f"{value:.2f}"
@@ -348,7 +349,9 @@ def _text(value: str) -> str:
 
 
 def _intro(rows: Sequence[SampleRow], protocols: Sequence[str]) -> str:
-    wrong = sum(r.scores[protocols[0]].outcome != "correct" for r in rows)
+    wrong = sum(
+        r.scores[protocols[0]].outcome != "correct" for r in rows if protocols[0] in r.scores
+    )
     return (
         f"<p class='muted'>{len(rows)} answers, {wrong} not correct under "
         f"<code>{escape(protocols[0])}</code>, listed first (then partial credit, then "
