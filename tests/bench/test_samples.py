@@ -212,3 +212,46 @@ def test_no_thumbnails_are_kept_when_deidentification_is_off(
     page = (tmp_path / "report" / "report.html").read_text()
     assert f"de-identification was off for run(s) {run.id}" in page
     assert "th-" not in page.split("<table id='sample-table'>")[1]  # no image in the table
+
+
+@pytest.mark.slow
+def test_user_studies_show_the_deidentified_view_and_unscored_answers(
+    tmp_path: Path, page: Any
+) -> None:
+    """`eval --studies` on a list of the user's own studies without gold answers: the
+    burned-in name is OCR-redacted before the model, and the report's thumbnail is that
+    redacted view, not the file; the table lists the unscored answers without score filters."""
+    from medlens.testing.phi import burn_text
+
+    rng = np.random.default_rng(3)
+    pixels = np.full((256, 256), 40, np.uint8)
+    pixels[60:200, 60:200] = 150  # a bright "organ"
+    burned = burn_text(pixels, "DOE^JANE 1961", rng, sizes=(20, 22), upright=True)
+    assert burned is not None
+    Image.fromarray(pixels).save(tmp_path / "scan.png")
+    cases = tmp_path / "cases.csv"
+    cases.write_text("qid,study,question\ncase-1,scan.png,Is there a nodule?\n")
+    store, out = tmp_path / "runs.sqlite", tmp_path / "report"
+    argv = ["eval", "--studies", str(cases), "--model", "random", "--no-baselines"]
+    assert main([*argv, "--store", str(store), "--out", str(out), "--no-progress"]) == 0
+
+    db = RunStore(store)
+    (run,) = db.runs()
+    (thumb,) = db.thumbnails(run.id)["case-1"]
+    db.close()
+    seen = np.asarray(Image.open(io.BytesIO(thumb.data)).convert("L"), float)
+    original = Image.fromarray(pixels)
+    original.thumbnail((128, 128))
+    text = np.asarray(Image.fromarray(burned.mask).resize(original.size)) > 0
+    # The text's pixels differ from the file's in the thumbnail (redacted), the rest not.
+    assert np.abs(seen - np.asarray(original, float))[text].mean() > 40
+    assert np.abs(seen - np.asarray(original, float))[~text].mean() < 12
+
+    page.goto((out / "report.html").as_uri())
+    assert page.text_content("#s-count") == "1 of 1 answers"
+    assert page.locator("#s-protocol").count() == 0 and page.locator("#s-outcome").count() == 0
+    assert "not scored (the questions have no gold answers)" in page.content()
+    page.fill("#s-search", "nodule")
+    assert page.text_content("#s-count") == "1 of 1 answers"
+    page.fill("#s-search", "effusion")
+    assert page.text_content("#s-count") == "0 of 1 answers"

@@ -248,12 +248,14 @@ def samples_section(
     budget = _Budget(max_thumbnails)
     several_runs = len(runs) > 1
     calibrated = any(r.confidence.get("calibrated") or r.answer.abstained for r in rows)
+    first = orders[0] if orders else range(len(rows))  # unscored runs: as stored
     body = [
         _row_html(rows[i], protocols, [r[i] for r in ranks], budget, several_runs, calibrated)
-        for i in orders[0]
+        for i in first
     ]
     header = ["image", "benchmark · id", *(["run"] if several_runs else [])]
-    header += ["question", "gold", "raw output", "parsed", "score", "confidence"]
+    header += ["question", "gold", "raw output", "parsed", *(["score"] if protocols else [])]
+    header += ["confidence"]
     header += ["abstained"] if calibrated else []
     heads = "".join(f"<th class='l'>{escape(h)}</th>" for h in header)
     table = (
@@ -336,7 +338,7 @@ def _row_html(
         _text(" | ".join(row.sample.answers)),
         f"<td class='l s'><div class='raw'>{escape(row.answer.raw)}</div></td>",
         _text("–" if row.answer.text is None else row.answer.text),
-        f"<td class='l'>{scores}</td>",
+        *([f"<td class='l'>{scores}</td>"] if protocols else []),
         f"<td>{escape(confidence)}</td>",
     ]
     if calibrated:
@@ -349,6 +351,11 @@ def _text(value: str) -> str:
 
 
 def _intro(rows: Sequence[SampleRow], protocols: Sequence[str]) -> str:
+    if not protocols:
+        return (
+            f"<p class='muted'>{len(rows)} answers, not scored (the questions have no gold "
+            "answers), in the order of the list.</p>"
+        )
     wrong = sum(
         r.scores[protocols[0]].outcome != "correct" for r in rows if protocols[0] in r.scores
     )
@@ -389,14 +396,17 @@ def _filters(rows: Sequence[SampleRow], protocols: Sequence[str]) -> str:
     )
     benchmarks = dict.fromkeys(r.sample.benchmark for r in rows)
     bench_options = "".join(f"<option>{escape(b)}</option>" for b in benchmarks)
-    return (
-        "<div class='filters'>"
+    scored = (
         f"<label>protocol <select id='s-protocol'>{protocol_options}</select></label>"
-        "<label>benchmark <select id='s-bench'><option value=''>all</option>"
-        f"{bench_options}</select></label>"
         "<label>answers <select id='s-outcome'><option value=''>all</option>"
         "<option value='wrong'>not correct</option><option value='correct'>correct</option>"
         "</select></label>"
+    )
+    return (
+        "<div class='filters'>"
+        f"{scored if protocols else ''}"
+        "<label>benchmark <select id='s-bench'><option value=''>all</option>"
+        f"{bench_options}</select></label>"
         "<label>search <input id='s-search' type='search' placeholder='question, answer, id'>"
         f"</label><span id='s-count' class='muted'>{len(rows)} of {len(rows)} answers</span>"
         "</div>"
@@ -435,11 +445,14 @@ _SCRIPT = """<script>
   const field = (id) => document.getElementById(id);
   const text = (row) => (row._text ??= Array.from(row.querySelectorAll("td.s"))
     .map((cell) => cell.textContent).join(" ").toLowerCase());
+  const value = (id) => (field(id) ? field(id).value : "");
   function apply() {
-    const p = field("s-protocol").value, bench = field("s-bench").value;
-    const want = field("s-outcome").value, query = field("s-search").value.trim().toLowerCase();
-    root.dataset.p = p;
-    rows.sort((a, b) => a.dataset["k" + p] - b.dataset["k" + p]);
+    const p = value("s-protocol"), bench = value("s-bench"), want = value("s-outcome");
+    const query = value("s-search").trim().toLowerCase();
+    if (p) {  // scored runs: the chosen protocol's order
+      root.dataset.p = p;
+      rows.sort((a, b) => a.dataset["k" + p] - b.dataset["k" + p]);
+    }
     let shown = 0;
     for (const row of rows) {
       const correct = row.dataset["o" + p] === "correct";
@@ -452,7 +465,7 @@ _SCRIPT = """<script>
     field("s-count").textContent = shown + " of " + rows.length + " answers";
   }
   for (const id of ["s-protocol", "s-bench", "s-outcome", "s-search"]) {
-    field(id).addEventListener("input", apply);
+    if (field(id)) field(id).addEventListener("input", apply);
   }
 })();
 </script>"""
