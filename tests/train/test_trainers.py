@@ -237,3 +237,31 @@ def test_a_killed_run_resumes_from_its_last_checkpoint(tiny_qwen: Path, tmp_path
     state = json.loads((out / "checkpoint-6" / "trainer_state.json").read_text())
     steps = [h["step"] for h in state["log_history"] if "loss" in h]
     assert steps[-1] == 6 and int(sessions[0]["resumed_from"].split("-")[1]) >= 2
+
+
+def test_a_resumed_run_continues_from_the_checkpoints_weights(
+    tiny_qwen: Path, synthetic_data, tmp_path: Path
+) -> None:
+    """Not from the starting weights: Trainer's own resume matched no key of a transformers 5
+    Qwen2.5-VL checkpoint and loaded nothing, without a word."""
+    from medlens.train.run import start_run
+    from medlens.train.sft import SFTSpec, train_sft
+
+    out = tmp_path / "run"
+    train_sft(
+        SFTSpec(DataSpec(("synthetic",)), str(out), model=str(tiny_qwen), hyper=STEPS),
+        progress=False,
+        data=synthetic_data,
+    )
+    checkpoint = out / "checkpoint-2"
+    saved = weights(checkpoint)
+    assert changed(weights(tiny_qwen), saved) > 10  # the checkpoint moved away from the start
+    context = start_run("sft", out, str(tiny_qwen), None, None, synthetic_data, STEPS)
+    assert context.resume == str(checkpoint)
+    from safetensors.torch import save_file
+
+    save_file({k: v.contiguous() for k, v in context.model.state_dict().items()},
+              str(tmp_path / "now.safetensors"))  # fmt: skip
+    mapped = {k.replace("model.language_model.", "model."): v for k, v in weights(tmp_path).items()}
+    assert len(set(saved) & set(mapped)) > 20
+    assert changed(saved, mapped) == 0

@@ -139,6 +139,8 @@ def start_run(
         assert model_id is not None
         base = model_id
         model, processor = load_model(model_id)
+    if resume is not None and lora is None:
+        model = resumed_weights(model, resume)
     model = apply_lora(model, lora)
     return RunContext(
         method=method,
@@ -154,6 +156,17 @@ def start_run(
         parameters=count_parameters(model),
         commit=git_commit(),
     )
+
+
+def resumed_weights(model: Any, checkpoint: str) -> Any:
+    """The checkpoint's weights, loaded by ``from_pretrained``. Trainer's own resume loads
+    ``model.safetensors`` with ``load_state_dict(strict=False)``, but transformers 5 saves
+    Qwen2.5-VL under its legacy key names (``model.layers.*``, not
+    ``model.language_model.layers.*``): nothing matched, nothing loaded, and a resumed run
+    silently went on from the starting weights with the old step count (medlens-tiny's
+    6-epoch run: loss 1.6 before the kill, 6.5 after). ``from_pretrained`` maps the names."""
+    resumed, _ = load_model(checkpoint)
+    return resumed.train() if model.training else resumed
 
 
 def last_checkpoint(output: Path) -> str | None:
