@@ -34,7 +34,8 @@ def xray(tmp_path_factory: pytest.TempPathFactory) -> bytes:
 
 
 def analyze(url: str, study: bytes, **form: str) -> httpx.Response:
-    return httpx.post(f"{url}/v1/analyze", files={"file": ("x", study)}, data=form, timeout=60)
+    # generous: the first export imports highdicom and fhir.resources on a loaded CI machine
+    return httpx.post(f"{url}/v1/analyze", files={"file": ("x", study)}, data=form, timeout=300)
 
 
 def sr_texts(sr: object) -> dict[str, str]:
