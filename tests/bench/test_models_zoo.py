@@ -7,7 +7,17 @@ from pathlib import Path
 
 import pytest
 
-from medlens.bench.models import MODELS, ZOO, PublishedFigure, ZooModel, get_model, published
+from medlens.bench.benchmarks import BENCHMARKS
+from medlens.bench.metrics.bootstrap import Estimate
+from medlens.bench.models import (
+    MODELS,
+    ZOO,
+    PublishedFigure,
+    ZooModel,
+    beside_run,
+    get_model,
+    published,
+)
 from medlens.bench.protocols import PROTOCOLS
 from medlens.cli.main import main
 from medlens.errors import UnknownNameError
@@ -52,8 +62,9 @@ def test_the_zoo_holds_the_literature_with_consistent_names() -> None:
         assert model.prompt_preset in PRESETS
         assert model.backend in ("transformers", "trust_remote_code", "vllm-openai", "convert")
         for figure in model.figures:
-            assert figure.protocol in PROTOCOLS
-            assert 0 < figure.value <= 1 and figure.source
+            assert figure.protocol in PROTOCOLS or (figure.protocol is None and figure.rule)
+            assert 0 < figure.value <= 1 and figure.source and figure.seen_in
+            assert figure.benchmark in BENCHMARKS
     assert get_model("lingshu-medical-mllm/lingshu-7b").name == "Lingshu 7B"  # case-insensitive
     with pytest.raises(UnknownNameError, match="Did you mean .lingshu-medical-mllm/lingshu-7b"):
         get_model("lingshu-medical-mllm/Lingshu-8B")
@@ -64,6 +75,20 @@ def test_published_figures_filter_by_benchmark_and_protocol() -> None:
     assert [round(f.value, 3) for f in slake] == [0.723]
     assert published("google/medgemma-4b-it", "slake", ["medlens"]) == []
     assert published("/some/local/path", "slake") == []
+    # Beyond MedGemma: Lingshu's MedEvalKit-with-judge figure, Hulu-Med's own table.
+    (lingshu,) = published("lingshu-medical-mllm/Lingshu-7B", "vqa-rad")
+    assert (lingshu.value, lingshu.protocol) == (0.679, "medevalkit-judge")
+    assert published("ZJU-AI4H/Hulu-Med-7B", "slake")[0].value == pytest.approx(0.868)
+
+
+def test_a_figure_no_protocol_reproduces_is_shown_but_never_set_beside_a_run() -> None:
+    headline = {"medevalkit": {"overall": Estimate(0.61, 0.56, 0.65, 451)}}
+    (shown,) = beside_run("FreedomIntelligence/HuatuoGPT-Vision-7B-hf", "vqa-rad", headline)
+    assert shown["protocol"] is None and shown["run_value"] is None
+    assert shown["line"].startswith("published 63.7 accuracy")
+    assert "this run: not comparable" in shown["line"] and "61.0" not in shown["line"]
+    # A figure under a protocol the run was not scored with is left out.
+    assert beside_run("lingshu-medical-mllm/Lingshu-7B", "vqa-rad", headline) == []
 
 
 def test_medlens_models_lists_and_shows(capsys: pytest.CaptureFixture[str]) -> None:

@@ -51,12 +51,16 @@ class PublishedFigure:
     """What the number is, in the source's words ("tokenized F1", "accuracy")."""
     value: float
     """In [0, 1]."""
-    protocol: str
-    """The medlens protocol whose headline ``overall`` reproduces the published rule."""
+    protocol: str | None
+    """The medlens protocol whose headline ``overall`` reproduces the published rule; None
+    when none does (the authors' own evaluation set or harness), so that no run is set beside
+    the figure as if it were comparable."""
     source: str
     """Paper table or model card the figure comes from."""
     seen_in: str = ""
     """Where the figure was read when it was recorded here (empty: not confirmed)."""
+    rule: str = ""
+    """How the source scored it, where that decides what the number means."""
 
 
 @dataclass(frozen=True)
@@ -83,6 +87,44 @@ class ZooModel:
 
 
 MEDGEMMA_CARD = "google/medgemma-4b-it model card, 'Multimodal performance' table"
+HULU_MED_README = "ZJUI-AI4H/Hulu-Med README @03276e5, 'Medical Multimodal Benchmarks' table"
+HULU_MED_RULE = (
+    "the authors' own harness (MedUniEval, built on MedEvalKit); the README does not say "
+    "whether open questions went to the rule path or an LLM judge"
+)
+LINGSHU_TABLE = (
+    "arXiv 2506.07044 (Lingshu), multimodal VQA table, as quoted in the Hulu-Med README's "
+    "comparison row"
+)
+LINGSHU_SEEN = "ZJUI-AI4H/Hulu-Med README @03276e5 (Lingshu's own card was not readable here)"
+"""Lingshu-32B's row in that README differs from other copies of Lingshu's card (VQA-RAD 76.7
+against 76.5, SLAKE 86.7 against 89.2), so no 32B figure is recorded until the card is read."""
+HUATUO_README = (
+    "FreedomIntelligence/HuatuoGPT-Vision README @a6476ac, 'Performance of Medical "
+    "Multimodal' table (for FreedomIntelligence/HuatuoGPT-Vision-7B, of which -7B-hf is the "
+    "transformers conversion)"
+)
+HUATUO_RULE = (
+    "the authors' own evaluation (arXiv 2406.19280); the README does not name the rule, and "
+    "no medlens protocol is known to reproduce it"
+)
+
+
+def _figures(
+    values: Mapping[str, float],
+    *,
+    metric: str,
+    protocol: str | None,
+    source: str,
+    seen_in: str,
+    rule: str = "",
+) -> tuple[PublishedFigure, ...]:
+    """One source's row of percentages (benchmark → value) as figures on the test splits."""
+    return tuple(
+        PublishedFigure(benchmark, "test", metric, value / 100, protocol, source, seen_in, rule)
+        for benchmark, value in values.items()
+    )
+
 
 ZOO: tuple[ZooModel, ...] = (
     ZooModel(
@@ -145,6 +187,20 @@ ZOO: tuple[ZooModel, ...] = (
         "MIT",
         "huggingface.co/collections/Alibaba-DAMO-Academy/lingshu-med",
         "arXiv 2506.07044 (figures use MedEvalKit with its GPT-4.1 judge: medevalkit-judge)",
+        _figures(
+            {
+                "vqa-rad": 67.9,
+                "slake": 83.1,
+                "pathvqa": 61.9,
+                "pmc-vqa": 56.3,
+                "omnimedvqa": 82.9,
+                "medxpertqa-mm": 26.7,
+            },
+            metric="accuracy (MedEvalKit, GPT-4.1 judge on open questions)",
+            protocol="medevalkit-judge",
+            source=LINGSHU_TABLE,
+            seen_in=LINGSHU_SEEN,
+        ),
     ),
     ZooModel(
         "lingshu-medical-mllm/Lingshu-32B",
@@ -173,6 +229,14 @@ ZOO: tuple[ZooModel, ...] = (
         "huggingface.co/collections/FreedomIntelligence/huatuogpt-vision "
         "(also -7B-hf, -34B, -7B-Qwen2.5VL)",
         "arXiv 2406.19280",
+        _figures(
+            {"vqa-rad": 63.7, "slake": 76.2, "pathvqa": 57.9, "pmc-vqa": 54.3, "omnimedvqa": 74.0},
+            metric="accuracy",
+            protocol=None,
+            source=HUATUO_README,
+            seen_in="the README at that commit (github.com/FreedomIntelligence/HuatuoGPT-Vision)",
+            rule=HUATUO_RULE,
+        ),
     ),
     ZooModel(
         "microsoft/llava-med-v1.5-mistral-7b",
@@ -202,6 +266,21 @@ ZOO: tuple[ZooModel, ...] = (
         "Apache-2.0",
         "huggingface.co/ZJU-AI4H (4B, 7B, 14B, 32B)",
         "arXiv 2510.08668",
+        _figures(
+            {
+                "omnimedvqa": 84.2,
+                "pmc-vqa": 66.8,
+                "vqa-rad": 78.0,
+                "slake": 86.8,
+                "pathvqa": 65.6,
+                "medxpertqa-mm": 29.0,
+            },
+            metric="accuracy",
+            protocol=None,
+            source=HULU_MED_README,
+            seen_in="the README at that commit (github.com/ZJUI-AI4H/Hulu-Med)",
+            rule=HULU_MED_RULE,
+        ),
     ),
     ZooModel(
         "yuxianglai117/Med-R1",
@@ -313,13 +392,17 @@ def published(
 
 
 def published_line(figure: PublishedFigure, run_value: float | None) -> str:
-    """ "published 72.3 (source, protocol) · this run 70.1 (same protocol)"."""
+    """ "published 72.3 (source, protocol) · this run 70.1 (same protocol)"; a figure no
+    protocol reproduces is printed with its rule and nothing beside it."""
     seen = "" if figure.seen_in else ", not confirmed here"
+    head = f"published {100 * figure.value:.1f} {figure.metric} ({figure.source}; {figure.split}"
+    if figure.protocol is None:
+        return (
+            f"{head}; {figure.rule}{seen}) · this run: not comparable (no medlens protocol "
+            "reproduces that rule)"
+        )
     ours = "–" if run_value is None else f"{100 * run_value:.1f}"
-    return (
-        f"published {100 * figure.value:.1f} {figure.metric} ({figure.source}; {figure.split}; "
-        f"protocol {figure.protocol}{seen}) · this run {ours} (same protocol)"
-    )
+    return f"{head}; protocol {figure.protocol}{seen}) · this run {ours} (same protocol)"
 
 
 def beside_run(
@@ -329,8 +412,10 @@ def beside_run(
     ``overall`` under the figure's protocol (``headline``: protocol → metric → estimate, as
     ``RunSummary.headline`` gives it) and the line ``published_line`` prints."""
     out = []
-    for figure in published(model, benchmark, list(headline)):
-        overall = headline.get(figure.protocol, {}).get("overall")
+    for figure in published(model, benchmark):
+        if figure.protocol is not None and figure.protocol not in headline:
+            continue
+        overall = headline[figure.protocol].get("overall") if figure.protocol else None
         value = overall.value if overall is not None and overall.n else None
         out.append(
             {
@@ -348,9 +433,10 @@ def format_figures(models: Sequence[ZooModel]) -> str:
     for m in models:
         for f in m.figures:
             seen = f"seen in {f.seen_in}" if f.seen_in else "not confirmed here"
+            rule = f.protocol or f"no medlens protocol: {f.rule}"
             lines.append(
                 f"  {m.hub_id} {f.benchmark} {f.split}: {100 * f.value:.1f} {f.metric} "
-                f"[{f.protocol}] — {f.source} ({seen})"
+                f"[{rule}] — {f.source} ({seen})"
             )
     return "published figures:\n" + "\n".join(lines) if lines else ""
 
