@@ -6,10 +6,11 @@ questions with a calibration profile, the prior / no-image / random baselines, t
 ``no-image`` sanity checks and a ``typos:rate=0.1`` shift (cached generations dropped: a report
 never reads them). ``report.json.gz`` and ``report.csv.gz`` are what ``medlens report`` of main
 wrote from it just before the restructuring landed (the JSON gained an empty ``published`` list
-per run from the model zoo that day, and from issue 15 the protocols' upstream-pinned versions and
-descriptions and the "lmms-eval SLAKE rule" note, and from issue 14 the counts of the sample
-table, with no thumbnails since the run predates them); only the ``generated`` timestamp may
-differ.
+per run from the model zoo that day, from issue 14 the counts of the sample table, with no
+thumbnails since the run predates them, and from issues 15/19 the "lmms-eval SLAKE rule" note,
+the prompt preset that made the generations, medlens@1, with its note, and each protocol under
+the version that scored the run: ``llava-med@ad758b6`` and its description, not today's
+``llava-med``, whose rule has since changed); only the ``generated`` timestamp may differ.
 """
 
 from __future__ import annotations

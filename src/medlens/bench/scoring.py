@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from medlens.bench.protocols import PROTOCOLS, ScoringProtocol, get_protocol
+from medlens.bench.protocols.versions import as_scored, scored_key, split_key
 from medlens.bench.samples import Sample
 from medlens.bench.store import (
     RunInfo,
@@ -38,12 +39,47 @@ def score_answer(
     return {name: score_to_json(p.score_answer(sample, answer)) for name, p in protocols.items()}
 
 
+def outdated(run: RunInfo, name: str) -> bool:
+    """Whether ``run`` holds scores of ``name`` made under an earlier version of its rule."""
+    version = run.config.get("protocol_versions", {}).get(name)
+    return name in run.protocols and version not in (None, get_protocol(name).version)
+
+
+def report_key(run: RunInfo, name: str) -> str:
+    """The key a report shows ``run``'s scores stored as ``name`` under: ``name`` when they
+    are of the protocol's current version, ``name@version`` when of an earlier one."""
+    if "@" in name:
+        return name
+    return scored_key(name, run.config.get("protocol_versions", {}).get(name))
+
+
+def stored_as(run: RunInfo, key: str) -> str | None:
+    """The name under which ``run`` stores the scores a report shows under ``key`` (``name``
+    for its current version, ``name@version`` for an earlier one), or None if it has none."""
+    name, version = split_key(key)
+    recorded = run.config.get("protocol_versions", {})
+    if key in run.protocols and (version is not None or not outdated(run, key)):
+        return key
+    if version is not None and name in run.protocols and recorded.get(name) == version:
+        return name
+    return None
+
+
 def rescore_run(store: RunStore, run_id: str, protocols: Sequence[str]) -> RunInfo:
-    """Score a stored run's generations under ``protocols`` without running a model."""
+    """Score a stored run's generations under ``protocols`` without running a model. Scores
+    of an earlier version of one of them are kept under ``name@version`` (see
+    ``protocols.versions``), never overwritten unnamed."""
     resolved = resolve_protocols(protocols)
     run = store.get_run(run_id)
     stored = store.results(run.id)
+    versions = {**run.config.get("protocol_versions", {})}
+    names = list(run.protocols)
     for name, protocol in resolved.items():
+        if outdated(run, name):
+            kept = scored_key(name, versions[name])
+            store.set_scores(run.id, kept, {r.sample_id: r.scores[name] for r in stored})
+            versions[kept] = versions[name]
+            names.append(kept)
         scores = {
             r.sample_id: score_to_json(
                 protocol.score_answer(sample_from_json(r.sample), answer_from_json(r.answer))
@@ -51,8 +87,50 @@ def rescore_run(store: RunStore, run_id: str, protocols: Sequence[str]) -> RunIn
             for r in stored
         }
         store.set_scores(run.id, name, scores)
-    versions = {**run.config.get("protocol_versions", {})}
-    versions.update({n: p.version for n, p in resolved.items()})
-    merged = list(dict.fromkeys([*run.protocols, *resolved]))
+        versions[name] = protocol.version
+    merged = list(dict.fromkeys([*names, *resolved]))
     store.update_run(run.id, protocols=merged, config={"protocol_versions": versions})
     return store.get_run(run.id)
+
+
+def run_prompt(run: RunInfo) -> dict[str, str]:
+    """The prompt preset that produced a run's generations: as its config records it, or, for
+    a run made before presets were recorded, read from its template versions (``closed@1``:
+    medlens@1). ``label`` is ``preset@version``."""
+    from medlens.tasks.presets import describe_preset
+
+    recorded = run.config.get("prompt")
+    if recorded:
+        preset, version = str(recorded["preset"]), str(recorded["version"])
+        source = str(recorded.get("source", ""))
+    else:
+        templates = run.config.get("task_versions") or []
+        numbers = {t.rpartition("@")[2] for t in templates if "/" not in t}
+        preset, version = "medlens", numbers.pop() if len(numbers) == 1 else "unknown"
+        source = "medlens (src/medlens/tasks/prompts/*.txt), not recorded by the run"
+    return {
+        "preset": preset,
+        "version": version,
+        "label": f"{preset}@{version}",
+        "source": source,
+        "description": describe_preset(preset, version),
+    }
+
+
+def prompt_notes(run: RunInfo, protocols: Sequence[str]) -> list[str]:
+    """One line when ``run``'s generations came from a prompt preset other than the harness
+    prompt of some of ``protocols``: their scores are those rules on another harness's
+    prompts, not that harness reproduced end to end. Baselines use no prompt: no line."""
+    if run.role == "baseline":
+        return []
+    prompt = run_prompt(run)
+    keys = [report_key(run, p) for p in protocols]
+    others = [key for key in keys if as_scored(key).harness_prompt != prompt["preset"]]
+    if not others:
+        return []
+    note = (
+        f"{run.id}: generations from prompt preset {prompt['label']}; scores under "
+        f"{', '.join(others)} apply their harness's rules to these prompts, not that harness "
+        "end to end (medlens eval --harness NAME sends its prompts too)"
+    )
+    return [note]

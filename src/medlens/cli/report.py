@@ -2,7 +2,10 @@
 
 Each model run is shown with the baselines that ran beside it; several runs are compared
 side by side. ``--protocol`` re-scores the stored generations under other protocols (no
-model is run).
+model is run), and under the current version of a protocol a run was scored with in an
+earlier one (whose scores stay, reported as NAME@VERSION). Each run's scores are reported
+under the protocol versions that made them, and the prompt preset that produced its
+generations is named, with a note where a protocol comes from another harness.
 """
 
 from __future__ import annotations
@@ -58,6 +61,7 @@ def run(args: argparse.Namespace) -> int:
 
     from medlens.bench.report import write_report
     from medlens.bench.report.table import sample_set_warnings
+    from medlens.bench.scoring import prompt_notes, run_prompt
     from medlens.bench.store import RunStore
     from medlens.errors import ConfigError
 
@@ -89,6 +93,10 @@ def run(args: argparse.Namespace) -> int:
             max_thumbnails=args.max_thumbnails,
         )
         print(f"wrote {files.html}, {files.json.name}, {files.csv.name}")
+        for run in map(store.get_run, args.runs):
+            print(f"{run.id}: generations from prompt preset {run_prompt(run)['label']}")
+            for note in prompt_notes(run, protocols or run.protocols):
+                print(f"  {note}")
         if args.samples is not None:
             from medlens.bench.report import select_runs
             from medlens.bench.report.samples import write_samples

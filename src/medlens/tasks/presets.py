@@ -320,6 +320,26 @@ def strip_instruction(text: str) -> str:
     return _INSTRUCTIONS.sub("", text).strip()
 
 
+EARLIER_PRESETS: dict[tuple[str, str], str] = {
+    ("medlens", "1"): "medlens's templates before harness presets existed (prompts closed@1, "
+    "open@1, ...): every image preceded by its view label, a single 2D image's 'axial 1/1' "
+    "included; otherwise as medlens@2.",
+}
+"""Versions of the presets that stored runs may have been made with, and what they were; a
+preset whose layout or wording changes bumps its version and adds its old one here."""
+
+
+def describe_preset(name: str, version: str) -> str:
+    """What preset ``name`` at ``version`` sent: the current description, an earlier one's,
+    or a sentence saying that medlens keeps none."""
+    current = PRESETS.get(name) if name in PRESETS else None
+    if current is not None and current.version == version:
+        return current.description
+    return EARLIER_PRESETS.get(
+        (name, version), f"an earlier or unknown version of the {name} preset (not described)"
+    )
+
+
 def get_preset(name: str | PromptPreset | None = None) -> PromptPreset:
     """The preset registered as ``name`` (medlens's when None); "did you mean" otherwise."""
     if isinstance(name, PromptPreset):
@@ -329,8 +349,10 @@ def get_preset(name: str | PromptPreset | None = None) -> PromptPreset:
 
 __all__ = [
     "DEFAULT_PRESET",
+    "EARLIER_PRESETS",
     "PRESETS",
     "PromptPreset",
+    "describe_preset",
     "get_preset",
     "informs",
     "strip_instruction",

@@ -124,6 +124,9 @@ class ScoringProtocol:
     description: ClassVar[str] = ""
     open_metric: ClassVar[str] = "open_f1"
     """Name of the open-answer headline (the value of ``SampleScore.score`` for open)."""
+    harness_prompt: ClassVar[str] = "medlens"
+    """The prompt preset (``medlens.tasks.presets``) of the harness this rule comes from:
+    generations made with another preset are that harness's rule on other prompts."""
 
     def score(
         self,

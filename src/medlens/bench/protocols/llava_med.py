@@ -123,6 +123,7 @@ class LlavaMedProtocol(ScoringProtocol):
     """
 
     name = "llava-med"
+    harness_prompt = "llava-med"
     version = "b9a98a7"
     fixed: ClassVar[bool] = False
     counts_wrong_closed: ClassVar[bool] = True

@@ -65,6 +65,7 @@ def lmms_normalize(text: str) -> str:
 
 class LmmsEvalProtocol(ScoringProtocol):
     name = "lmms-eval"
+    harness_prompt = "lmms-eval"
     version = "0a75d6b"
     open_metric = "open_accuracy"
     description = (

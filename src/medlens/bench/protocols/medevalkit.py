@@ -104,6 +104,7 @@ class MedEvalKitProtocol(ScoringProtocol):
     """
 
     name = "medevalkit"
+    harness_prompt = "medevalkit"
     version = "9b12e3b"
     fixed: ClassVar[bool] = False
     open_metric = "open_exact"

@@ -25,6 +25,7 @@ def card_tokens(text: str) -> list[str]:
 
 class MedGemmaCardProtocol(ScoringProtocol):
     name = "medgemma-card"
+    harness_prompt = "medgemma"
     version = "1"
     open_metric = "open_token_f1"
     description = (

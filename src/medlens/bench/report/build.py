@@ -23,6 +23,7 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
+from medlens.bench.protocols.versions import describe
 from medlens.bench.report import html
 from medlens.bench.report.model import (
     SECTIONS,
@@ -37,7 +38,7 @@ from medlens.bench.report.samples import MAX_THUMBNAILS, samples_section
 from medlens.bench.report.table import sample_set_warnings, table_notes, table_rows
 from medlens.bench.report.trust import DEFAULT_SECTIONS
 from medlens.bench.samples import CATEGORY_KEY
-from medlens.bench.scoring import rescore_run, resolve_protocols
+from medlens.bench.scoring import outdated, prompt_notes, rescore_run, run_prompt
 from medlens.bench.store import RunInfo, RunStore
 from medlens.errors import ConfigError, MissingDependencyError
 
@@ -94,14 +95,13 @@ def collect(
     wanted = list(protocols)
     summaries = []
     for run in runs:
-        missing = [p for p in wanted if p not in run.protocols]
+        missing = [p for p in wanted if p not in run.protocols or outdated(run, p)]
         if missing:
             run = rescore_run(store, run.id, missing)
         summaries.append(
             summarize(store, run, wanted or list(run.protocols), n_boot=n_boot, seed=seed)
         )
     names = list(dict.fromkeys(p for s in summaries for p in s.summaries))
-    resolved = resolve_protocols(names) if names else {}  # none: runs stored without scores
     from medlens.bench.benchmarks import get_benchmark
 
     benchmarks: dict[str, dict[str, Any]] = {}
@@ -121,8 +121,7 @@ def collect(
     return ReportData(
         runs=tuple(summaries),
         protocols={
-            n: {"version": str(p.version), "description": str(p.description)}
-            for n, p in resolved.items()
+            key: dict(zip(("version", "description"), describe(key), strict=True)) for key in names
         },
         benchmarks=benchmarks,
     )
@@ -207,6 +206,25 @@ def calibrated_section(runs: Sequence[RunSummary]) -> str:
     header = ["calibrated run", "profile", "questions", "coverage %", "answered", "abstained"]
     header += ["selective accuracy %", "protocol", ""]
     return "<h3>Calibrated runs: coverage and selective accuracy</h3>" + html.table(header, rows)
+
+
+def prompt_section(data: ReportData, benchmark: str) -> str:
+    """Which prompt preset produced each run's generations, and which protocols score them
+    under another harness's rules (``scoring.prompt_notes``)."""
+    runs = [s for s in data.runs_of(benchmark) if s.run.role != "baseline"]
+    if not runs:
+        return ""
+    items = "".join(
+        f"<li><code>{escape(_label(s))}</code>: <code>{escape(run_prompt(s.run)['label'])}</code>"
+        f" <span class='muted'>{escape(run_prompt(s.run)['description'])}</span></li>"
+        for s in runs
+    )
+    notes = "".join(
+        f"<li>{escape(note)}</li>" for s in runs for note in prompt_notes(s.run, list(s.summaries))
+    )
+    return f"<h3>Prompts</h3><ul>{items}</ul>" + (
+        f"<ul class='muted'>{notes}</ul>" if notes else ""
+    )
 
 
 def category_section(data: ReportData, benchmark: str) -> str:
@@ -358,6 +376,7 @@ def render(data: ReportData, sections: Sequence[ReportSection] = ()) -> str:
         )
         body.append(privacy_line(runs))
         body.append(results_section(data, benchmark))
+        body.append(prompt_section(data, benchmark))
         body.append(published_section(data, benchmark))
         body.append(category_section(data, benchmark))
         body.append(quality_section(info))
@@ -398,6 +417,8 @@ def to_json(data: ReportData, sections: Sequence[ReportSection] = ()) -> dict[st
                 "n_errors": s.n_errors,
                 "elapsed_s": s.run.elapsed_s,
                 "config": s.run.config,
+                "prompt": run_prompt(s.run),
+                "prompt_notes": prompt_notes(s.run, list(s.summaries)),
                 **s.to_json(),
                 "published": beside_run(s.run.model, s.run.benchmark, s.headline)
                 if s.run.role == "model"

@@ -6,6 +6,7 @@ registry. Section builders (``report.trust``, ``report.samples`` and users' own)
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -13,8 +14,9 @@ from typing import Any
 
 from medlens.bench.metrics.bootstrap import Estimate
 from medlens.bench.protocols import ProtocolSummary
+from medlens.bench.protocols.versions import as_scored, describe, split_key
 from medlens.bench.samples import CATEGORY_KEY
-from medlens.bench.scoring import resolve_protocols
+from medlens.bench.scoring import report_key
 from medlens.bench.store import (
     RunInfo,
     RunStore,
@@ -130,10 +132,11 @@ def summarize(
     n_boot: int = 1000,
     seed: int = 0,
 ) -> RunSummary:
-    """Aggregate a stored run under each protocol (bootstrap 95 % intervals)."""
+    """Aggregate a stored run under each protocol (bootstrap 95 % intervals), each under the
+    version its scores were made with: scores of an earlier version are reported under
+    ``name@version`` (``protocols.versions``), never as the current rule."""
     stored = store.results(run.id)
-    # none: a run stored without scores (a list of studies without gold answers)
-    protocols = resolve_protocols(protocol_names) if protocol_names else {}
+    keys = {name: report_key(run, name) for name in protocol_names}
     samples = [sample_from_json(r.sample) for r in stored]
     return RunSummary(
         run=run,
@@ -145,14 +148,18 @@ def summarize(
         if run.config.get("calibration") and protocol_names
         else None,
         summaries={
-            name: protocol.aggregate(
-                samples,
-                [score_from_json(r.scores[name]) for r in stored],
-                group_by=("kind", CATEGORY_KEY),
-                n_boot=n_boot,
-                seed=seed,
+            key: dataclasses.replace(
+                as_scored(key).aggregate(
+                    samples,
+                    [score_from_json(r.scores[stored_as]) for r in stored],
+                    group_by=("kind", CATEGORY_KEY),
+                    n_boot=n_boot,
+                    seed=seed,
+                ),
+                protocol=split_key(key)[0],
+                version=describe(key)[0],
             )
-            for name, protocol in protocols.items()
+            for stored_as, key in keys.items()
         },
     )
 
@@ -163,7 +170,8 @@ class ReportData:
 
     runs: tuple[RunSummary, ...]
     protocols: Mapping[str, Mapping[str, str]]
-    """name → {"version", "description"}."""
+    """protocol (``name`` or ``name@version`` for an earlier version's scores) →
+    {"version", "description"}."""
     benchmarks: Mapping[str, Mapping[str, Any]]
     """name → {"scoring_rule", "citation", "license", "quality"}."""
     generated: float = field(default_factory=time.time)

@@ -31,6 +31,7 @@ from typing import Any
 from medlens.bench.protocols import OUTCOMES, SampleScore
 from medlens.bench.report.model import ReportData, ReportSection
 from medlens.bench.samples import CATEGORY_KEY, Sample
+from medlens.bench.scoring import report_key, stored_as
 from medlens.bench.store import (
     RunInfo,
     RunStore,
@@ -109,11 +110,13 @@ def sample_rows(
 ) -> list[SampleRow]:
     """Every stored answer of ``runs``, in run then benchmark order, scored under
     ``protocols`` (default: each run's own; a protocol a run was not scored with fails with
-    the command that re-scores it)."""
+    the command that re-scores it). A protocol may be named as the report shows it,
+    ``name@version`` for the scores of an earlier version (``protocols.versions``)."""
     rows = []
     for run in runs:
-        wanted = list(protocols or run.protocols)
-        missing = [p for p in wanted if p not in run.protocols]
+        wanted = list(protocols) or [report_key(run, name) for name in run.protocols]
+        names = {p: stored_as(run, p) for p in wanted}
+        missing = [p for p, name in names.items() if name is None]
         if missing:
             raise ConfigError(
                 f"Run {run.id} was not scored with {', '.join(missing)}: score it first with "
@@ -127,7 +130,9 @@ def sample_rows(
                     position=stored.position,
                     sample=sample_from_json(stored.sample),
                     answer=answer_from_json(stored.answer),
-                    scores={p: score_from_json(stored.scores[p]) for p in wanted},
+                    scores={
+                        p: score_from_json(stored.scores[str(name)]) for p, name in names.items()
+                    },
                     thumbnails=thumbnails.get(stored.sample_id, ()),
                 )
             )

@@ -13,8 +13,9 @@ from dataclasses import dataclass
 from medlens.backends.base import model_note
 from medlens.bench.metrics.bootstrap import Estimate
 from medlens.bench.protocols import PROTOCOLS
+from medlens.bench.protocols.versions import as_scored
 from medlens.bench.report.model import RunSummary, Selective, summarize
-from medlens.bench.scoring import resolve_protocols
+from medlens.bench.scoring import prompt_notes, run_prompt
 from medlens.bench.store import RunInfo, RunStore
 
 DELTA_NOTE = (
@@ -67,7 +68,7 @@ def table_rows(summaries: Sequence[RunSummary]) -> list[TableRow]:
     reference: dict[tuple[str, str, str], float] = {}
     for summary in summaries:
         run = summary.run
-        protocols = resolve_protocols(list(summary.summaries))
+        protocols = {key: as_scored(key) for key in summary.summaries}
         for protocol, protocol_summary in summary.summaries.items():
             headline = protocol_summary.headline
             overall = headline.get("overall")
@@ -121,15 +122,18 @@ def _pct(est: Estimate | None) -> str:
 
 def run_table(store: RunStore, runs: Sequence[RunInfo]) -> str:
     """The table ``medlens eval`` prints: ``table_rows`` as text, ``table_notes``, the
-    calibrated runs' coverage and selective accuracy, each benchmark's pixel policy."""
+    calibrated runs' coverage and selective accuracy, the prompt preset of each model run
+    (with a note where a protocol comes from another harness), the judge where one graded,
+    each benchmark's pixel policy."""
+    summaries = [summarize(store, run, run.protocols) for run in runs]
+    rows = table_rows(summaries)
+    width = max([18, *(len(row.protocol) for row in rows)]) + 1
     header = (
-        f"{'benchmark':<12} {'run':<10} {'model':<30} {'protocol':<19} {'closed':>6} "
+        f"{'benchmark':<12} {'run':<10} {'model':<30} {'protocol':<{width}} {'closed':>6} "
         f"{'open':>6} {'IoU':>5} {'overall':>7} {'95% CI':>13} {'Δ pts':>6} {'n':>9} "
         f"{'time s':>7}"
     )
     lines = [header]
-    summaries = [summarize(store, run, run.protocols) for run in runs]
-    rows = table_rows(summaries)
     for row in rows:
         run, overall = row.run, row.overall
         ci = (
@@ -141,11 +145,14 @@ def run_table(store: RunStore, runs: Sequence[RunInfo]) -> str:
         iou = "–" if row.iou is None else f"{100 * row.iou:.1f}"
         lines.append(
             f"{run.benchmark:<12} {run.id:<10} {row.label[:30]:<30} "
-            f"{(row.protocol[:18] + ('†' if row.buggy else '')):<19} {_pct(row.closed):>6} "
+            f"{(row.protocol + ('†' if row.buggy else '')):<{width}} {_pct(row.closed):>6} "
             f"{_pct(row.open):>6} {iou:>5} {_pct(overall):>7} {ci:>13} {delta:>6} "
             f"{f'{row.scored}/{row.stored}':>9} {run.elapsed_s:>7.1f}"
         )
     lines += table_notes(rows)
+    lines += [f"{run.id} prompt: {run_prompt(run)['label']}" for run in runs if run.role == "model"]
+    lines += [note for s in summaries for note in prompt_notes(s.run, list(s.summaries))]
+    lines += [judge_line(run) for run in runs if run.role == "model" and run.config.get("judge")]
     lines += [calibration_line(s.selective) for s in summaries if s.selective is not None]
     policies = {
         run.benchmark: run.config["pixel_policy"]["pixels"]
@@ -173,6 +180,16 @@ def published_lines(store: RunStore, runs: Sequence[RunInfo]) -> list[str]:
             for f in beside_run(run.model, run.benchmark, headline)
         ]
     return lines
+
+
+def judge_line(run: RunInfo) -> str:
+    """Who graded a run's open answers for the judged protocol (``judge_record``)."""
+    judge = run.config["judge"]
+    where = f" at {judge['endpoint']}" if judge.get("endpoint") else ""
+    return (
+        f"{run.id} {judge['protocol']} verdicts by {judge['model']} ({judge['backend']}{where}; "
+        f"prompt {judge['prompt'].split()[0]})"
+    )
 
 
 # --------------------------------------------------------------------------------------------
