@@ -10,6 +10,7 @@ import pytest
 
 from medlens.bench.store import RunStore
 from medlens.cli.main import main
+from tests.bench.conftest import JudgeServer
 
 
 @pytest.mark.data
@@ -300,3 +301,63 @@ def test_tables_say_what_n_marks_and_delta_mean_and_report_warns_on_mixed_sample
     err = capsys.readouterr().err
     assert code == 0
     assert f"{big.id}: 50, {small.id}: 20; 20 in common" in err and "not comparable" in err
+
+
+@pytest.mark.data
+def test_eval_with_a_judge_scores_medevalkit_judge_and_records_the_judge(
+    shared_data: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    judge_server: JudgeServer,
+) -> None:
+    """``medlens eval --judge URL``: medevalkit-judge is scored beside the rule protocols
+    through a real loopback judge, the run records who judged, and a resumed run asks the
+    judge nothing it was asked before (verdicts cached in the run store)."""
+    url = f"http://127.0.0.1:{judge_server.server_address[1]}/v1"
+    store = tmp_path / "runs.sqlite"
+    argv = ["eval", "vqa-rad", "--model", "prior", "--limit", "20", "--no-baselines"]
+    argv += ["--protocol", "medevalkit", "--judge", url, "--data-dir", str(shared_data)]
+    argv += ["--store", str(store), "--no-progress"]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    db = RunStore(store)
+    (run,) = db.runs()
+    results = db.results(run.id)
+    db.close()
+    assert tuple(run.protocols) == ("medevalkit", "medevalkit-judge")
+    judge = run.config["judge"]
+    assert (judge["model"], judge["backend"], judge["endpoint"]) == ("judge-model", "openai", url)
+    assert "get_compare_messages" in judge["prompt"]
+    assert run.config["protocol_versions"]["medevalkit-judge"] == "9b12e3b-judge.1"
+    judged = [r for r in results if "judge" in r.scores["medevalkit-judge"]["metrics"]]
+    open_questions = [r for r in results if r.sample["answers"][0].lower() not in ("yes", "no")]
+    assert len(judged) == len(open_questions) > 0
+    assert len(judge_server.prompts) == len(
+        {(r.sample["question"], r.raw.lower().strip()) for r in open_questions}
+    )
+    assert f"{run.id} medevalkit-judge verdicts by judge-model (openai at {url}" in out
+    assert re.search(r"medevalkit-judge\s", out)
+
+    asked = len(judge_server.prompts)
+    assert main([*argv, "--resume"]) == 0
+    assert len(judge_server.prompts) == asked
+    report = tmp_path / "report"
+    assert main(["report", run.id, "--store", str(store), "--out", str(report)]) == 0
+    written = json.loads((report / "report.json").read_text())
+    assert (
+        "MedEvalKit with use_llm_judge" in written["protocols"]["medevalkit-judge"]["description"]
+    )
+    assert written["runs"][0]["config"]["judge"] == judge
+
+
+@pytest.mark.data
+def test_eval_with_a_judged_protocol_and_no_judge_fails_before_any_run(
+    shared_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    store = tmp_path / "runs.sqlite"
+    argv = ["eval", "vqa-rad", "--model", "prior", "--protocol", "medevalkit-judge"]
+    assert main([*argv, "--data-dir", str(shared_data), "--store", str(store)]) == 2
+    assert "pass --judge URL_OR_ID" in capsys.readouterr().err
+    db = RunStore(store)
+    assert db.runs() == []
+    db.close()

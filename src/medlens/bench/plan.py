@@ -312,6 +312,17 @@ class Backends:
         self.model: Backend | None = None
         self.wrapping_model: list[Backend] = []
         """Baselines built around the model's backend (``no-image``), closed with it."""
+        self.judge: Backend | None = None
+
+    def judge_backend(self) -> Backend:
+        """The LLM judge of ``spec.judge``, built once when the first run is judged."""
+        from medlens.backends.base import load_backend
+
+        if self.judge is None:
+            if self.spec.judge is None:
+                raise ConfigError("No --judge was given for the protocols that need one.")
+            self.judge = load_backend(self.spec.judge, self.spec.judge_backend)
+        return self.judge
 
     def model_backend(self) -> Backend:
         from medlens.backends.base import load_backend
@@ -350,5 +361,6 @@ class Backends:
             backend.close()
 
     def close(self) -> None:
-        if self.model is not None:
-            self.model.close()
+        for backend in (self.model, self.judge):
+            if backend is not None:
+                backend.close()

@@ -4,7 +4,7 @@ run without a model. The runner, the report and the CLI all score through here."
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from medlens.bench.protocols import PROTOCOLS, ScoringProtocol, get_protocol
 from medlens.bench.protocols.versions import as_scored, scored_key, split_key
@@ -18,6 +18,9 @@ from medlens.bench.store import (
     score_to_json,
 )
 
+if TYPE_CHECKING:
+    from medlens.backends.base import Backend
+
 PRIMARY_PROTOCOL = "medlens"
 """Listed first when every protocol is scored, so tables and charts lead with the strict rules."""
 
@@ -26,10 +29,35 @@ def resolve_protocols(names: Sequence[str] = ()) -> dict[str, ScoringProtocol]:
     """Protocol objects by name; when ``names`` is empty, every registered protocol that can
     score on its own (``medlens`` first; not those that need an LLM judge)."""
     everything = sorted(
-        (n for n in PROTOCOLS.names() if not getattr(PROTOCOLS.get(n), "needs_judge", False)),
+        (n for n in PROTOCOLS.names() if not needs_judge(get_protocol(n))),
         key=lambda n: (n != PRIMARY_PROTOCOL, n),
     )
     return {name: get_protocol(name) for name in (names or everything)}
+
+
+def needs_judge(protocol: ScoringProtocol) -> bool:
+    """Whether ``protocol`` grades answers with an LLM judge (``medevalkit-judge``): it is
+    scored over a whole run once the answers are in (``rescore_run``), not batch by batch."""
+    return bool(getattr(protocol, "needs_judge", False))
+
+
+def protocols_to_extend(run: RunInfo) -> dict[str, ScoringProtocol]:
+    """The protocols new answers of a resumed ``run`` are scored with batch by batch: those
+    it was scored with, without the judged ones. A run holding scores of an earlier version of
+    a protocol is not extended: its new answers would be scored under another rule."""
+    from medlens.errors import ConfigError
+
+    frozen = [n for n in run.protocols if "@" in n or outdated(run, n)]
+    if frozen:
+        versions = run.config.get("protocol_versions", {})
+        named = ", ".join(f"{n.partition('@')[0]} {versions.get(n, '?')}" for n in frozen)
+        raise ConfigError(
+            f"Run {run.id} holds scores of earlier protocol versions ({named}): resuming it "
+            "would score its new answers under other rules than its stored ones. Start a new "
+            f"run (without --resume); 'medlens report {run.id}' still reports it under the "
+            "versions that scored it."
+        )
+    return {n: p for n, p in resolve_protocols(run.protocols).items() if not needs_judge(p)}
 
 
 def score_answer(
@@ -42,7 +70,11 @@ def score_answer(
 def outdated(run: RunInfo, name: str) -> bool:
     """Whether ``run`` holds scores of ``name`` made under an earlier version of its rule."""
     version = run.config.get("protocol_versions", {}).get(name)
-    return name in run.protocols and version not in (None, get_protocol(name).version)
+    return (
+        "@" not in name
+        and name in run.protocols
+        and version not in (None, get_protocol(name).version)
+    )
 
 
 def report_key(run: RunInfo, name: str) -> str:
@@ -65,31 +97,52 @@ def stored_as(run: RunInfo, key: str) -> str | None:
     return None
 
 
-def rescore_run(store: RunStore, run_id: str, protocols: Sequence[str]) -> RunInfo:
+def rescore_run(
+    store: RunStore, run_id: str, protocols: Sequence[str], *, judge: Backend | None = None
+) -> RunInfo:
     """Score a stored run's generations under ``protocols`` without running a model. Scores
     of an earlier version of one of them are kept under ``name@version`` (see
-    ``protocols.versions``), never overwritten unnamed."""
+    ``protocols.versions``), never overwritten unnamed. A protocol that needs an LLM judge
+    gets its verdicts from ``judge`` (cached in the store), and the run records the judge."""
+    from medlens.bench.protocols.medevalkit_judge import (
+        MedEvalKitJudgeProtocol,
+        judge_record,
+        judge_verdicts,
+    )
+    from medlens.errors import ConfigError
+
     resolved = resolve_protocols(protocols)
     run = store.get_run(run_id)
     stored = store.results(run.id)
+    samples = [sample_from_json(r.sample) for r in stored]
+    answers = [answer_from_json(r.answer) for r in stored]
     versions = {**run.config.get("protocol_versions", {})}
     names = list(run.protocols)
+    observed: dict[str, Any] = {}
     for name, protocol in resolved.items():
+        if isinstance(protocol, MedEvalKitJudgeProtocol):
+            if judge is None:
+                raise ConfigError(
+                    f"{name} grades open answers with an LLM judge: pass --judge URL_OR_ID "
+                    "(an OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1, or a model id)"
+                )
+            raws = [a.raw for a in answers]
+            protocol = judge_verdicts(protocol, samples, raws, judge, cache=store)
+            observed["judge"] = judge_record(judge)
         if outdated(run, name):
             kept = scored_key(name, versions[name])
             store.set_scores(run.id, kept, {r.sample_id: r.scores[name] for r in stored})
             versions[kept] = versions[name]
             names.append(kept)
         scores = {
-            r.sample_id: score_to_json(
-                protocol.score_answer(sample_from_json(r.sample), answer_from_json(r.answer))
-            )
-            for r in stored
+            r.sample_id: score_to_json(protocol.score_answer(sample, answer))
+            for r, sample, answer in zip(stored, samples, answers, strict=True)
         }
         store.set_scores(run.id, name, scores)
         versions[name] = protocol.version
     merged = list(dict.fromkeys([*names, *resolved]))
-    store.update_run(run.id, protocols=merged, config={"protocol_versions": versions})
+    config = {"protocol_versions": versions, **observed}
+    store.update_run(run.id, protocols=merged, config=config)
     return store.get_run(run.id)
 
 

@@ -59,6 +59,11 @@ class EvalSpec:
     shifts: tuple[str, ...] = ()
     """Robustness shifts (image probes and question shifts of ``medlens.trust.probes``, as
     ``"jpeg:quality=10"``), stored canonical."""
+    judge: str | None = None
+    """An LLM judge (OpenAI-compatible server URL or model id) for the protocols that grade
+    open answers with one (``medevalkit-judge``); with it, that protocol is scored too."""
+    judge_backend: str | None = None
+    """Backend of the judge (None: inferred from ``judge``)."""
     engine: str = "local"
     """Where generation runs (``medlens.bench.engines``); not part of any run's identity,
     since every engine stores the same results."""

@@ -129,6 +129,18 @@ def protocols_from_args(args: argparse.Namespace, given: tuple[str, ...]) -> tup
     return given or ((HARNESSES[harness][1],) if harness else ())
 
 
+def add_judge_options(parser: argparse._ActionsContainer, *, also: str) -> None:
+    """``--judge`` / ``--judge-backend``: the LLM judge of ``medevalkit-judge`` (``also``:
+    what else the command does with it)."""
+    parser.add_argument(
+        "--judge",
+        metavar="URL_OR_ID",
+        help="an LLM judge: an OpenAI-compatible server URL or a model id. medevalkit-judge "
+        f"grades open answers with it (MedEvalKit's prompt, verdicts cached in the run store); {also}",
+    )
+    parser.add_argument("--judge-backend", help="backend for the judge model (default: inferred)")
+
+
 def add_privacy_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--no-deid",

@@ -25,6 +25,7 @@ from collections.abc import Callable
 from typing import Any
 
 from medlens.cli.common import (
+    add_judge_options,
     add_model_options,
     add_privacy_options,
     add_prompt_options,
@@ -108,6 +109,11 @@ def add_parser(
     group.add_argument(
         "--protocol",
         help="scoring protocol(s), comma-separated (default: every registered protocol)",
+    )
+    add_judge_options(
+        group,
+        also="with it, medevalkit-judge is scored beside the other protocols and each run "
+        "records the judge",
     )
     group.add_argument(
         "--no-baselines",
@@ -236,6 +242,8 @@ def run(args: argparse.Namespace) -> int:
         shifts=split_probe_list(args.shift or ""),
         engine=args.engine,
         studies=args.studies,
+        judge=args.judge,
+        judge_backend=args.judge_backend,
     )
     is_baseline = spec.backend_name in BASELINES
     pools: list[Any] = []

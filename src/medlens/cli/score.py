@@ -15,6 +15,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from medlens.cli.common import add_judge_options
+
 COMMAND = "score"
 ORDER = 35
 
@@ -55,14 +57,7 @@ def add_parser(
         "--protocol", default="medlens", help="protocol name(s), comma-separated (default: medlens)"
     )
     parser.add_argument("--data-dir", help="folder with the original release (or $MEDLENS_DATA)")
-    parser.add_argument(
-        "--judge",
-        metavar="URL_OR_ID",
-        help="an LLM judge: an OpenAI-compatible server URL or a model id. medevalkit-judge "
-        "grades open answers with it (MedEvalKit's prompt); medlens's own judge accuracy is "
-        "printed beside the rule-based scores",
-    )
-    parser.add_argument("--judge-backend", help="backend for the judge model (default: inferred)")
+    add_judge_options(parser, also="medlens's own judge accuracy is printed beside the rules")
     parser.add_argument(
         "--store", help="run store that caches the judge's verdicts (default: $MEDLENS_HOME)"
     )

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from medlens.bench.protocols.base import SampleScore
 from medlens.bench.protocols.medevalkit import (
@@ -163,6 +163,20 @@ class MedEvalKitJudgeProtocol(MedEvalKitProtocol):
         ok = medevalkit_verdict(reply)
         metrics = {**rule.metrics, "judge": float(ok), "judge_readable": float(bool(reply))}
         return SampleScore("correct" if ok else "wrong", float(ok), metrics, case.response)
+
+
+def judge_record(judge: Backend) -> dict[str, Any]:
+    """Who judged, as a run's config records it: the model the server named, the backend and
+    endpoint (never a key), and the prompt and decoding the verdicts were asked with."""
+    return {
+        "protocol": MedEvalKitJudgeProtocol.name,
+        "model": judge.model_id,
+        "backend": judge.name,
+        "endpoint": getattr(judge, "base_url", None),
+        "prompt": JUDGE_SOURCE,
+        "max_new_tokens": JUDGE_OPTIONS.max_new_tokens,
+        "temperature": JUDGE_OPTIONS.temperature,
+    }
 
 
 def judge_verdicts(
