@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import os
 import shutil
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from tests.bench.judge_server import JudgeServer, _JudgeHandler
 
 REPO = Path(__file__).resolve().parents[1]
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -65,3 +68,15 @@ def page(browser: Any) -> Iterator[Any]:
     page.set_default_timeout(30_000)
     yield page
     context.close()
+
+
+@pytest.fixture
+def judge_server() -> Iterator[JudgeServer]:
+    """A real loopback OpenAI-compatible judge (medevalkit-judge tests of eval and score)."""
+    server = JudgeServer(("127.0.0.1", 0), _JudgeHandler)
+    server.prompts = []
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()

@@ -10,7 +10,7 @@ import pytest
 
 from medlens.bench.store import RunStore
 from medlens.cli.main import main
-from tests.bench.conftest import JudgeServer
+from tests.bench.judge_server import JudgeServer
 
 
 @pytest.mark.data

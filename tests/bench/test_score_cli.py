@@ -12,7 +12,7 @@ from medlens.backends.scripted import ScriptedBackend
 from medlens.bench.benchmark import Sample
 from medlens.bench.metrics.judge import LLMJudge
 from medlens.cli.main import main
-from tests.bench.conftest import JudgeServer
+from tests.bench.judge_server import JudgeServer
 
 pytestmark = pytest.mark.data
 

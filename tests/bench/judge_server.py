@@ -1,14 +1,12 @@
-"""Shared by the bench tests: a real loopback OpenAI-compatible judge server."""
+"""A real loopback OpenAI-compatible judge server for the bench tests. A module of its own, not
+conftest.py: test modules import ``JudgeServer``, and importing a conftest by name clashed with
+pytest's own ``conftest`` module under ``--doctest-modules``."""
 
 from __future__ import annotations
 
 import json
 import re
-import threading
-from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
-import pytest
 
 
 class JudgeServer(ThreadingHTTPServer):
@@ -48,14 +46,3 @@ class _JudgeHandler(BaseHTTPRequestHandler):
         self._send(
             {"id": "x", "object": "chat.completion", "model": "judge-model", "choices": [choice]}
         )
-
-
-@pytest.fixture
-def judge_server() -> Iterator[JudgeServer]:
-    server = JudgeServer(("127.0.0.1", 0), _JudgeHandler)
-    server.prompts = []
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server
-    server.shutdown()
-    server.server_close()
