@@ -142,3 +142,20 @@ def test_ask_gives_closed_questions_a_confidence_by_default(png: Path, tmp_path:
     record = json.loads(generated.stdout)
     assert record["finish_reason"] != "scored"
     assert record["confidence"] is None or record["confidence"]["method"] != "candidates"
+
+
+def test_a_reader_that_leaves_early_ends_the_command_quietly() -> None:
+    """`medlens models | head -1`: the closed pipe is no traceback, as for Unix tools."""
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "medlens.cli.main", "models"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.close()  # before the command has written anything
+    errors = proc.stderr.read().decode()
+    assert proc.wait(timeout=60) == 141
+    assert "Traceback" not in errors and "BrokenPipe" not in errors

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import pkgutil
 import sys
 from collections.abc import Sequence
@@ -57,7 +58,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 0
     try:
-        return int(args._run(args) or 0)
+        code = int(args._run(args) or 0)
+        sys.stdout.flush()  # a closed pipe fails here, inside the try, not at exit
+        return code
+    except BrokenPipeError:
+        # The reader left (`medlens report --list | head`): stop quietly as Unix tools do,
+        # pointing stdout at /dev/null so the exit flush cannot fail again (Python docs,
+        # signal module, "Note on SIGPIPE").
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     except MedlensError as exc:
         if args.debug:
             raise
