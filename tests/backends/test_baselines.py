@@ -223,6 +223,40 @@ def test_random_open_is_empty_and_grounding_a_box_in_the_image() -> None:
         assert 0 <= box.x0 < box.x1 <= 90 and 0 <= box.y0 < box.y1 <= 30
 
 
+BOXES = [
+    ("Liver", (10, 20, 50, 60), (100, 100)),
+    ("liver", (30, 40, 70, 100), (200, 200)),
+    ("Liver", (40, 40, 90, 90), (100, 100)),
+    ("Spleen", (60, 10, 90, 40), (100, 100)),
+]
+
+
+def test_prior_grounds_a_label_on_its_median_training_box_in_the_image() -> None:
+    table = PriorTable.fit(ROWS, boxes=BOXES)
+    assert table.boxes["liver"] == pytest.approx((0.15, 0.2, 0.5, 0.6))  # coordinate medians
+    req = request("grounding", "Locate the liver.", size=(300, 200), metadata={"label": "LIVER"})
+    [gen] = PriorBackend(prior=table).generate([req])
+    answer = get_task("grounding").parse(gen, req)
+    assert answer.parsed and len(answer.boxes) == 1
+    box = answer.boxes[0]
+    assert (box.x0, box.y0, box.x1, box.y1) == pytest.approx((45, 40, 150, 120))
+    unseen = request("grounding", "Locate the heart.", metadata={"label": "Heart"})
+    [nothing] = PriorBackend(prior=table).generate([unseen])
+    assert nothing.text == "[]"
+
+
+def test_prior_table_with_boxes_round_trips_as_version_2(tmp_path: Path) -> None:
+    path = tmp_path / "prior.json"
+    PriorTable.fit(ROWS, boxes=BOXES).save(path)
+    assert json.loads(path.read_text())["version"] == 2
+    loaded = PriorTable.load(path)
+    assert loaded.boxes == PriorTable.fit(ROWS, boxes=BOXES).boxes
+    data = json.loads(path.read_text()) | {"version": 3}
+    path.write_text(json.dumps(data))
+    with pytest.raises(DataError, match="version 3; this medlens reads versions 1, 2"):
+        PriorTable.load(path)
+
+
 @pytest.mark.data
 def test_prior_on_vqa_rad(shared_data: Path) -> None:
     """Fit on the MEVF train split; on the closed test questions the prior scores exactly the

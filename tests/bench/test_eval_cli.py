@@ -152,6 +152,55 @@ def test_sanity_flag_alone_runs_every_check(
     assert "sanity:swap" in capsys.readouterr().out
 
 
+@pytest.mark.data
+def test_the_prior_grounds_slake_labels_on_their_median_train_box(
+    shared_data: Path, tmp_path: Path
+) -> None:
+    """The grounding floor that needs no image: each label's median train box. Scored under
+    medlens (which read the parser's label, not the boxes, before medlens@2) as under every
+    harness protocol; its hits are those of the median boxes computed here."""
+    import statistics
+
+    from PIL import Image
+
+    from medlens.bench.benchmarks import get_benchmark
+    from medlens.bench.metrics.grounding import iou
+
+    argv = ["eval", "slake-grounding", "--model", "prior", "--no-baselines", "--no-progress"]
+    argv += ["--data-dir", str(shared_data), "--store", str(tmp_path / "r.db")]
+    argv += ["--protocol", "medlens,llava-med-fixed"]
+    assert main(argv) == 0
+    db = RunStore(tmp_path / "r.db")
+    (run,) = db.runs()
+    results = db.results(run.id)
+    db.close()
+    hits = {r.sample_id for r in results if r.scores["medlens"]["outcome"] == "correct"}
+    assert hits == {
+        r.sample_id for r in results if r.scores["llava-med-fixed"]["outcome"] == "correct"
+    }
+
+    bench = get_benchmark("slake-grounding")
+    fractions: dict[str, list[list[float]]] = {}
+    for sample in bench.load("train", shared_data):
+        width, height = Image.open(sample.images[0]).size
+        for b in sample.metadata["boxes"]:
+            x0, y0, x1, y1 = b["box"]
+            fractions.setdefault(b["label"].lower(), []).append(
+                [x0 / width, y0 / height, x1 / width, y1 / height]
+            )
+    expected = set()
+    for sample in bench.load("test", shared_data):
+        found = fractions.get(sample.metadata["label"].lower())
+        if not found:
+            continue
+        width, height = Image.open(sample.images[0]).size
+        median = [statistics.median(f[i] for f in found) for i in range(4)]
+        box = (median[0] * width, median[1] * height, median[2] * width, median[3] * height)
+        if iou(box, tuple(sample.metadata["boxes"][0]["box"])) >= 0.5:
+            expected.add(sample.id)
+    assert hits == expected and 0.15 < len(hits) / len(results) < 0.35
+
+
 @pytest.mark.slow
 @pytest.mark.data
 def test_eval_tiny_model_with_sanity_and_shifts(

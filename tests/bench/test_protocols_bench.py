@@ -223,6 +223,19 @@ def test_report_and_grounding_corpus_metrics() -> None:
     assert any("chexbert" in n for n in summary.notes)
 
 
+def test_medlens_scores_a_grounding_answer_on_its_boxes_not_the_parsed_label() -> None:
+    """The eval path passes the task parser's text, which for grounding is the label: medlens@1
+    scored that text and found no box in any grounding answer (hit rate 0)."""
+    box = {"label": "Liver", "box": [10.0, 10.0, 50.0, 50.0]}
+    sample = make("Liver", kind="grounding", boxes=[box])
+    raw = '[{"label": "Liver", "box_2d": [12, 10, 50, 48]}]'
+    hit = outcome("medlens", sample, raw, parsed="Liver")
+    assert hit.outcome == "correct" and hit.metrics["iou"] == pytest.approx(38 * 38 / 40**2)
+    miss = outcome("medlens", sample, '[{"label": "Liver", "box_2d": [60, 60, 90, 90]}]')
+    assert (miss.outcome, miss.metrics["iou"]) == ("wrong", 0.0)
+    assert outcome("medlens", sample, raw, parsed_ok=False).outcome == "unparseable"
+
+
 def test_mediconfusion_pair_scores() -> None:
     options = ["Pneumothorax", "Effusion"]
     first = Sample(

@@ -10,7 +10,9 @@ per run from the model zoo that day, from issue 14 the counts of the sample tabl
 thumbnails since the run predates them, and from issues 15/19 the "lmms-eval SLAKE rule" note,
 the prompt preset that made the generations, medlens@1, with its note, and each protocol under
 the version that scored the run: ``llava-med@ad758b6`` and its description, not today's
-``llava-med``, whose rule has since changed); only the ``generated`` timestamp may differ.
+``llava-med``, whose rule has since changed; and since medlens@2 fixed grounding scoring, its
+medlens scores under ``medlens@1`` with that version's description, figures unchanged); only
+the ``generated`` timestamp may differ.
 """
 
 from __future__ import annotations

@@ -5,7 +5,8 @@ VQA Matter", measured how far language priors go); closed medical questions are 
 "yes", and many open ones repeat a small vocabulary. A model's accuracy only means something
 next to what needs no image. So medlens ships three:
 
-- ``prior``: the most frequent training answer for the question's kind (and category);
+- ``prior``: the most frequent training answer for the question's kind (and category); for
+  grounding, the median training box of the named label (where the liver usually is);
 - ``no-image``: any backend with the images removed (text-only ablation);
 - ``random``: uniform over the candidates.
 
@@ -19,7 +20,8 @@ from __future__ import annotations
 import json
 import math
 import random
-from collections import Counter
+import statistics
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -32,6 +34,8 @@ from medlens.types import Generation, ImagePart, Message, Request
 YES_NO = ("yes", "no")
 
 PRIOR_FORMAT = "medlens-prior"
+PRIOR_VERSIONS = (1, 2)
+"""1: answer counts; 2: also a median box per grounding label."""
 CATEGORY_KEYS = ("question_category", "question_type")
 """Request metadata keys naming the question's category (SLAKE ``content_type``/VQA-RAD
 ``question_type`` as benchmark loaders pass them)."""
@@ -41,9 +45,13 @@ def _key(answer: str) -> str:
     return " ".join(answer.strip().lower().split())
 
 
+Box = tuple[float, float, float, float]
+
+
 @dataclass
 class PriorTable:
-    """Answer frequencies per (kind, category); category ``None`` pools the whole kind.
+    """Answer frequencies per (kind, category); category ``None`` pools the whole kind. For
+    grounding, the median box of each label, as fractions of the image's width and height.
 
     >>> table = PriorTable.fit([("closed", "size", "yes"), ("closed", "size", "yes"),
     ...                         ("closed", None, "no")])
@@ -51,13 +59,25 @@ class PriorTable:
     [('yes', 2)]
     >>> table.counts_for("closed", "unseen").most_common()  # falls back to the kind
     [('yes', 2), ('no', 1)]
+    >>> boxes = PriorTable.fit([], boxes=[("Liver", (50, 100, 150, 200), (256, 256)),
+    ...                                   ("liver", (60, 110, 170, 230), (512, 512))])
+    >>> boxes.box_for("LIVER", (100, 100))
+    (15.6, 30.3, 45.9, 61.5)
     """
 
     counts: dict[tuple[str, str | None], Counter[str]] = field(default_factory=dict)
+    boxes: dict[str, Box] = field(default_factory=dict)
+    """Folded label → median (x0, y0, x1, y1) as fractions of the image size."""
 
     @classmethod
-    def fit(cls, rows: Iterable[tuple[str, str | None, str]]) -> PriorTable:
-        """Count training answers (case and spacing folded); each also counts for its kind."""
+    def fit(
+        cls,
+        rows: Iterable[tuple[str, str | None, str]],
+        boxes: Iterable[tuple[str, Sequence[float], tuple[int, int]]] = (),
+    ) -> PriorTable:
+        """Count training answers (case and spacing folded); each also counts for its kind.
+        ``boxes`` are (label, pixel box, image (width, height)) of the training boxes; each
+        label keeps the coordinate-wise median of its boxes."""
         table = cls()
         for kind, category, answer in rows:
             key = _key(answer)
@@ -66,11 +86,32 @@ class PriorTable:
             table.counts.setdefault((kind, None), Counter())[key] += 1
             if category is not None:
                 table.counts.setdefault((kind, str(category)), Counter())[key] += 1
+        by_label: defaultdict[str, list[Box]] = defaultdict(list)
+        for label, (x0, y0, x1, y1), (width, height) in boxes:
+            if width > 0 and height > 0 and _key(label):
+                by_label[_key(label)].append((x0 / width, y0 / height, x1 / width, y1 / height))
+        for label, found in by_label.items():
+            x0, y0, x1, y1 = (statistics.median(b[i] for b in found) for i in range(4))
+            table.boxes[label] = (x0, y0, x1, y1)
         return table
+
+    def box_for(self, label: str, size: tuple[int, int]) -> Box | None:
+        """The label's median box in the pixels of an image of ``size`` (one decimal)."""
+        box = self.boxes.get(_key(label))
+        if box is None:
+            return None
+        width, height = size
+        x0, y0, x1, y1 = box
+        return (
+            round(x0 * width, 1),
+            round(y0 * height, 1),
+            round(x1 * width, 1),
+            round(y1 * height, 1),
+        )
 
     @property
     def fitted(self) -> bool:
-        return bool(self.counts)
+        return bool(self.counts or self.boxes)
 
     def counts_for(self, kind: str, category: str | None) -> Counter[str]:
         """The category's counts, or the kind's when the category was not seen."""
@@ -85,7 +126,10 @@ class PriorTable:
                 self.counts.items(), key=lambda item: (item[0][0], item[0][1] or "")
             )
         ]
-        data = {"format": PRIOR_FORMAT, "version": 1, "counts": entries}
+        data: dict[str, Any] = {"format": PRIOR_FORMAT, "version": 1, "counts": entries}
+        if self.boxes:
+            data["version"] = 2
+            data["boxes"] = {label: list(box) for label, box in sorted(self.boxes.items())}
         Path(path).write_text(json.dumps(data, indent=1, ensure_ascii=False), encoding="utf-8")
 
     @classmethod
@@ -100,6 +144,11 @@ class PriorTable:
             ) from exc
         if not isinstance(data, dict) or data.get("format") != PRIOR_FORMAT:
             raise DataError(f"{path.name} is not a medlens prior table (format {PRIOR_FORMAT!r}).")
+        if data.get("version", 1) not in PRIOR_VERSIONS:
+            raise DataError(
+                f"{path.name} is a prior table of version {data.get('version')!r}; this medlens "
+                f"reads versions {', '.join(map(str, PRIOR_VERSIONS))}. Refit it with this medlens."
+            )
         table = cls()
         try:
             for entry in data["counts"]:
@@ -108,6 +157,9 @@ class PriorTable:
                 table.counts[(str(entry["kind"]), None if category is None else str(category))] = (
                     counter
                 )
+            for label, box in data.get("boxes", {}).items():
+                x0, y0, x1, y1 = (float(v) for v in box)
+                table.boxes[str(label)] = (x0, y0, x1, y1)
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise DataError(f"The prior table {path.name} is malformed: {exc!r}.") from exc
         return table
@@ -121,6 +173,13 @@ def _category(request: Request) -> str | None:
     return None
 
 
+def _grounding_answer(table: PriorTable, request: Request) -> str:
+    label = str(request.metadata.get("label", ""))
+    images = request.images
+    box = table.box_for(label, images[0].size) if label and images else None
+    return json.dumps([{"label": label, "box_2d": list(box)}] if box else [])
+
+
 def _candidates(request: Request) -> tuple[str, ...]:
     return request.candidates or (YES_NO if request.kind == "closed" else ())
 
@@ -132,7 +191,9 @@ class PriorBackend:
     ``(n_c + 1) / (N + K)`` (for multiple choice, answers recorded as the option letter
     count for that option too), and the answer is the most probable one, ties going to the
     first candidate. Without candidates (open questions), the answer is the most frequent
-    training answer of the question's category, else of its kind, else empty.
+    training answer of the question's category, else of its kind, else empty. A grounding
+    question gets the median training box of its label (request metadata ``label``) scaled
+    to its image, as the grounding task's JSON, or ``[]`` for a label never seen.
 
     Without a fitted table (``prior=None``) every count is zero: uniform over the
     candidates, so closed questions get the first candidate, "yes", and open questions an
@@ -157,7 +218,10 @@ class PriorBackend:
         return [self.answer(request) for request in requests]
 
     def answer(self, request: Request) -> Generation:
-        counts = (self.table or PriorTable()).counts_for(request.kind, _category(request))
+        table = self.table or PriorTable()
+        if request.kind == "grounding":
+            return self._generation(request, _grounding_answer(table, request), {})
+        counts = table.counts_for(request.kind, _category(request))
         candidates = _candidates(request)
         if not candidates:
             best = sorted(counts.items(), key=lambda item: (-item[1], item[0]))

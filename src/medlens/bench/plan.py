@@ -13,7 +13,7 @@ what each run records, and the backends of the baselines.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -294,10 +294,34 @@ def prior_training_rows(
 
 
 def fit_prior(train: Sequence[Sample]) -> PriorTable:
-    """The prior baseline's table: most frequent answer per (kind, category)."""
+    """The prior baseline's table: most frequent answer per (kind, category), and the median
+    box per label of the grounding samples."""
     from medlens.backends.baseline import PriorTable
 
-    return PriorTable.fit((s.kind, s.metadata.get(CATEGORY_KEY), s.answer) for s in train)
+    return PriorTable.fit(
+        ((s.kind, s.metadata.get(CATEGORY_KEY), s.answer) for s in train),
+        boxes=_training_boxes(train),
+    )
+
+
+def _training_boxes(
+    train: Sequence[Sample],
+) -> Iterator[tuple[str, Sequence[float], tuple[int, int]]]:
+    """(label, pixel box, image size) of each grounding sample's gold boxes. The size is read
+    from the image file's header (no decoding); a sample whose image is not a local picture
+    file (a DICOM, a remote source) gives no box, so the prior has none for it."""
+    from PIL import Image
+
+    for sample in train:
+        if sample.kind != "grounding" or not sample.images:
+            continue
+        try:
+            with Image.open(sample.images[0]) as image:
+                size = image.size
+        except (OSError, ValueError):
+            continue
+        for box in sample.metadata.get("boxes") or ():
+            yield str(box["label"]), box["box"], size
 
 
 class Backends:

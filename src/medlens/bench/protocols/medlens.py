@@ -26,7 +26,7 @@ from medlens.bench.samples import Sample
 
 class MedlensProtocol(ScoringProtocol):
     name = "medlens"
-    version = "1"
+    version = "2"
     description = (
         "Strict medlens rules (medlens.bench.metrics.text). Normalisation: NFKC, lower case, "
         "punctuation to spaces except decimal points and thousands separators, articles "
@@ -35,7 +35,8 @@ class MedlensProtocol(ScoringProtocol):
         "not 'no'); other closed answers: normalised exact match. Open: SQuAD token F1 "
         "(headline), recall and exact match, best over accepted answers. Multiple choice: an "
         "unambiguous letter or option text. Anything unreadable is 'unparseable' (never a "
-        "random or most-similar option). Overall = mean of per-question scores."
+        "random or most-similar option). Grounding: the boxes of the raw answer, a hit at IoU >= "
+        "0.5. Overall = mean of per-question scores."
     )
 
     def score(
@@ -51,6 +52,8 @@ class MedlensProtocol(ScoringProtocol):
             return SampleScore("abstained", 0.0, {}, None)
         if not parsed_ok:
             return unparseable()
+        if sample.kind == "grounding":  # the parser's text is the label; the boxes are raw
+            return super().score(sample, prediction)
         return super().score(sample, parsed if parsed is not None else prediction)
 
     def score_vqa(self, sample: Sample, text: str) -> SampleScore:

@@ -51,6 +51,15 @@ EARLIER: dict[tuple[str, str], EarlierVersion] = {
             "from ad758b6 to b9a98a7.",
         ),
         EarlierVersion(
+            "medlens",
+            "1",
+            None,
+            "medlens's strict rules as medlens@2 for closed, open, multiple-choice and report "
+            "questions; a grounding answer was scored on the task parser's text (the label) "
+            "instead of the boxes of the raw answer, so every grounding answer was "
+            "'unparseable' and the hit rate 0 (fixed in medlens@2).",
+        ),
+        EarlierVersion(
             "lmms-eval",
             "65ef07d",
             "lmms-eval",

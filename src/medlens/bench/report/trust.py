@@ -15,6 +15,7 @@ from typing import Any
 
 from medlens.bench.report.html import number, pct, pre_json, table, text_cell
 from medlens.bench.report.model import ReportData, ReportSection, RunSummary
+from medlens.bench.scoring import stored_as
 from medlens.bench.store import RunStore
 
 
@@ -31,8 +32,11 @@ def _trust_html(section: Any) -> str:
 
 
 def _outcomes(store: RunStore, summary: RunSummary, protocol: str) -> tuple[list[Any], list[str]]:
+    """Answers and outcomes of a run's rows under the report key ``protocol`` (scores of an
+    earlier version are stored under the protocol's plain name: ``scoring.stored_as``)."""
+    name = stored_as(summary.run, protocol) or protocol
     rows = store.results(summary.run.id)
-    return [r.answer for r in rows], [r.scores[protocol]["outcome"] for r in rows]
+    return [r.answer for r in rows], [r.scores[name]["outcome"] for r in rows]
 
 
 def _siblings(data: ReportData, model: RunSummary) -> list[RunSummary]:
