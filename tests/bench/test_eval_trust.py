@@ -188,7 +188,7 @@ def test_calibration_profile_calibrates_the_model_answers_of_its_task(
 
     _fit_profile(shared_data, "vqa-closed")
     profile = CalibrationProfile.load("vqa-closed")
-    assert profile.fingerprint.task == "closed@2"
+    assert profile.fingerprint.task == "closed@3"
     store = RunStore(tmp_path / "runs.sqlite")
     raw_spec = _spec(shared_data, limit=16)
     (raw,) = evaluate(raw_spec, store, progress=False, backend_factory=_calibrated_backend)

@@ -11,7 +11,8 @@ from medlens.bench.metrics.choice import correct_letters, extract_choice
 from medlens.bench.metrics.grounding import average_precision, iou, parse_boxes
 from medlens.bench.metrics.judge import parse_verdict
 from medlens.bench.metrics.report import cider, corpus_bleu, meteor, rouge_l, sample_report_metrics
-from medlens.bench.metrics.text import best_token_scores, normalize, read_yes_no, token_scores
+from medlens.bench.metrics.text import best_token_scores, read_yes_no, token_scores
+from medlens.normalize import normalize_answer
 
 
 @pytest.mark.parametrize(
@@ -32,7 +33,7 @@ from medlens.bench.metrics.text import best_token_scores, normalize, read_yes_no
     ],
 )
 def test_normalize(raw: str, expected: str) -> None:
-    assert normalize(raw) == expected
+    assert normalize_answer(raw) == expected
 
 
 @pytest.mark.parametrize(

@@ -11,7 +11,6 @@ import pytest
 
 from medlens.backends.scripted import ScriptedBackend
 from medlens.bench.benchmarks import get_benchmark
-from medlens.bench.metrics.text import normalize
 from medlens.bench.plan import prior_training_rows
 from medlens.bench.protocols import get_protocol
 from medlens.bench.quality import image_key, question_key
@@ -19,6 +18,7 @@ from medlens.bench.runner import EvalSpec, evaluate
 from medlens.bench.scoring import rescore_run
 from medlens.bench.store import RunStore, sample_from_json
 from medlens.errors import ConfigError, UnknownNameError
+from medlens.normalize import normalize_answer
 from medlens.types import Request
 
 LIMIT = 12
@@ -74,7 +74,7 @@ def test_vqa_rad_model_and_baselines_end_to_end(shared_data: Path, tmp_path: Pat
     assert [r.sample_id for r in model] == [s.id for s in samples]
     # The closed accuracy under medlens rules is the share of closed references that are "yes".
     closed = [s for s in samples if s.kind == "closed"]
-    expected = sum(normalize(s.answer) == "yes" for s in closed) / len(closed)
+    expected = sum(normalize_answer(s.answer) == "yes" for s in closed) / len(closed)
     got = [r.scores["medlens"]["score"] for r in model if r.sample["kind"] == "closed"]
     assert sum(got) / len(got) == pytest.approx(expected)
     assert all(s.question in r.prompt and "[user]" in r.prompt for s, r in zip(samples, model))

@@ -147,7 +147,7 @@ def test_kinds_a_harness_has_no_prompt_for_use_medlens_templates() -> None:
     request = get_task("choice").build(
         [view("")], "Which?", request_id="c", candidates=("a", "b"), prompt="llava-med"
     )
-    assert request.metadata["prompt"] == "choice@2"
+    assert request.metadata["prompt"] == "choice@3"
     report = get_task("report").build([view("")], "", request_id="r", prompt="lmms-eval")
     assert report.metadata["prompt"] == "report@2"
     assert [m.role for m in report.messages] == ["user"]

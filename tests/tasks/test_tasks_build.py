@@ -136,7 +136,7 @@ def test_request_fields() -> None:
     assert request.candidates == ("yes", "no")
     assert request.options is options
     assert request.deidentified is True
-    assert request.metadata == {"question_category": "size", "prompt": "closed@2"}
+    assert request.metadata == {"question_category": "size", "prompt": "closed@3"}
     assert [m.role for m in request.messages] == ["user"]
 
 

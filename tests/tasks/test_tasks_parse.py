@@ -72,6 +72,10 @@ def test_closed_reads_yes_no(text: str, expected: str) -> None:
         ("not sure", "hedges"),
         ("Unknown", "hedges"),
         ("I cannot determine this from the image; the answer could be yes.", "hedges"),
+        ("I don't know", "hedges"),
+        ("I dont know", "hedges"),
+        ("I can’t tell from this image", "hedges"),
+        ("I'm sorry, I cannot answer that.", "hedges"),
         ("yes and no", "several candidates"),
         ("It could be yes or no", "several candidates"),
         ("None", "none of the candidates"),
@@ -94,6 +98,20 @@ def test_closed_with_other_candidates() -> None:
     assert parse("closed", "Left.", ("left", "right")).text == "left"
     assert parse("closed", "It is on the right side", ("left", "right")).text == "right"
     assert not parse("closed", "Both left and right", ("left", "right")).parsed
+
+
+def test_closed_reads_answers_as_the_scorer_does() -> None:
+    """closed@3: candidates are matched with the ``medlens`` scoring rule (medlens.normalize),
+    so "xray" is "X-ray", and a spelling the scorer would not accept is not read as one."""
+    assert parse("closed", "Xray.", ("X-ray", "CT")).text == "X-ray"
+    assert parse("closed", "it is a chest x ray", ("X-ray", "CT")).text == "X-ray"
+    assert not parse("closed", "twenty-one", ("21", "22")).parsed
+    assert parse("closed", "twenty", ("20", "21")).text == "20"
+    assert not parse("closed", "1,2", ("12", "13")).parsed
+    assert parse("closed", "1,000 mL", ("1000 mL", "100 mL")).text == "1000 mL"
+    assert parse("closed", "Crohn’s disease", ("Crohn's disease", "colitis")).text == (
+        "Crohn's disease"
+    )
 
 
 def test_closed_keeps_the_rationale() -> None:

@@ -109,6 +109,19 @@ def test_consistency_counts_normalised_agreement() -> None:
     assert o is not None and o.value == pytest.approx(2 / 3)
 
 
+def test_consistency_votes_with_the_scorers_rule() -> None:
+    """Samples that the ``medlens`` protocol would score as one answer are one vote: number
+    words, decimal points and Unicode punctuation are read as the scorer reads them."""
+    samples = ("Two nodules", "2 nodules.", "“2” nodules", "3 nodules")
+    gen = _gen("Two nodules", samples=samples)
+    c = estimate_confidence(_answer("2 nodules"), gen, _request("open", ()), method="consistency")
+    assert c is not None and c.value == pytest.approx(0.75)
+    assert c.candidate_probs == {"2 nodules": 0.75, "3 nodules": 0.25}
+    sizes = _gen("2.5 cm", samples=("2.5 cm", "2 5 cm"))
+    d = estimate_confidence(_answer("2.5 cm"), sizes, _request("open", ()), method="consistency")
+    assert d is not None and d.value == pytest.approx(0.5)
+
+
 @pytest.mark.parametrize(
     ("text", "value"),
     [

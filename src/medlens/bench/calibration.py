@@ -23,6 +23,7 @@ from medlens.bench.samples import Sample
 from medlens.bench.scoring import resolve_protocols
 from medlens.bench.treatments import item_of
 from medlens.errors import ConfigError
+from medlens.normalize import normalize_answer
 from medlens.trust.calibration import MIN_COVERAGE
 from medlens.trust.metrics import json_ready
 from medlens.types import AnswerKind, GenerationOptions
@@ -248,7 +249,6 @@ def fit_items(
     from collections import Counter
 
     from medlens.trust.calibration import FitItem
-    from medlens.trust.confidence import normalize
 
     items = []
     counts: Counter[str] = Counter()
@@ -257,8 +257,10 @@ def fit_items(
         counts[outcome] += 1
         confidence = result.answer.confidence
         if outcome in ("correct", "wrong", "partial") and confidence is not None:
-            refs = {normalize(a) for a in sample.answers}
-            label = next((k for k in confidence.candidate_probs if normalize(k) in refs), None)
+            refs = {normalize_answer(a) for a in sample.answers}
+            label = next(
+                (k for k in confidence.candidate_probs if normalize_answer(k) in refs), None
+            )
             items.append(FitItem(confidence, outcome == "correct", label))
     return items, dict(counts)
 

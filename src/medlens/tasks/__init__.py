@@ -6,7 +6,7 @@
 'closed'
 >>> task = get_task(kind)            # build(views, question, request_id=...) -> Request
 >>> task.prompt_id                   # recorded in runs and calibration fingerprints
-'closed@2'
+'closed@3'
 
 ``parse(generation, request) -> Answer`` never raises on model text: what cannot be read is
 kept raw with ``parsed=False`` and the reason in ``parse_error``.
@@ -19,10 +19,9 @@ from collections.abc import Sequence
 
 from medlens.tasks import grounding, report, vqa
 from medlens.tasks.base import TASKS, Task, get_task
-from medlens.tasks.normalize import normalize_answer
 from medlens.types import AnswerKind
 
-__all__ = ["TASKS", "Task", "get_task", "guess_kind", "normalize_answer"]
+__all__ = ["TASKS", "Task", "get_task", "guess_kind"]
 
 _ = (grounding, report, vqa)  # imported to register their tasks
 

@@ -2,9 +2,11 @@
 ``Generation`` back into an ``Answer``.
 
 Prompt templates are text files in ``prompts/`` so that a change shows in review and in the
-golden snapshots of tests/tasks; ``version`` names the template revision and goes into run
-records and calibration fingerprints (a calibration fitted under one prompt does not transfer
-to another). Bump it whenever a template or the message layout changes.
+golden snapshots of tests/tasks; ``version`` names the revision of the template and of the
+parser and goes into run records and calibration fingerprints (a calibration fitted under one
+prompt does not transfer to another). Bump it whenever a template or the message layout
+changes, and whenever the parser reads some text as another answer than before (including a
+change of ``medlens.normalize``, which the closed and multiple-choice parsers match with).
 """
 
 from __future__ import annotations
@@ -127,7 +129,7 @@ class Task:
         return preset if self.kind in preset.kinds else get_preset(DEFAULT_PRESET)
 
     def prompt_id_for(self, prompt: str | PromptPreset | None = None) -> str:
-        """The prompt a request of this task is built with: ``"closed@2"`` for medlens's
+        """The prompt a request of this task is built with: ``"closed@3"`` for medlens's
         templates, ``"lmms-eval@1/closed"`` for a harness preset."""
         preset = self.preset_for(prompt)
         return self.prompt_id if preset.name == DEFAULT_PRESET else preset.prompt_id(self.name)

@@ -15,7 +15,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from medlens.tasks.normalize import normalize_answer
+from medlens.normalize import normalize_answer
 from medlens.types import Box
 
 MAX_PARSE_CHARS = 20_000
@@ -34,27 +34,36 @@ _ANSWER_PREFIX = re.compile(
 )
 _CLAUSE_END = re.compile(r"[,;:!?\n]|(?<!\d)\.|\.(?!\d)")
 _SENTENCE_END = re.compile(r"(?<!\d)\.(?:\s|$)|\n")
-_HEDGES = (
-    "not sure",
-    "unsure",
-    "uncertain",
-    "unknown",
-    "unclear",
-    "cannot be determined",
-    "can not be determined",
-    "cannot determine",
-    "cannot tell",
-    "cant determine",
-    "cant tell",
-    "dont know",
-    "do not know",
-    "not possible to",
-    "impossible to",
-    "unable to",
-    "insufficient",
-    "i am sorry",
-    "im sorry",
+_HEDGES = tuple(
+    normalize_answer(phrase)
+    for phrase in (
+        "not sure",
+        "unsure",
+        "uncertain",
+        "unknown",
+        "unclear",
+        "cannot be determined",
+        "can not be determined",
+        "cannot determine",
+        "cannot tell",
+        "can't determine",
+        "cant determine",
+        "can't tell",
+        "cant tell",
+        "don't know",
+        "dont know",
+        "do not know",
+        "not possible to",
+        "impossible to",
+        "unable to",
+        "insufficient",
+        "I am sorry",
+        "I'm sorry",
+        "im sorry",
+    )
 )
+"""Phrases that make an answer a hedge, as models write them (with the apostrophe and
+without), compared after normalisation like the answer ("don't" reads "don t")."""
 
 
 def clean(text: object) -> str:

@@ -43,7 +43,9 @@ class ClosedTask(Task):
 
     kind = "closed"
     name = "closed"
-    version = "2"
+    version = "3"
+    """3: answers matched with ``medlens.normalize`` (the scorer's rule) instead of the
+    parser's own; "xray" now reads as "X-ray", "twenty-one" no longer as "21"."""
     max_new_tokens = 32
     top_logprobs = 5
 
@@ -73,7 +75,8 @@ class ChoiceTask(Task):
 
     kind = "choice"
     name = "choice"
-    version = "2"
+    version = "3"
+    """3: as ``closed@3``, options matched with ``medlens.normalize``."""
     max_new_tokens = 32
     top_logprobs = 5
 

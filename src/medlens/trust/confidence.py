@@ -24,26 +24,16 @@ from __future__ import annotations
 
 import math
 import re
-import string
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 
+from medlens.normalize import normalize_answer
 from medlens.registry import Registry
 from medlens.types import Answer, Confidence, Generation, Request
 
 ConfidenceMethod = Callable[[Answer, Generation, Request], "Confidence | None"]
 CONFIDENCE_METHODS: Registry[ConfidenceMethod] = Registry("confidence method")
 AUTO_ORDER = ("candidates", "consistency", "verbalized", "sequence")
-
-_PUNCT = re.compile(f"[{re.escape(string.punctuation)}]")
-_ARTICLES = frozenset({"a", "an", "the"})
-
-
-def normalize(text: str) -> str:
-    """Lowercase, punctuation to spaces, no articles, single spaces (SQuAD v1.1 style), so
-    that "The left lung." and "left lung" agree."""
-    words = _PUNCT.sub(" ", text.lower()).split()
-    return " ".join(w for w in words if w not in _ARTICLES)
 
 
 def softmax(logprobs: Mapping[str, float]) -> dict[str, float]:
@@ -55,10 +45,11 @@ def softmax(logprobs: Mapping[str, float]) -> dict[str, float]:
 
 
 def match_candidate(text: str, candidates: Sequence[str], kind: str = "closed") -> str | None:
-    """The candidate ``text`` states: equal after normalisation, the text opening with it
-    ("Yes, there is..."), or for multiple choice its option letter ("B", "(B)", "B. ...")."""
-    norm = normalize(text)
-    by_norm = {normalize(c): c for c in candidates}
+    """The candidate ``text`` states: equal after normalisation (``medlens.normalize``, the
+    scorer's rule), the text opening with it ("Yes, there is..."), or for multiple choice its
+    option letter ("B", "(B)", "B. ...")."""
+    norm = normalize_answer(text)
+    by_norm = {normalize_answer(c): c for c in candidates}
     if norm in by_norm:
         return by_norm[norm]
     if kind == "choice":
@@ -168,8 +159,8 @@ def consistency_confidence(
         votes = [match_candidate(s, request.candidates, request.kind) for s in samples]
         reference = answer_candidate(answer, request)
     else:
-        votes = [normalize(s) or None for s in samples]
-        reference = normalize(answer.text or "") or None
+        votes = [normalize_answer(s) or None for s in samples]
+        reference = normalize_answer(answer.text or "") or None
     if reference is None:
         return None
     counts = Counter(v for v in votes if v is not None)

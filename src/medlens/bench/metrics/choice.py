@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from medlens.bench.metrics.text import normalize
+from medlens.normalize import normalize_answer
 
 LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 _BOXED = re.compile(r"\\boxed\{([^{}]*)\}")
@@ -57,14 +57,14 @@ def extract_choice(text: str, candidates: Sequence[str]) -> str | None:
     if leading and leading.group(1) in valid:
         others = set(_STANDALONE.findall(stripped)) & set(valid) - {leading.group(1)}
         return None if others else leading.group(1)
-    norm = normalize(stripped)
-    exact = [LETTERS[i] for i, c in enumerate(candidates) if normalize(c) == norm]
+    norm = normalize_answer(stripped)
+    exact = [LETTERS[i] for i, c in enumerate(candidates) if normalize_answer(c) == norm]
     if len(exact) == 1:
         return exact[0]
     mentioned = [
         LETTERS[i]
         for i, c in enumerate(candidates)
-        if normalize(c) and re.search(rf"\b{re.escape(normalize(c))}\b", norm)
+        if normalize_answer(c) and re.search(rf"\b{re.escape(normalize_answer(c))}\b", norm)
     ]
     return mentioned[0] if len(mentioned) == 1 else None
 
@@ -78,6 +78,6 @@ def correct_letters(answers: Sequence[str], candidates: Sequence[str]) -> set[st
             letters.add(clean.upper())
             continue
         for i, candidate in enumerate(candidates):
-            if normalize(candidate) == normalize(clean):
+            if normalize_answer(candidate) == normalize_answer(clean):
                 letters.add(LETTERS[i])
     return letters

@@ -1,16 +1,6 @@
-"""The ``medlens`` scoring protocol's answer normalisation (versioned with the protocol; the
-task parsers match candidates with ``medlens.tasks.normalize``) and open-answer scores.
-
-The rule, stated once so that every number medlens prints can be reproduced by hand:
-
-1. Unicode NFKC, lower case, surrounding whitespace removed.
-2. Thousands separators inside numbers are dropped ("1,000" → "1000"); a decimal point
-   between digits is kept ("2.5"); every other punctuation character becomes a space
-   ("x-ray" → "x ray", "left." → "left").
-3. The articles "a", "an", "the" are dropped.
-4. Number words zero..twenty become digits ("two" → "2"). "none" stays "none": SLAKE uses
-   the literal answer "None" for "no finding", unlike LLaVA-Med's table which maps it to "0".
-5. "xray" is spelt "x ray" so that "X-Ray", "x-ray" and "xray" agree.
+"""Open-answer scores and yes/no reading of the ``medlens`` scoring protocol, on answers
+normalised by ``medlens.normalize.normalize_answer`` (the protocol's rule, stated and versioned
+there).
 
 Yes/no are read as whole words only: "normal", "nodule", "not sure", "know" contain the
 letters "no" but are not the answer "no" (the substring rule of LLaVA-Med and MedEvalKit
@@ -21,69 +11,18 @@ multisets, F1 is the harmonic mean of token precision and recall.
 from __future__ import annotations
 
 import re
-import unicodedata
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-ARTICLES = frozenset({"a", "an", "the"})
-NUMBER_WORDS = {
-    word: str(i)
-    for i, word in enumerate(
-        [
-            "zero",
-            "one",
-            "two",
-            "three",
-            "four",
-            "five",
-            "six",
-            "seven",
-            "eight",
-            "nine",
-            "ten",
-            "eleven",
-            "twelve",
-            "thirteen",
-            "fourteen",
-            "fifteen",
-            "sixteen",
-            "seventeen",
-            "eighteen",
-            "nineteen",
-            "twenty",
-        ]
-    )
-}
-ALIASES = {"xray": "x ray"}
-_THOUSANDS = re.compile(r"(?<=\d),(?=\d{3}\b)")
-_PUNCT = re.compile(r"(?!(?<=\d)\.(?=\d))[^\w\s]|_")
+from medlens.normalize import normalize_answer
+
 _YES_NO = re.compile(r"\b(yes|no)\b")
-
-
-def normalize(text: str) -> str:
-    """medlens normalisation (rules 1-5 of the module docstring).
-
-    >>> normalize("  The X-Ray, shows TWO nodules. ")
-    'x ray shows 2 nodules'
-    >>> normalize("2.5 cm"), normalize("1,000"), normalize("None")
-    ('2.5 cm', '1000', 'none')
-    """
-    text = unicodedata.normalize("NFKC", text).lower().strip()
-    text = _THOUSANDS.sub("", text)
-    text = _PUNCT.sub(" ", text)
-    words = []
-    for word in text.split():
-        if word in ARTICLES:
-            continue
-        word = NUMBER_WORDS.get(word, word)
-        words.append(ALIASES.get(word, word))
-    return " ".join(words)
 
 
 def tokens(text: str) -> list[str]:
     """Normalised whitespace tokens."""
-    return normalize(text).split()
+    return normalize_answer(text).split()
 
 
 def read_yes_no(text: str) -> str | None:
@@ -94,7 +33,7 @@ def read_yes_no(text: str) -> str | None:
     >>> read_yes_no("Yes or no?") is None
     True
     """
-    found = set(_YES_NO.findall(normalize(text)))
+    found = set(_YES_NO.findall(normalize_answer(text)))
     return found.pop() if len(found) == 1 else None
 
 

@@ -14,7 +14,7 @@
 
 from __future__ import annotations
 
-from medlens.bench.metrics.text import best_token_scores, normalize, read_yes_no
+from medlens.bench.metrics.text import best_token_scores, read_yes_no
 from medlens.bench.protocols.base import (
     Outcome,
     SampleScore,
@@ -22,6 +22,7 @@ from medlens.bench.protocols.base import (
     unparseable,
 )
 from medlens.bench.samples import Sample
+from medlens.normalize import normalize_answer
 
 
 class MedlensProtocol(ScoringProtocol):
@@ -57,21 +58,21 @@ class MedlensProtocol(ScoringProtocol):
         return super().score(sample, parsed if parsed is not None else prediction)
 
     def score_vqa(self, sample: Sample, text: str) -> SampleScore:
-        refs = {normalize(a) for a in sample.answers}
+        refs = {normalize_answer(a) for a in sample.answers}
         if sample.kind == "closed":
             if refs and refs <= {"yes", "no"}:
                 value = read_yes_no(text)
                 if value is None:
                     return unparseable()
             else:
-                value = normalize(text)
+                value = normalize_answer(text)
                 if not value:
                     return unparseable()
             ok = value in refs
             return SampleScore("correct" if ok else "wrong", float(ok), {"exact": float(ok)}, value)
-        if not normalize(text):
+        if not normalize_answer(text):
             return unparseable()
         ts = best_token_scores(text, sample.answers)
         outcome: Outcome = "correct" if ts.exact else ("partial" if ts.f1 > 0 else "wrong")
         metrics = {"exact": ts.exact, "recall": ts.recall, "precision": ts.precision, "f1": ts.f1}
-        return SampleScore(outcome, ts.f1, metrics, normalize(text))
+        return SampleScore(outcome, ts.f1, metrics, normalize_answer(text))
