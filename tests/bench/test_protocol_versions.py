@@ -125,4 +125,4 @@ def test_the_eval_table_names_the_prompt_preset_and_other_harness_rules(
     assert "generations from prompt preset medlens@2; scores under lmms-eval apply" in out
     assert main(["eval", "vqa-rad", "--model", "prior", "--harness", "lmms-eval", *common]) == 0
     out = capsys.readouterr().out
-    assert "prompt: lmms-eval@1" in out and "apply their harness's rules" not in out
+    assert "prompt: lmms-eval@2" in out and "apply their harness's rules" not in out

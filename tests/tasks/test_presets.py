@@ -10,6 +10,7 @@ are placeholders: what is compared is the message list, text and image parts in 
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,7 @@ from PIL import Image
 
 from medlens.errors import UnknownNameError
 from medlens.tasks import get_task
-from medlens.tasks.presets import PRESETS, get_preset
+from medlens.tasks.presets import PRESETS, describe_preset, get_preset
 from medlens.types import ImagePart, Request, View
 
 UPSTREAM = json.loads(
@@ -173,3 +174,64 @@ def test_lmms_eval_preset_decodes_as_its_task_yaml() -> None:
     assert closed.options.max_new_tokens == opened.options.max_new_tokens == 32
     assert closed.options.temperature == 0.0
     assert get_task("open").build([view("")], "What?", request_id="c").options.max_new_tokens == 64
+
+
+def sent_per_prompt_id() -> dict[str, str]:
+    """A digest of the messages and decoding every preset sends, per prompt id, over the
+    kinds, benchmarks (VQA-RAD with a yes/no answer and without) and one or two images."""
+    sent: dict[str, list[Any]] = {}
+    for name in PRESETS.names():
+        for kind, candidates in (("closed", ()), ("open", ()), ("choice", ("edema", "mass"))):
+            for benchmark, yes_no in (("slake", True), ("vqa-rad", True), ("vqa-rad", False)):
+                for views in ([view("axial 1/1")], [view("axial 1/2"), view("axial 2/2")]):
+                    request = get_task(kind).build(
+                        views,
+                        "Is there an effusion? ",
+                        request_id="sent",
+                        candidates=candidates,
+                        metadata={"benchmark": benchmark, "yes_no_answer": yes_no},
+                        prompt=name,
+                    )
+                    record = [messages_of(request), vars(request.options)]
+                    sent.setdefault(request.metadata["prompt"], []).append(record)
+    return {
+        prompt: hashlib.sha256(json.dumps(records, sort_keys=True).encode()).hexdigest()[:16]
+        for prompt, records in sent.items()
+    }
+
+
+SENT = {
+    "choice@3": "11c48c2275b7c088",
+    "closed@3": "e4835464cea4122c",
+    "llava-med@1/closed": "feaeb99a28ccfddb",
+    "llava-med@1/open": "b4355ac0d253566e",
+    "lmms-eval@2/choice": "a3c468f437e3d996",
+    "lmms-eval@2/closed": "910ff5a89b62a1cd",
+    "lmms-eval@2/open": "d06d4d184affadac",
+    "medevalkit@1/choice": "5c50ce9e8da0963b",
+    "medevalkit@1/closed": "39dc1107b69faf74",
+    "medevalkit@1/open": "ef6a2a65b107d818",
+    "medgemma@1/choice": "9fcd445bc7332ec8",
+    "medgemma@1/closed": "03f668abddbaf573",
+    "medgemma@1/open": "1c42205017dbb7ec",
+    "open@2": "e3f50c6c4aea04b7",
+}
+"""What each prompt id sent when it was recorded here. Runs, reports and calibration
+fingerprints name a prompt by this id, so a change of its messages or decoding must come with
+a new version (and the old one described in ``EARLIER_PRESETS``), never under the same id."""
+
+
+def test_a_prompt_id_always_sends_the_same_messages_and_decoding() -> None:
+    changed = {p: d for p, d in sent_per_prompt_id().items() if SENT.get(p) != d}
+    assert not changed, (
+        f"{sorted(changed)} now send other messages or decoding than when recorded: bump the "
+        "preset's (or task's) version, describe the old one in EARLIER_PRESETS, and record "
+        f"the new digests here: {changed}"
+    )
+
+
+def test_runs_of_lmms_eval_before_its_32_token_budget_keep_their_own_description() -> None:
+    assert get_preset("lmms-eval").prompt_id("open") == "lmms-eval@2/open"
+    assert "32 new tokens" in describe_preset("lmms-eval", "2")
+    earlier = describe_preset("lmms-eval", "1")
+    assert "64 for open" in earlier and earlier != describe_preset("lmms-eval", "2")

@@ -245,7 +245,7 @@ def prompt_record(prompt: str | None) -> dict[str, str]:
 
 
 def task_of(sample: Sample, prompt: str | None = None) -> str:
-    """The prompt (``"closed@3"``, ``"lmms-eval@1/closed"``) a sample is asked with under the
+    """The prompt (``"closed@3"``, ``"lmms-eval@2/closed"``) a sample is asked with under the
     preset ``prompt``, as calibration fingerprints name it."""
     from medlens.tasks import get_task
 

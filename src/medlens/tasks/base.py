@@ -130,7 +130,7 @@ class Task:
 
     def prompt_id_for(self, prompt: str | PromptPreset | None = None) -> str:
         """The prompt a request of this task is built with: ``"closed@3"`` for medlens's
-        templates, ``"lmms-eval@1/closed"`` for a harness preset."""
+        templates, ``"lmms-eval@2/closed"`` for a harness preset."""
         preset = self.preset_for(prompt)
         return self.prompt_id if preset.name == DEFAULT_PRESET else preset.prompt_id(self.name)
 

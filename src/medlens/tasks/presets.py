@@ -14,7 +14,7 @@ golden snapshots in ``tests/tasks/golden/harness/`` were recorded by running tha
 >>> preset.instruction("closed", "Is this a CT?  ", (), {"benchmark": "slake"})
 'Is this a CT?\\nAnswer the question using a single word or phrase.'
 >>> preset.prompt_id("closed")
-'lmms-eval@1/closed'
+'lmms-eval@2/closed'
 
 Kinds a harness has no prompt for (reports and grounding everywhere, multiple choice for
 LLaVA-Med) use medlens's templates and layout, and record medlens's template id.
@@ -250,7 +250,7 @@ for _preset in (
     ),
     PromptPreset(
         "lmms-eval",
-        "1",
+        "2",
         LMMS_EVAL_SOURCE,
         "lmms-eval's SLAKE task with its Qwen2.5-VL model class: system 'You are a helpful "
         "assistant.', the images, then the stripped question + '\\nAnswer the question using a "
@@ -324,9 +324,13 @@ EARLIER_PRESETS: dict[tuple[str, str], str] = {
     ("medlens", "1"): "medlens's templates before harness presets existed (prompts closed@1, "
     "open@1, ...): every image preceded by its view label, a single 2D image's 'axial 1/1' "
     "included; otherwise as medlens@2.",
+    ("lmms-eval", "1"): "lmms-eval@2's messages, decoded with medlens's budgets instead of "
+    "lmms-eval's 32 new tokens: 32 for closed and multiple-choice questions, 64 for open ones "
+    "(d04c4a9 to 7ab5e59).",
 }
 """Versions of the presets that stored runs may have been made with, and what they were; a
-preset whose layout or wording changes bumps its version and adds its old one here."""
+preset whose layout, wording or decoding budget changes bumps its version and adds its old one
+here (``tests/tasks/test_presets.py`` holds each prompt id to what it sends)."""
 
 
 def describe_preset(name: str, version: str) -> str:
