@@ -65,6 +65,8 @@ def test_the_zoo_holds_the_literature_with_consistent_names() -> None:
             assert figure.protocol in PROTOCOLS or (figure.protocol is None and figure.rule)
             assert 0 < figure.value <= 1 and figure.source and figure.seen_in
             assert figure.benchmark in BENCHMARKS
+        assert all(len(why) > 40 for why in model.unverified)  # each says why
+        assert model.figures or model.unverified, model.hub_id  # or why it has none
     assert get_model("lingshu-medical-mllm/lingshu-7b").name == "Lingshu 7B"  # case-insensitive
     with pytest.raises(UnknownNameError, match="Did you mean .lingshu-medical-mllm/lingshu-7b"):
         get_model("lingshu-medical-mllm/Lingshu-8B")
@@ -79,6 +81,35 @@ def test_published_figures_filter_by_benchmark_and_protocol() -> None:
     (lingshu,) = published("lingshu-medical-mllm/Lingshu-7B", "vqa-rad")
     assert (lingshu.value, lingshu.protocol) == (0.679, "medevalkit-judge")
     assert published("ZJU-AI4H/Hulu-Med-7B", "slake")[0].value == pytest.approx(0.868)
+
+
+def test_lingshu_32b_carries_its_authors_table_not_the_hulu_med_copy() -> None:
+    # The Lingshu authors' table (project page and MedEvalKit README) against the row the
+    # Hulu-Med README quotes (76.7, 86.7, 65.5).
+    figures = {f.benchmark: f for f in get_model("lingshu-medical-mllm/Lingshu-32B").figures}
+    disputed = {b: round(100 * figures[b].value, 1) for b in ("vqa-rad", "slake", "pathvqa")}
+    assert disputed == {"vqa-rad": 76.5, "slake": 89.2, "pathvqa": 65.9}
+    assert len(figures) == 7  # the table's seven columns, whose mean is its Avg. 66.6
+    assert sum(f.value for f in figures.values()) / 7 == pytest.approx(0.666, abs=5e-4)
+    assert all("MedEvalKit@9b12e3b" in f.seen_in for f in figures.values())
+    assert {f.protocol for b, f in figures.items() if b != "mmmu-med"} == {"medevalkit-judge"}
+
+
+def test_figures_on_other_rows_than_medlens_scores_are_never_set_beside_a_run() -> None:
+    # MedGemma's card scores VQA-RAD on the "balanced split"; MMMU-Med's split is unstated.
+    headline = {
+        "medgemma-card": {"overall": Estimate(0.52, 0.47, 0.57, 451)},
+        "medevalkit-judge": {"overall": Estimate(0.6, 0.55, 0.65, 451)},
+    }
+    card, medevalkit = beside_run("google/medgemma-27b-it", "vqa-rad", headline)
+    assert card["protocol"] is None and card["run_value"] is None
+    assert "balanced split" in card["line"] and "this run: not comparable" in card["line"]
+    assert medevalkit["protocol"] == "medevalkit-judge"
+    assert medevalkit["line"].endswith("· this run 60.0 (same protocol)")
+    (mmmu,) = beside_run("lingshu-medical-mllm/Lingshu-7B", "mmmu-med", headline)
+    assert mmmu["run_value"] is None and "not comparable" in mmmu["line"]
+    (slake,) = published("google/medgemma-27b-it", "slake", ["medgemma-card"])
+    assert (slake.value, slake.split) == (0.703, "test (English)")
 
 
 def test_a_figure_no_protocol_reproduces_is_shown_but_never_set_beside_a_run() -> None:
@@ -100,6 +131,14 @@ def test_medlens_models_lists_and_shows(capsys: pytest.CaptureFixture[str]) -> N
     (entry,) = json.loads(capsys.readouterr().out)
     assert entry["prompt_preset"] == "medgemma"
     assert entry["figures"][0]["protocol"] == "medgemma-card"
+    assert main(["models", "Luxuriant16/medrega"]) == 0
+    out = capsys.readouterr().out
+    assert "published figures:" not in out
+    assert "not verified, so not recorded:" in out and "no results table" in out
+    assert main(["models", "JZPeterPan/MedVLM-R1", "--json"]) == 0
+    (entry,) = json.loads(capsys.readouterr().out)
+    assert "MRI_CT_XRAY_300each" in entry["unverified"][0]
+    assert "row 'MedVLM-R1-2B'" in entry["figures"][0]["source"]
 
 
 @pytest.mark.data

@@ -8,8 +8,12 @@ reproduces the published rule. ``medlens eval --model ID`` and the report print 
 figure beside the run's figure under the same protocol, so a reproduction is judged on equal
 terms ("published 72.3 (card, medgemma-card) · this run 70.1 (same protocol)").
 
-Figures are recorded only where a source was read for them; ``seen_in`` says where. A model
-without figures is listed so that it can be run, not compared.
+Figures are recorded only where a source was read for them; ``seen_in`` says where, and
+``unverified`` says what was looked for and not recorded, and why. A model without figures is
+listed so that it can be run, not compared. A figure on other rows than medlens scores (VQA-RAD's
+"balanced split", an unstated MMMU split) or under a rule no protocol reproduces has no
+protocol: it is shown, never set beside a run. Rows a paper publishes for other authors' models
+(the Lingshu table's MedEvalKit runs of LLaVA-Med or MedVLM-R1) say so in ``source``.
 
 >>> from medlens.bench.models import get_model, published
 >>> get_model("google/medgemma-4b-it").backend
@@ -84,21 +88,54 @@ class ZooModel:
     """Where the Hub id was seen on a public Hub page (empty: not confirmed)."""
     paper: str = ""
     figures: tuple[PublishedFigure, ...] = field(default_factory=tuple)
+    unverified: tuple[str, ...] = ()
+    """Figures looked for and not recorded, each with why (no readable source, another set of
+    rows, a checkpoint the source does not name)."""
 
 
 MEDGEMMA_CARD = "google/medgemma-4b-it model card, 'Multimodal performance' table"
+MEDGEMMA_15_CARD = (
+    "google/medgemma-1.5-4b-it model card, 'Imaging evaluations' table, column 'MedGemma 1 "
+    "27B' (its multimodal results)"
+)
+MEDGEMMA_15_SEEN = (
+    "a verbatim copy of that card (README.md with its Hub front matter) in the public GitHub "
+    "code index; its MedGemma 1 4B column repeats the 4B card's 72.3 and 49.9"
+)
+MEDGEMMA_VQA_RAD_RULE = (
+    "the card's tokenized F1 (the medgemma-card rule) on VQA-RAD's 'balanced split' of Yang "
+    "et al. 2024 (arXiv 2405.03162), as the card's footnote says: not the MEVF test split "
+    "medlens scores"
+)
 HULU_MED_README = "ZJUI-AI4H/Hulu-Med README @03276e5, 'Medical Multimodal Benchmarks' table"
 HULU_MED_RULE = (
     "the authors' own harness (MedUniEval, built on MedEvalKit); the README does not say "
     "whether open questions went to the rule path or an LLM judge"
 )
 LINGSHU_TABLE = (
-    "arXiv 2506.07044 (Lingshu), multimodal VQA table, as quoted in the Hulu-Med README's "
-    "comparison row"
+    "arXiv 2506.07044 (Lingshu), medical multimodal VQA table: the Lingshu authors' MedEvalKit runs"
 )
-LINGSHU_SEEN = "ZJUI-AI4H/Hulu-Med README @03276e5 (Lingshu's own card was not readable here)"
-"""Lingshu-32B's row in that README differs from other copies of Lingshu's card (VQA-RAD 76.7
-against 76.5, SLAKE 86.7 against 89.2), so no 32B figure is recorded until the card is read."""
+LINGSHU_SEEN = (
+    "the table as its authors publish it: alibaba-damo-academy/lingshu@1ff31d8 table6.png (the "
+    "project page) and alibaba-damo-academy/MedEvalKit@9b12e3b assets/mm_eval.png (its "
+    "README), which agree"
+)
+"""Lingshu-32B's row: 76.5 VQA-RAD, 89.2 SLAKE, 65.9 PathVQA in both of its authors' copies
+(and in Fleming-VL's table, which repeats it); the Hulu-Med README's comparison row says 76.7,
+86.7 and 65.5. The authors' table is the one recorded: it is the model's authors' own, two of
+their repositories carry it, and its Avg. (66.6) is the mean of its seven columns. The Hub
+model cards carry the same table, but only its first rows could be read here (in a mirror of
+the 7B card; they match)."""
+MEDEVALKIT_TABLE = (
+    "MedEvalKit README, 'MultiModal Eval Results' table: the Lingshu authors' MedEvalKit runs "
+    "of other models"
+)
+MEDEVALKIT_SEEN = "alibaba-damo-academy/MedEvalKit@9b12e3b assets/mm_eval.png"
+MEDEVALKIT_METRIC = "accuracy (MedEvalKit, GPT-4.1 judge on open questions)"
+MMMU_RULE = (
+    "MedEvalKit, as the other columns; the table does not say whether MMMU-Med is MMMU's "
+    "validation or test split (MedEvalKit runs both), so no run is set beside it"
+)
 HUATUO_README = (
     "FreedomIntelligence/HuatuoGPT-Vision README @a6476ac, 'Performance of Medical "
     "Multimodal' table (for FreedomIntelligence/HuatuoGPT-Vision-7B, of which -7B-hf is the "
@@ -107,6 +144,11 @@ HUATUO_README = (
 HUATUO_RULE = (
     "the authors' own evaluation (arXiv 2406.19280); the README does not name the rule, and "
     "no medlens protocol is known to reproduce it"
+)
+FLEMING_README = "UbiquantAI/Fleming-VL README @e1f55b3, images/vqa.png ('General Medical VQA')"
+FLEMING_RULE = (
+    "the authors' own evaluation (arXiv 2511.00916); the README names neither the rule nor a "
+    "judge, and its other rows repeat the Lingshu table's MedEvalKit figures"
 )
 
 
@@ -124,6 +166,34 @@ def _figures(
         PublishedFigure(benchmark, "test", metric, value / 100, protocol, source, seen_in, rule)
         for benchmark, value in values.items()
     )
+
+
+def _medevalkit_row(
+    values: Mapping[str, float], source: str, seen_in: str
+) -> tuple[PublishedFigure, ...]:
+    """A row of a MedEvalKit table (Lingshu's authors'): ``medevalkit-judge`` on the test
+    splits, MMMU-Med (split unstated) kept apart as not comparable."""
+    rest = {b: v for b, v in values.items() if b != "mmmu-med"}
+    row = _figures(
+        rest,
+        metric=MEDEVALKIT_METRIC,
+        protocol="medevalkit-judge",
+        source=source,
+        seen_in=seen_in,
+    )
+    if "mmmu-med" not in values:
+        return row
+    mmmu = PublishedFigure(
+        "mmmu-med",
+        "validation or test (not stated)",
+        MEDEVALKIT_METRIC,
+        values["mmmu-med"] / 100,
+        None,
+        source,
+        seen_in,
+        MMMU_RULE,
+    )
+    return (mmmu, *row)
 
 
 ZOO: tuple[ZooModel, ...] = (
@@ -152,12 +222,14 @@ ZOO: tuple[ZooModel, ...] = (
             ),
             PublishedFigure(
                 "vqa-rad",
-                "test",
+                "balanced split (Yang et al. 2024)",
                 "tokenized F1",
                 0.499,
-                "medgemma-card",
+                None,
                 MEDGEMMA_CARD,
-                "llm-stats benchmark data citing the card (self-reported)",
+                "llm-stats benchmark data citing the card (self-reported); the split is the "
+                "card's footnote, read in a copy of its text",
+                MEDGEMMA_VQA_RAD_RULE,
             ),
         ),
     ),
@@ -174,6 +246,46 @@ ZOO: tuple[ZooModel, ...] = (
         "Health AI Developer Foundations terms of use",
         "huggingface.co collections list google/medgemma-27b-it (Image-Text-to-Text, 29B)",
         "arXiv 2507.05201",
+        (
+            PublishedFigure(
+                "slake",
+                "test (English)",
+                "tokenized F1",
+                0.703,
+                "medgemma-card",
+                MEDGEMMA_15_CARD,
+                MEDGEMMA_15_SEEN,
+            ),
+            PublishedFigure(
+                "vqa-rad",
+                "balanced split (Yang et al. 2024)",
+                "tokenized F1",
+                0.467,
+                None,
+                MEDGEMMA_15_CARD,
+                MEDGEMMA_15_SEEN,
+                MEDGEMMA_VQA_RAD_RULE,
+            ),
+            *_medevalkit_row(
+                {
+                    "mmmu-med": 56.2,
+                    "vqa-rad": 62.3,
+                    "slake": 74.9,
+                    "pathvqa": 44.4,
+                    "pmc-vqa": 49.5,
+                    "omnimedvqa": 66.3,
+                    "medxpertqa-mm": 33.9,
+                },
+                MEDEVALKIT_TABLE,
+                MEDEVALKIT_SEEN,
+            ),
+        ),
+        (
+            (
+                "medxpertqa-mm: the card's 26.8 is MedXpertQA's text and multimodal questions "
+                "together, not the multimodal subset medlens scores"
+            ),
+        ),
     ),
     ZooModel(
         "lingshu-medical-mllm/Lingshu-7B",
@@ -187,8 +299,9 @@ ZOO: tuple[ZooModel, ...] = (
         "MIT",
         "huggingface.co/collections/Alibaba-DAMO-Academy/lingshu-med",
         "arXiv 2506.07044 (figures use MedEvalKit with its GPT-4.1 judge: medevalkit-judge)",
-        _figures(
+        _medevalkit_row(
             {
+                "mmmu-med": 54.0,
                 "vqa-rad": 67.9,
                 "slake": 83.1,
                 "pathvqa": 61.9,
@@ -196,10 +309,8 @@ ZOO: tuple[ZooModel, ...] = (
                 "omnimedvqa": 82.9,
                 "medxpertqa-mm": 26.7,
             },
-            metric="accuracy (MedEvalKit, GPT-4.1 judge on open questions)",
-            protocol="medevalkit-judge",
-            source=LINGSHU_TABLE,
-            seen_in=LINGSHU_SEEN,
+            LINGSHU_TABLE,
+            LINGSHU_SEEN,
         ),
     ),
     ZooModel(
@@ -214,6 +325,19 @@ ZOO: tuple[ZooModel, ...] = (
         "MIT",
         "huggingface.co/collections/Alibaba-DAMO-Academy/lingshu-med",
         "arXiv 2506.07044",
+        _medevalkit_row(
+            {
+                "mmmu-med": 62.3,
+                "vqa-rad": 76.5,
+                "slake": 89.2,
+                "pathvqa": 65.9,
+                "pmc-vqa": 57.9,
+                "omnimedvqa": 83.4,
+                "medxpertqa-mm": 30.9,
+            },
+            LINGSHU_TABLE,
+            LINGSHU_SEEN,
+        ),
     ),
     ZooModel(
         "FreedomIntelligence/HuatuoGPT-Vision-7B-hf",
@@ -252,6 +376,28 @@ ZOO: tuple[ZooModel, ...] = (
         "Apache-2.0 (research use; see the model card)",
         "huggingface.co/microsoft/llava-med-v1.5-mistral-7b (tree and discussions pages)",
         "arXiv 2306.00890",
+        _medevalkit_row(
+            {
+                "mmmu-med": 29.3,
+                "vqa-rad": 53.7,
+                "slake": 48.0,
+                "pathvqa": 38.8,
+                "pmc-vqa": 30.5,
+                "omnimedvqa": 44.3,
+                "medxpertqa-mm": 20.3,
+            },
+            LINGSHU_TABLE + " (row 'LLaVA-Med-7B')",
+            LINGSHU_SEEN + "; MedEvalKit@9b12e3b models/LLava_Med/LLava_Med_hf.py loads "
+            "llava-med-v1.5-mistral-7b",
+        ),
+        (
+            (
+                "LLaVA-Med's own figures: its v1.5 table (docs/llava_med_performance.md @d406e3f) "
+                "is an image of GPT-4-judged chat scores, no medlens benchmark; the paper's VQA-RAD, "
+                "SLAKE and PathVQA tables are v1.0 models fine-tuned per dataset, not this "
+                "checkpoint"
+            ),
+        ),
     ),
     ZooModel(
         "ZJU-AI4H/Hulu-Med-7B",
@@ -294,6 +440,19 @@ ZOO: tuple[ZooModel, ...] = (
         "see the repository (not stated on the card excerpt read)",
         "huggingface.co/yuxianglai117/Med-R1 (linked from the GitHub README)",
         "arXiv 2503.13939",
+        unverified=(
+            (
+                "its own figures (README @88d76c7, Images/think_nothink.png; the paper) are "
+                "accuracies of one checkpoint per modality or question type on the authors' own "
+                "OmniMedVQA splits (Splits/), and the README shows them only as think-vs-no-think "
+                "differences: no figure for a medlens benchmark's rows"
+            ),
+            (
+                "the Lingshu and Fleming-VL tables' 'Med-R1-2B' row does not say which of the "
+                "repository's checkpoints was run (its footnote mark is not explained in the table "
+                "image)"
+            ),
+        ),
     ),
     ZooModel(
         "JZPeterPan/MedVLM-R1",
@@ -307,6 +466,26 @@ ZOO: tuple[ZooModel, ...] = (
         "Apache-2.0",
         "huggingface.co/JZPeterPan/MedVLM-R1 (tree page)",
         "arXiv 2502.19634",
+        _medevalkit_row(
+            {
+                "mmmu-med": 35.2,
+                "vqa-rad": 48.6,
+                "slake": 56.0,
+                "pathvqa": 32.5,
+                "pmc-vqa": 47.6,
+                "omnimedvqa": 77.7,
+                "medxpertqa-mm": 20.4,
+            },
+            LINGSHU_TABLE + " (row 'MedVLM-R1-2B')",
+            LINGSHU_SEEN,
+        ),
+        (
+            (
+                "its authors' figures (arXiv 2502.19634: 78.22% over MRI, CT and X-ray) are on "
+                "their own 300-per-modality set (JZPeterPan/MedVLM-R1@2eee421 "
+                "MRI_CT_XRAY_300each_dataset.json), no medlens benchmark's rows"
+            ),
+        ),
     ),
     ZooModel(
         "UbiquantAI/Fleming-VL-8B",
@@ -320,6 +499,14 @@ ZOO: tuple[ZooModel, ...] = (
         "Apache-2.0",
         "huggingface.co/UbiquantAI/Fleming-VL-8B README (also listed as IQuestLab/Fleming-VL-8B)",
         "arXiv 2511.00916",
+        _figures(
+            {"omnimedvqa": 89.1, "pmc-vqa": 64.3, "pathvqa": 62.9, "slake": 86.5, "vqa-rad": 66.1},
+            metric="accuracy",
+            protocol=None,
+            source=FLEMING_README,
+            seen_in="the image at that commit (github.com/UbiquantAI/Fleming-VL)",
+            rule=FLEMING_RULE,
+        ),
     ),
     ZooModel(
         "Luxuriant16/medrega",
@@ -333,6 +520,12 @@ ZOO: tuple[ZooModel, ...] = (
         "not stated on the card read",
         "huggingface.co/Luxuriant16/medrega (README)",
         "arXiv 2410.18387",
+        unverified=(
+            (
+                "the README (xmed-lab/MedRegA@dfdb0db) has no results table; the paper's VQA "
+                "tables (arXiv 2410.18387) could not be read here, and no copy of them was found"
+            ),
+        ),
     ),
     ZooModel(
         "Qwen/Qwen2.5-VL-7B-Instruct",
@@ -346,6 +539,19 @@ ZOO: tuple[ZooModel, ...] = (
         "Apache-2.0",
         "huggingface.co collection pages list Qwen/Qwen2.5-VL-7B-Instruct",
         "arXiv 2502.13923",
+        _medevalkit_row(
+            {
+                "mmmu-med": 50.6,
+                "vqa-rad": 64.5,
+                "slake": 67.2,
+                "pathvqa": 44.1,
+                "pmc-vqa": 51.9,
+                "omnimedvqa": 63.6,
+                "medxpertqa-mm": 22.3,
+            },
+            LINGSHU_TABLE + " (row 'Qwen2.5VL-7B')",
+            LINGSHU_SEEN,
+        ),
     ),
     ZooModel(
         "Qwen/Qwen2.5-VL-3B-Instruct",
@@ -359,6 +565,12 @@ ZOO: tuple[ZooModel, ...] = (
         "Qwen Research licence (see the card)",
         "",
         "arXiv 2502.13923",
+        unverified=(
+            (
+                "no medical-benchmark figure was found for the 3B: the Lingshu, MedEvalKit and "
+                "Fleming-VL tables read here list Qwen2.5-VL at 7B and 32B only"
+            ),
+        ),
     ),
 )
 
@@ -399,7 +611,7 @@ def published_line(figure: PublishedFigure, run_value: float | None) -> str:
     if figure.protocol is None:
         return (
             f"{head}; {figure.rule}{seen}) · this run: not comparable (no medlens protocol "
-            "reproduces that rule)"
+            "reproduces that rule on those rows)"
         )
     ours = "–" if run_value is None else f"{100 * run_value:.1f}"
     return f"{head}; protocol {figure.protocol}{seen}) · this run {ours} (same protocol)"
@@ -428,7 +640,8 @@ def beside_run(
 
 
 def format_figures(models: Sequence[ZooModel]) -> str:
-    """The published figures of ``models``, one line each ("" when there are none)."""
+    """The published figures of ``models``, one line each, then what could not be verified
+    ("" when there is neither)."""
     lines = []
     for m in models:
         for f in m.figures:
@@ -438,7 +651,9 @@ def format_figures(models: Sequence[ZooModel]) -> str:
                 f"  {m.hub_id} {f.benchmark} {f.split}: {100 * f.value:.1f} {f.metric} "
                 f"[{rule}] — {f.source} ({seen})"
             )
-    return "published figures:\n" + "\n".join(lines) if lines else ""
+    missing = [f"  {m.hub_id}: {why}" for m in models for why in m.unverified]
+    parts = [("published figures:", lines), ("not verified, so not recorded:", missing)]
+    return "\n".join(title + "\n" + "\n".join(rows) for title, rows in parts if rows)
 
 
 def format_zoo(models: Sequence[ZooModel] = ZOO) -> str:

@@ -34,7 +34,7 @@ def run(args: argparse.Namespace) -> int:
     elif args.model:
         entry = models[0]
         for name, value in dataclasses.asdict(entry).items():
-            if name == "figures":
+            if name in ("figures", "unverified"):
                 continue
             shown = BACKEND_PATHS[value] if name == "backend" else value
             print(f"{name:<14} {shown or 'not confirmed'}")
