@@ -522,8 +522,10 @@ ZOO: tuple[ZooModel, ...] = (
         "arXiv 2410.18387",
         unverified=(
             (
-                "the README (xmed-lab/MedRegA@dfdb0db) has no results table; the paper's VQA "
-                "tables (arXiv 2410.18387) could not be read here, and no copy of them was found"
+                "the README (xmed-lab/MedRegA@dfdb0db) has no results table and the project "
+                "page (medrega/medrega.github.io@fefd475 static/images/radar.png) shows SLAKE "
+                "only as a radar chart with no value; the paper's VQA tables (arXiv "
+                "2410.18387) could not be read here, and no copy of them was found"
             ),
         ),
     ),
