@@ -127,6 +127,10 @@ class ScoringProtocol:
     harness_prompt: ClassVar[str] = "medlens"
     """The prompt preset (``medlens.tasks.presets``) of the harness this rule comes from:
     generations made with another preset are that harness's rule on other prompts."""
+    scores_parsed: ClassVar[bool] = False
+    """True: score medlens's task parser reading of the answer (an abstention is "abstained",
+    an answer the parser could not read "unparseable"); False: the raw text, which the
+    protocol extracts as its source harness does."""
 
     def score(
         self,
@@ -138,10 +142,19 @@ class ScoringProtocol:
         abstained: bool = False,
     ) -> SampleScore:
         """Score the raw ``prediction`` (protocols extract answers as their source harness
-        does); ``parsed``/``parsed_ok`` carry medlens's task parser result.
+        does); ``parsed``/``parsed_ok``/``abstained`` carry medlens's task parser result,
+        which only a protocol that ``scores_parsed`` reads.
 
         Multiple choice, reports and boxes go to ``score_choice`` and the shared report and
         grounding metrics; closed and open questions to the protocol's own ``score_vqa``."""
+        if self.scores_parsed:
+            if abstained:
+                return SampleScore("abstained", 0.0, {}, None)
+            if not parsed_ok:
+                return unparseable()
+            # A grounding answer's parsed text is its label: its boxes are in the raw text.
+            if parsed is not None and sample.kind != "grounding":
+                prediction = parsed
         text = self.extract(prediction)
         if sample.kind == "choice":
             return self.score_choice(sample, text)

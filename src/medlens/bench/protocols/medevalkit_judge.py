@@ -132,7 +132,9 @@ class MedEvalKitJudgeProtocol(MedEvalKitProtocol):
     def case(self, sample: Sample, prediction: str) -> JudgeCase:
         """The question, standard answer and user answer MedEvalKit sends (after its own
         extraction: VQA-RAD lower-cases and strips both, SLAKE sends them as written)."""
-        response = self.extract(prediction)
+        return self._case(sample, self.extract(prediction))
+
+    def _case(self, sample: Sample, response: str) -> JudgeCase:
         answer = sample.answer
         if sample.benchmark != "slake":
             answer, response = answer.lower().strip(), response.lower().strip()
@@ -141,19 +143,11 @@ class MedEvalKitJudgeProtocol(MedEvalKitProtocol):
     def needs_verdict(self, sample: Sample) -> bool:
         return sample.kind in ("closed", "open") and self.bucket(sample) == "open"
 
-    def score(
-        self,
-        sample: Sample,
-        prediction: str,
-        *,
-        parsed: str | None = None,
-        parsed_ok: bool = True,
-        abstained: bool = False,
-    ) -> SampleScore:
-        rule = super().score(sample, prediction)
+    def score_vqa(self, sample: Sample, response: str) -> SampleScore:
+        rule = super().score_vqa(sample, response)
         if not self.needs_verdict(sample):
             return rule
-        case = self.case(sample, prediction)
+        case = self._case(sample, response)
         if case not in self.verdicts:
             raise ConfigError(
                 "medevalkit-judge needs an LLM judge for open questions: pass --judge "

@@ -28,6 +28,7 @@ from medlens.normalize import normalize_answer
 class MedlensProtocol(ScoringProtocol):
     name = "medlens"
     version = "2"
+    scores_parsed = True
     description = (
         "Strict medlens rules (medlens.bench.metrics.text). Normalisation: NFKC, lower case, "
         "punctuation to spaces except decimal points and thousands separators, articles "
@@ -39,23 +40,6 @@ class MedlensProtocol(ScoringProtocol):
         "random or most-similar option). Grounding: the boxes of the raw answer, a hit at IoU >= "
         "0.5. Overall = mean of per-question scores."
     )
-
-    def score(
-        self,
-        sample: Sample,
-        prediction: str,
-        *,
-        parsed: str | None = None,
-        parsed_ok: bool = True,
-        abstained: bool = False,
-    ) -> SampleScore:
-        if abstained:
-            return SampleScore("abstained", 0.0, {}, None)
-        if not parsed_ok:
-            return unparseable()
-        if sample.kind == "grounding":  # the parser's text is the label; the boxes are raw
-            return super().score(sample, prediction)
-        return super().score(sample, parsed if parsed is not None else prediction)
 
     def score_vqa(self, sample: Sample, text: str) -> SampleScore:
         refs = {normalize_answer(a) for a in sample.answers}
