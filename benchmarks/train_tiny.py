@@ -9,8 +9,10 @@ exact command that made it):
 
 - ``train``: ``medlens train sft --init qwen2_5_vl:tiny ...`` (the README command): wall time
   and the CPU seconds it used (on a shared machine the second is what an idle one needs);
-- ``ship``: the result as fp16 (``OUT/medlens-tiny-fp16``, the copy meant to ship in the
-  package) with its card, and the card's fixed-subset SLAKE test figure (first 200 questions);
+- ``ship``: the result as fp16 (``OUT/medlens-tiny-fp16``) with its card, copied into the
+  package as the shipped ``medlens-tiny`` (``hub.SHIPPED_MODELS``), and the card's
+  fixed-subset SLAKE test figure (first 200 questions) under that name, as
+  ``medlens eval slake --model medlens-tiny --limit 200`` prints it;
 - ``eval``: ``medlens eval slake,vqa-rad,slake-grounding --model OUT/medlens-tiny-fp16 --sanity
   blank,swap,no-image`` (baselines beside it);
 - ``calibrate``: ``medlens calibrate --benchmark slake`` on SLAKE validation, evaluated on
@@ -25,6 +27,7 @@ import argparse
 import json
 import resource
 import shlex
+import shutil
 import subprocess
 import sys
 import time
@@ -52,7 +55,7 @@ def train_command(data_dir: str, out: Path) -> list[str]:
     return [
         "train", "sft", "--init", "qwen2_5_vl:tiny",
         "--data", "slake,vqa-rad,slake-grounding", "--data-dir", data_dir,
-        "--exclude-test-images", "--epochs", "4", "--batch-size", "16", "--lr", "1e-3",
+        "--exclude-test-images", "--epochs", "5", "--batch-size", "8", "--lr", "5e-4",
         "--threads", "1", "--save-steps", "300", "--output", str(out / "medlens-tiny"),
     ]  # fmt: skip
 
@@ -76,21 +79,26 @@ def main() -> None:
         cpu = resource.getrusage(resource.RUSAGE_CHILDREN)
         print(f"train: wall {wall / 60:.1f} min, CPU {(cpu.ru_utime + cpu.ru_stime) / 60:.1f} min")
     if "ship" in steps:
+        from medlens.hub import SHIPPED_MODELS
         from medlens.train.evaluate import evaluate_folder
         from medlens.train.run import export_model
 
         export_model(out / "medlens-tiny", shipped, name="medlens-tiny", label=LABEL)
+        package = SHIPPED_MODELS["medlens-tiny"].folder
+        shutil.rmtree(package, ignore_errors=True)
+        shutil.copytree(shipped, package)
         record = evaluate_folder(
-            shipped,
+            package,
             ["slake"],
             data_dir=data,
             limit=CARD_SUBSET,
             baselines=False,
             name=f"slake-test-first-{CARD_SUBSET}",
             store_path=out / "card-eval.sqlite",
+            model="medlens-tiny",
         )
-        size = sum(p.stat().st_size for p in shipped.iterdir()) / 2**20
-        print(f"ship: {shipped} ({size:.1f} MiB)")
+        size = sum(p.stat().st_size for p in package.iterdir()) / 2**20
+        print(f"ship: {package} ({size:.1f} MiB)")
         print(json.dumps(record["runs"]["slake"]["model"]["headline"], indent=1))
     if "eval" in steps:
         medlens(

@@ -9,8 +9,8 @@ when started again with the same command.
 medlens-tiny was trained with:
 
   medlens train sft --init qwen2_5_vl:tiny --data slake,vqa-rad,slake-grounding \\
-      --data-dir ../shared/data --exclude-test-images --epochs 4 --batch-size 16 \\
-      --lr 1e-3 --threads 1 --save-steps 300 --output runs/medlens-tiny
+      --data-dir ../shared/data --exclude-test-images --epochs 5 --batch-size 8 \\
+      --lr 5e-4 --threads 1 --save-steps 300 --output runs/medlens-tiny
 """
 
 from __future__ import annotations
