@@ -146,9 +146,17 @@ def init_model(name: str, texts: Iterable[str], *, seed: int = 0) -> tuple[Any, 
     return model.train(), processor
 
 
-def load_model(model_id: str, *, revision: str | None = None) -> tuple[Any, Any]:
+def load_model(
+    model_id: str, *, revision: str | None = None, weights: str | None = None
+) -> tuple[Any, Any]:
     """``(model, processor)`` from a folder, Hub id or shipped name (``medlens-tiny``), float32
-    weights on CPU, checked to be a vision-language model (a processor that takes images)."""
+    weights on CPU, checked to be a vision-language model (a processor that takes images).
+    ``weights`` (a checkpoint folder) takes the model's weights from there instead, through
+    ``from_pretrained``: Trainer's own resume loads ``model.safetensors`` with
+    ``load_state_dict(strict=False)``, but transformers 5 saves Qwen2.5-VL under its legacy
+    key names (``model.layers.*``, not ``model.language_model.layers.*``), so nothing matched
+    and a resumed run silently went on from the starting weights (medlens-tiny's 6-epoch run:
+    loss 1.6 before the kill, 6.5 after); ``from_pretrained`` maps the names."""
     import torch
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
@@ -164,7 +172,10 @@ def load_model(model_id: str, *, revision: str | None = None) -> tuple[Any, Any]
     check_processor(processor, model_id)
     try:
         model = AutoModelForImageTextToText.from_pretrained(
-            source, revision=revision, dtype=torch.float32, local_files_only=local_only
+            weights or source,
+            revision=None if weights else revision,
+            dtype=torch.float32,
+            local_files_only=local_only or weights is not None,
         )
     except (OSError, ValueError, KeyError, TypeError, ImportError) as exc:
         raise BackendError(

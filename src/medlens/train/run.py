@@ -126,11 +126,15 @@ def start_run(
     out = Path(output)
     out.mkdir(parents=True, exist_ok=True)
     resume = last_checkpoint(out)
+    # A full fine-tune resumes from the checkpoint's weights, loaded instead of the starting
+    # ones (never both: that would double the peak memory of a large model); a LoRA run
+    # loads its base and Trainer restores the adapter.
+    weights = resume if resume is not None and lora is None else None
     if init is not None:
         base = f"init:{init}"
         folder = out / INIT_FOLDER
         if (folder / "config.json").exists():
-            model, processor = load_model(str(folder))
+            model, processor = load_model(str(folder), weights=weights)
         else:
             model, processor = init_model(init, data.texts(), seed=hyper.seed)
             model.save_pretrained(folder)
@@ -138,9 +142,7 @@ def start_run(
     else:
         assert model_id is not None
         base = model_id
-        model, processor = load_model(model_id)
-    if resume is not None and lora is None:
-        model = resumed_weights(model, resume)
+        model, processor = load_model(model_id, weights=weights)
     model = apply_lora(model, lora)
     return RunContext(
         method=method,
@@ -156,17 +158,6 @@ def start_run(
         parameters=count_parameters(model),
         commit=git_commit(),
     )
-
-
-def resumed_weights(model: Any, checkpoint: str) -> Any:
-    """The checkpoint's weights, loaded by ``from_pretrained``. Trainer's own resume loads
-    ``model.safetensors`` with ``load_state_dict(strict=False)``, but transformers 5 saves
-    Qwen2.5-VL under its legacy key names (``model.layers.*``, not
-    ``model.language_model.layers.*``): nothing matched, nothing loaded, and a resumed run
-    silently went on from the starting weights with the old step count (medlens-tiny's
-    6-epoch run: loss 1.6 before the kill, 6.5 after). ``from_pretrained`` maps the names."""
-    resumed, _ = load_model(checkpoint)
-    return resumed.train() if model.training else resumed
 
 
 def last_checkpoint(output: Path) -> str | None:
