@@ -18,13 +18,21 @@ row per kind:
   polarities and both top-hat stroke pages) and with PP-OCR's recogniser (both
   polarities), one wrong character allowed in tokens of 6+;
 - clinical labels kept (>= 90 % of their ink untouched);
-- area changed on the same kind of background without any text (mean / max);
+- area changed on the same kind of background without any text (mean / max), for the kinds
+  whose backgrounds are free of text: drawn ones, and SLAKE CT/MR slices checked by eye (no
+  radiograph is: every VQA-RAD and SLAKE chest radiograph checked shows a watermark, caption,
+  side marker or read-out, so that column is empty for radiographs);
 - CPU seconds per image (median / max; every worker runs one thread, so these are seconds
-  on one core, whatever else the machine runs); a cine loop counts per frame.
+  on one core, whatever else the machine runs); a cine loop counts per frame. Each worker
+  loads the models before its first image (printed apart: a cost per process, not per image).
 
-Real text-free images (SLAKE, pydicom's CT/MR, nibabel's ``anatomical.nii``: area changed,
-images touched) and real images with text (pydicom's ultrasound examples, VQA-RAD's MedPix
-captures: area and the reason of each redacted line) follow, then ``--studies`` radiograph
+``data/deid_text_check.tsv`` records which real images were checked for text by eye, the
+verdict and what was seen. Real text-free images (checked SLAKE slices, pydicom's CT/MR,
+nibabel's ``anatomical.nii``: area changed, images touched) and real images with text
+(pydicom's ultrasound examples, checked VQA-RAD MedPix captures and SLAKE chest radiographs:
+area changed, redacted lines by reason, and how many of them, with what share of the changed
+area, tesseract reads letters in: a reader independent of PP-OCR, telling whether a change
+sits on the image's own text) follow, then ``--studies`` radiograph
 studies (a Secondary Capture DICOM and a PNG/JPEG screenshot with PHI on VQA-RAD
 backgrounds, and a free-text report: PHI tokens removed by ``scrub_text``, clinical terms
 kept).
@@ -54,6 +62,9 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data"
 DEFAULT_BACKGROUNDS = DATA / "vqa-rad" / "VQA_RAD Image Folder"
+SLAKE = DATA / "slake" / "Slake1.0"
+TEXT_CHECK = Path(__file__).resolve().parent / "data" / "deid_text_check.tsv"
+"""Real images checked for burned-in text by eye: source, image, verdict, what was seen."""
 
 
 @dataclass
@@ -83,6 +94,11 @@ class Tally:
     image_seconds: list[float] = field(default_factory=list)
     timeouts: int = 0
     reasons: list[str] = field(default_factory=list)
+    redacted_lines: int = 0
+    lines_on_text: int = 0
+    """Redacted lines of an image with real text that tesseract reads text in."""
+    share_on_text: list[float] = field(default_factory=list)
+    """Share of the changed area of an image with real text that lies on such lines."""
 
     def add(self, other: Tally) -> None:
         for name, value in vars(other).items():
@@ -281,19 +297,47 @@ def _redact(pixels: np.ndarray, ds: Any, timeout: float) -> tuple[np.ndarray, li
         signal.setitimer(signal.ITIMER_PROF, 0)
 
 
-def kind_sources() -> dict[str, list[Path]]:
-    """Real images for the kinds that have them: VQA-RAD radiographs, SLAKE CT and MR."""
+def checked(verdict: str) -> list[Path]:
+    """The real images of :data:`TEXT_CHECK` with ``verdict`` ("text-free" or "text") that
+    are here."""
+    folders = {"slake": SLAKE / "imgs", "vqa-rad": DEFAULT_BACKGROUNDS}
+    out = []
+    for line in TEXT_CHECK.read_text().splitlines():
+        if line.startswith("#") or not line.strip():
+            continue
+        source, image, found, _what = line.split("\t")
+        path = folders[source] / image
+        if found == verdict and path.is_file():
+            out.append(path)
+    return out
+
+
+def _slake_modality() -> dict[str, str]:
     import json
 
+    out: dict[str, str] = {}
+    for split in ("train", "validate", "test"):
+        if (SLAKE / f"{split}.json").is_file():
+            for row in json.loads((SLAKE / f"{split}.json").read_text()):
+                out[row["img_name"]] = row.get("modality", "")
+    return out
+
+
+NO_TEXT_FREE_BACKGROUND = frozenset({"radiograph"})
+"""Kinds without real backgrounds checked free of text (their text-free twin is skipped)."""
+
+
+def kind_sources() -> dict[str, list[Path]]:
+    """Real images for the kinds that have them: VQA-RAD radiographs (MedPix captures with
+    their own text; the PHI is burned in beside it), SLAKE CT and MR slices checked free of
+    text (:data:`TEXT_CHECK`)."""
     out: dict[str, list[Path]] = {}
     if DEFAULT_BACKGROUNDS.is_dir():
         out["radiograph"] = sorted(DEFAULT_BACKGROUNDS.glob("*.jpg"))
-    slake = DATA / "slake" / "Slake1.0"
-    if (slake / "train.json").is_file():
-        rows = json.loads((slake / "train.json").read_text())
-        for modality, kind in (("CT", "ct"), ("MRI", "mr")):
-            names = sorted({r["img_name"] for r in rows if r.get("modality") == modality})
-            out[kind] = [slake / "imgs" / n for n in names]
+    modality = _slake_modality()
+    free = checked("text-free")
+    for name, kind in (("CT", "ct"), ("MRI", "mr")):
+        out[kind] = [p for p in free if modality.get(f"{p.parent.name}/{p.name}") == name]
     return out
 
 
@@ -344,6 +388,8 @@ def run_kind(kind: str, index: int, seed: int, timeout: float) -> Tally:
         ]
         if any(f[changed].any() for f in filled):
             tally.misses.append("cine: frames redacted differently")
+    if kind in NO_TEXT_FREE_BACKGROUND:
+        return tally
     clean = kind_image(
         kind, phi, np.random.default_rng([seed, index, 7]), sources=sources, text=False
     )
@@ -357,16 +403,15 @@ def run_kind(kind: str, index: int, seed: int, timeout: float) -> Tally:
     return tally
 
 
+def _sample(files: list[Path], count: int, rng: np.random.Generator) -> list[str]:
+    picked = rng.choice(len(files), min(count, len(files)), replace=False) if files else []
+    return [str(files[i]) for i in sorted(picked)]
+
+
 def real_text_free(count: int, seed: int) -> list[str]:
-    """SLAKE images (no burned-in text) and pydicom's and nibabel's CT/MR test files."""
-    rng = np.random.default_rng(seed)
-    chosen: list[str] = []
-    folder = DATA / "slake" / "Slake1.0" / "imgs"
-    if folder.is_dir():
-        files = sorted(str(p) for p in folder.rglob("source.jpg"))
-        chosen += [
-            files[i] for i in sorted(rng.choice(len(files), min(count, len(files)), replace=False))
-        ]
+    """SLAKE slices checked free of text (:data:`TEXT_CHECK`) and pydicom's and nibabel's
+    CT/MR test files."""
+    chosen = _sample(checked("text-free"), count, np.random.default_rng(seed))
     return chosen + ["pydicom:CT_small.dcm", "pydicom:MR_small.dcm", "nibabel:anatomical.nii"]
 
 
@@ -394,8 +439,10 @@ def _real_pixels(name: str) -> np.ndarray:
         return np.asarray(image.convert("L"))
 
 
-def run_real(name: str, timeout: float) -> Tally:
-    """What redaction does to one real image: area changed, lines and their reasons."""
+def run_real(name: str, timeout: float, own_text: bool = False) -> Tally:
+    """What redaction does to one real image: area changed, lines and their reasons; with
+    ``own_text`` (an image with real text) also which redacted lines tesseract reads text
+    in and the share of the changed area on them."""
     tally = Tally(kind=name, clean_images=1)
     pixels = _real_pixels(name)
     try:
@@ -409,7 +456,43 @@ def run_real(name: str, timeout: float) -> Tally:
     tally.clean_area.append(float(changed.mean()))
     tally.clean_touched += bool(changed.any())
     tally.reasons += [getattr(line, "reason", "redacted") for line in lines]
+    if own_text:
+        on_text = np.zeros(changed.shape, bool)
+        for line in lines:
+            if getattr(line, "redact", True):
+                box = (line.y0, line.y1, line.x0, line.x1)
+                tally.redacted_lines += 1
+                if tesseract_sees_text(pixels, box):
+                    tally.lines_on_text += 1
+                    on_text[line.y0 : line.y1, line.x0 : line.x1] = True
+        tally.share_on_text.append(float((changed & on_text).sum() / max(1, changed.sum())))
     return tally
+
+
+def tesseract_sees_text(image: np.ndarray, box: tuple[int, int, int, int]) -> bool:
+    """Whether tesseract, a reader independent of PP-OCR, reads a letter or digit at
+    confidence 60 or more in ``box`` (y0, y1, x0, x1) of the unredacted image: the crop
+    upscaled 3x, as it is and inverted, read as one line."""
+    from PIL import Image, ImageOps
+
+    grey = to_grey8(image)
+    y0, y1, x0, x1 = box
+    crop = Image.fromarray(grey[y0:y1, x0:x1])
+    crop = crop.resize((crop.width * 3, crop.height * 3), Image.Resampling.LANCZOS)
+    api = _attacker()
+    for page in (crop, ImageOps.invert(crop)):
+        api.SetImage(page)
+        api.Recognize()
+        words = zip(api.GetUTF8Text().split(), api.AllWordConfidences())
+        if any(any(ch.isalnum() for ch in word) and conf >= 60 for word, conf in words):
+            return True
+    return False
+
+
+def to_grey8(image: np.ndarray) -> np.ndarray:
+    from medlens.privacy.pixels import to_grey8 as grey8
+
+    return grey8(image)
 
 
 def run_study(index: int, seed: int, backgrounds: str | None) -> Tally:
@@ -465,14 +548,33 @@ def run_study(index: int, seed: int, backgrounds: str | None) -> Tally:
 
 
 def real_with_text(count: int, seed: int) -> list[str]:
-    """pydicom's two ultrasound examples and VQA-RAD images (MedPix captures carry their
-    uploader, dates, window read-outs)."""
+    """pydicom's two ultrasound examples and ``count`` images checked to carry text
+    (:data:`TEXT_CHECK`), half VQA-RAD MedPix captures (watermark, uploader caption,
+    markers, window read-outs), half SLAKE chest radiographs (side markers, "PORTABLE")."""
     names = ["pydicom:examples_rgb_color.dcm", "pydicom:examples_ybr_color.dcm"]
-    if DEFAULT_BACKGROUNDS.is_dir() and count:
-        files = sorted(str(p) for p in DEFAULT_BACKGROUNDS.glob("*.jpg"))
-        rng = np.random.default_rng(seed + 1)
-        names += [files[i] for i in sorted(rng.choice(len(files), count, replace=False))]
-    return names
+    rng = np.random.default_rng(seed + 1)
+    text = checked("text")
+    for source in ("vqa-rad", "slake"):
+        names += _sample([p for p in text if source in str(p).lower()], (count + 1) // 2, rng)
+    return names[: 2 + count]
+
+
+def _warm() -> None:
+    """Load the detector, classifier and recogniser in this worker before any image is
+    timed (once per process; ``--workers`` processes pay it once each)."""
+    from medlens.privacy import pixels as px
+
+    start = time.process_time()
+    px.redact_burned_in_text(_warm_page())
+    print(f"models loaded in {time.process_time() - start:.2f} CPU-s", flush=True)
+
+
+def _warm_page() -> np.ndarray:
+    from PIL import Image, ImageDraw
+
+    page = Image.new("L", (320, 96), 0)
+    ImageDraw.Draw(page).text((10, 30), "WARM 123", fill=255)
+    return np.asarray(page)
 
 
 def _pct(a: float, b: float) -> str:
@@ -508,9 +610,9 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("OMP_THREAD_LIMIT", "1")  # the attacker's tesseract: one thread
     kinds = [k for k in args.kinds.split(",") if k]
     per_kind: dict[str, Tally] = {k: Tally(kind=k) for k in kinds}
-    studies, clean = Tally(), Tally()
+    studies, free = Tally(), Tally()
     wall = time.perf_counter()
-    with ProcessPoolExecutor(max_workers=args.workers) as pool:
+    with ProcessPoolExecutor(max_workers=args.workers, initializer=_warm) as pool:
         kind_jobs = [
             (k, pool.submit(run_kind, k, i, args.seed, args.timeout))
             for i in range(args.per_kind)
@@ -521,7 +623,7 @@ def main(argv: list[str] | None = None) -> int:
             for n in real_text_free(args.clean_images, args.seed)
         ]
         text_jobs = [
-            pool.submit(run_real, n, args.timeout)
+            pool.submit(run_real, n, args.timeout, True)
             for n in real_with_text(args.text_images, args.seed)
         ]
         study_jobs = [
@@ -530,7 +632,7 @@ def main(argv: list[str] | None = None) -> int:
         for kind, job in kind_jobs:
             per_kind[kind].add(job.result())
         for job in clean_jobs:
-            clean.add(job.result())
+            free.add(job.result())
         text_results = [job.result() for job in text_jobs]
         for job in study_jobs:
             studies.add(job.result())
@@ -548,10 +650,13 @@ def main(argv: list[str] | None = None) -> int:
         total.add(t)
         before, after = t.burned_readable_before, t.burned_readable_after
         note = f" ({t.timeouts} timed out at {args.timeout:.0f} s)" if t.timeouts else ""
+        clean = (
+            "no text-free background" if kind in NO_TEXT_FREE_BACKGROUND else _area(t.clean_area)
+        )
         print(
             f"| {kind} | {_pct(t.header_removed, t.header_total)} "
             f"| {_pct(before - after, before)} | {_pct(t.labels_kept, t.labels_total)} "
-            f"| {_area(t.clean_area)} | {_seconds(t.image_seconds)}{note} |"
+            f"| {clean} | {_seconds(t.image_seconds)}{note} |"
         )
     before, after = total.burned_readable_before, total.burned_readable_after
     print(
@@ -562,15 +667,21 @@ def main(argv: list[str] | None = None) -> int:
     print(f"PHI strings readable before redaction: {_pct(before, total.burned_total)}")
     print(f"line decisions: {dict(Counter(total.reasons).most_common())}")
     print(
-        f"real text-free images (SLAKE, pydicom CT/MR, nibabel anatomical.nii): "
-        f"{clean.clean_images}, area changed mean / max {_area(clean.clean_area)}, touched "
-        f"{_pct(clean.clean_touched, clean.clean_images)}, s per image {_seconds(clean.image_seconds)}"
+        f"real text-free images (SLAKE checked by eye, pydicom CT/MR, nibabel anatomical.nii): "
+        f"{free.clean_images}, area changed mean / max {_area(free.clean_area)}, touched "
+        f"{_pct(free.clean_touched, free.clean_images)}, s per image {_seconds(free.image_seconds)}"
     )
-    print("real images with text (what was redacted, by reason):")
+    print(
+        "real images with text (area changed; lines redacted by reason; redacted lines "
+        "tesseract reads text in; share of the changed area on them):"
+    )
     for t in text_results:
+        name = t.kind if t.kind.startswith("py") else "/".join(Path(t.kind).parts[-2:])
+        share = f"{100 * t.share_on_text[0]:.0f}%" if t.share_on_text else "-"
         print(
-            f"  {Path(t.kind).name}: area {_area(t.clean_area)}, "
-            f"{dict(Counter(t.reasons))}, {_seconds(t.image_seconds)} s"
+            f"  {name}: area {_area(t.clean_area)}, {dict(Counter(t.reasons))}, on text "
+            f"{_pct(t.lines_on_text, t.redacted_lines)}, changed area on text {share}, "
+            f"{_seconds(t.image_seconds)} s"
         )
     if args.studies:
         before, after = studies.burned_readable_before, studies.burned_readable_after
