@@ -199,6 +199,15 @@ class Identifiers:
     def __bool__(self) -> bool:
         return bool(self.names or self.ids or self.dates or self.places)
 
+    def whole_value(self, reason: str) -> bool:
+        """Whether a line redacted for ``reason`` ("header:<Keyword>") showed an ID or a date
+        of the header: values matched whole (a date form, an ID within one character), so
+        the line was read to the value's end; a name is matched by any one of its parts."""
+        keyword = reason.removeprefix("header:")
+        return reason.startswith("header:") and (
+            keyword in self.ids.values() or keyword in self.dates.values()
+        )
+
     @classmethod
     def from_values(cls, values: Mapping[str, Any]) -> Identifiers:
         """From attribute keyword → value(s) (a pydicom ``Dataset`` works too)."""

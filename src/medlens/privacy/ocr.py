@@ -16,7 +16,9 @@ process environment.
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -40,6 +42,8 @@ class OcrLine:
     corners: tuple[tuple[float, float], ...]
     text: str
     score: float
+    read: bool = True
+    """False for a line the time budget left unread (``text`` empty): redact it unread."""
 
     @property
     def box(self) -> tuple[int, int, int, int]:
@@ -72,7 +76,9 @@ _LOCAL = threading.local()
 
 def engine(threads: int = 1) -> Any:
     """One RapidOCR pipeline per thread and thread count (ONNX sessions are not shared
-    across threads here), built on first use from the models inside the wheel."""
+    across threads here), built on first use from the models inside the wheel, all three
+    loaded then (RapidOCR loads each on its first call, ~4 CPU-s: that must not count in
+    the first image's time budget)."""
     key = f"engine-{threads}"
     found = getattr(_LOCAL, key, None)
     if found is None:
@@ -86,6 +92,9 @@ def engine(threads: int = 1) -> Any:
                 "Det.limit_side_len": MIN_SIDE,
             }
         )
+        blank = np.zeros((48, 96, 3), np.uint8)
+        found(blank, use_det=True, use_cls=False, use_rec=False)
+        found(blank, use_det=False, use_cls=True, use_rec=True)
         setattr(_LOCAL, key, found)
     return found
 
@@ -118,8 +127,8 @@ same line found on two pages moves by a pixel or two; a word inside a whole line
 inside a box drawn around texture, stays a line of its own)."""
 
 
-def _bgr(page: np.ndarray) -> np.ndarray:
-    """RapidOCR takes OpenCV's BGR order."""
+def bgr_page(page: np.ndarray) -> np.ndarray:
+    """``page`` (grey or RGB, any depth) as RapidOCR reads it: 8-bit, OpenCV's BGR order."""
     return np.ascontiguousarray(as_rgb8(page)[..., ::-1])
 
 
@@ -166,26 +175,116 @@ def _iou(a: tuple[float, float, float, float], b: tuple[float, float, float, flo
     return both / (_box_area(a) + _box_area(b) - both)
 
 
+JOIN_GAP = 0.5
+"""Two boxes in one row (or, for text turned a quarter, one column) are pieces of one line
+when the gap between them is at most this share of the line's height: the detector splits
+a line at hyphens and wide spaces, most of all when it runs down a column ("2008", "07-",
+"2", "8" of a date drawn at 270 degrees, each piece read as a number and kept as clinical)."""
+
+
 @dataclass
 class _Found:
     corners: np.ndarray
     pages: list[int]
+    parts: list[_Found] = field(default_factory=list)
+    """The pieces a joined line was made of, read one by one if the whole reads as nothing."""
 
     @property
     def hull(self) -> tuple[float, float, float, float]:
         return _hull(self.corners)
 
 
-def read_pages(pages: list[np.ndarray], *, threads: int = 1) -> list[OcrLine]:
+def _shape(hull: tuple[float, float, float, float]) -> str:
+    """Which way a box runs: "row" when at least 1.5 times as wide as tall, "column" for the
+    converse (text turned a quarter), "square" for one or two glyphs."""
+    width, height = hull[2] - hull[0], hull[3] - hull[1]
+    return "row" if width >= 1.5 * height else "column" if height >= 1.5 * width else "square"
+
+
+def _pieces_of_one_line(
+    a: tuple[float, float, float, float], b: tuple[float, float, float, float]
+) -> bool:
+    """Whether boxes ``a`` and ``b`` continue each other along a row or a column: of one
+    height (across the line: within 1.5 times), overlapping across the line by 70 % of the
+    smaller, and at most :data:`JOIN_GAP` line heights apart along it (a glyph's width of
+    overlap at most). A row joins rows and glyphs, a column columns and glyphs; two stacked
+    rows (name above MRN) or two side-by-side columns never join."""
+    shapes = {_shape(a), _shape(b)}
+    for axis, shape in ((0, "row"), (1, "column")):
+        if shape not in shapes or not shapes <= {shape, "square"}:
+            continue
+        across = 1 - axis
+        size_a, size_b = a[across + 2] - a[across], b[across + 2] - b[across]
+        shared = min(a[across + 2], b[across + 2]) - max(a[across], b[across])
+        gap = max(a[axis], b[axis]) - min(a[axis + 2], b[axis + 2])
+        height = max(size_a, size_b)
+        if (
+            max(size_a, size_b) <= 1.5 * min(size_a, size_b)
+            and shared >= 0.7 * min(size_a, size_b)
+            and -height <= gap <= JOIN_GAP * height
+        ):
+            return True
+    return False
+
+
+def _join_pieces(found: list[_Found]) -> list[_Found]:
+    """Lines split by the detector made whole (:func:`_pieces_of_one_line`), as the
+    axis-aligned box around their pieces, until no two join."""
+    joined = list(found)
+    merged = True
+    while merged:
+        merged = False
+        for i, a in enumerate(joined):
+            for j in range(i + 1, len(joined)):
+                b = joined[j]
+                if _pieces_of_one_line(a.hull, b.hull):
+                    x0, y0 = min(a.hull[0], b.hull[0]), min(a.hull[1], b.hull[1])
+                    x1, y1 = max(a.hull[2], b.hull[2]), max(a.hull[3], b.hull[3])
+                    corners = np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]], np.float32)
+                    parts = (a.parts or [a]) + (b.parts or [b])
+                    joined[i] = _Found(corners, sorted(set(a.pages + b.pages)), parts)
+                    del joined[j]
+                    merged = True
+                    break
+            if merged:
+                break
+    return joined
+
+
+def _read(item: _Found, views: list[np.ndarray], threads: int) -> tuple[str, float]:
+    """The best read of a line on the pages that found it: the first that is
+    :data:`CONFIDENT`, else the most confident."""
+    best = ("", 0.0)
+    for index in item.pages:
+        text, score = recognise(views[index], item.corners, threads=threads)
+        if text.strip() and score > best[1]:
+            best = (text, score)
+        if best[1] >= CONFIDENT:
+            break
+    return best
+
+
+def _line(corners: np.ndarray, text: str, score: float, read: bool = True) -> OcrLine:
+    return OcrLine(tuple((float(x), float(y)) for x, y in corners), text, score, read)
+
+
+def read_pages(
+    pages: list[np.ndarray], *, threads: int = 1, deadline: float | None = None
+) -> list[OcrLine]:
     """Every text line the detector finds on any of ``pages`` (views of one image: the image
-    itself, a smoothed or colour page, same size), read once each.
+    itself, a smoothed or colour page, same size), read once each until ``deadline`` (of
+    :func:`time.thread_time`: CPU seconds of this thread, which runs the models when
+    ``threads`` is 1).
 
     Detection runs on every page; boxes that are one line on several pages (:data:`SAME_LINE`)
-    become the larger of them, and each line is read on the first page that found it, or on
-    the others that found it when that read is not :data:`CONFIDENT`. Reading each line once instead
-    of once per page halves the recogniser's time on images with many lines (radiographs
-    carry a dozen)."""
-    views = [_bgr(page) for page in pages]
+    become the larger of them, pieces of one line are joined (:data:`JOIN_GAP`; a joined line
+    that reads as nothing is read piece by piece), and each line is read on the first page
+    that found it, or on the others that found it when that read is not :data:`CONFIDENT`.
+    Reading each line once instead of once per page halves the recogniser's time on images
+    with many lines (radiographs carry a dozen). Detection is bounded by the image's size;
+    reading grows with its lines, so past the deadline the lines not yet read come back
+    unread (``read=False``) for the caller to redact as they are."""
+    views = [bgr_page(page) for page in pages]
     found: list[_Found] = []
     for index, view in enumerate(views):
         for corners in detect_boxes(view, threads=threads):
@@ -199,17 +298,18 @@ def read_pages(pages: list[np.ndarray], *, threads: int = 1) -> list[OcrLine]:
             else:
                 found.append(_Found(corners, [index]))
     lines = []
-    for item in found:
-        best = ("", 0.0)
-        for index in item.pages:
-            text, score = recognise(views[index], item.corners, threads=threads)
-            if text.strip() and score > best[1]:
-                best = (text, score)
-            if best[1] >= CONFIDENT:
-                break
-        if best[1] >= TEXT_SCORE:
-            points = tuple((float(x), float(y)) for x, y in item.corners)
-            lines.append(OcrLine(points, *best))
+    for item in _join_pieces(found):
+        if deadline is not None and time.thread_time() > deadline:
+            lines.append(_line(item.corners, "", 0.0, read=False))
+            continue
+        text, score = _read(item, views, threads)
+        if score >= TEXT_SCORE:
+            lines.append(_line(item.corners, text, score))
+            continue
+        for part in item.parts:
+            text, score = _read(part, views, threads)
+            if score >= TEXT_SCORE:
+                lines.append(_line(part.corners, text, score))
     return lines
 
 
@@ -217,3 +317,175 @@ def read_text_lines(image: np.ndarray, *, threads: int = 1) -> list[OcrLine]:
     """Every text line the detector finds in ``image`` (grey or RGB, any depth), with what
     the recogniser reads there (reads below :data:`TEXT_SCORE` are dropped: mostly texture)."""
     return read_pages([image], threads=threads)
+
+
+EXTEND = 3.0
+"""How far past each end of a line to redact, in line heights, the recogniser looks for
+more of it: the detector's box ends early where the line runs onto a background of nearly
+the ink's grey ("RAMOS^S" boxed, "OPHIA" ten grey levels above the lung beside it), and
+often a glyph early ("MRN 037562" boxed of "MRN 0375629")."""
+
+TURN_SCORE = 0.9
+"""The classifier's confidence above which RapidOCR turns a line by 180 degrees (its
+``Cls.cls_thresh``)."""
+
+CHAR_GAP = 1.2
+"""Glyphs farther apart than this many line heights are not of the same line (a word space
+is well under one)."""
+
+
+def _frame(corners: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, float, float]:
+    """A line's centre, its reading axis (along its long side), the axis across it, its
+    length and its height."""
+    c = np.asarray(corners, np.float64)
+    along, across = c[1] - c[0], c[3] - c[0]
+    if np.linalg.norm(across) > np.linalg.norm(along):
+        along, across = across, along
+    length, height = float(np.linalg.norm(along)), float(np.linalg.norm(across))
+    unit = along / max(length, 1e-6)
+    normal = np.array([-unit[1], unit[0]])
+    return c.mean(axis=0), unit, normal, length, height
+
+
+def _strip(
+    page: np.ndarray,
+    centre: np.ndarray,
+    unit: np.ndarray,
+    normal: np.ndarray,
+    size: tuple[int, int],
+) -> np.ndarray:
+    """The page cut along ``unit`` (x) and ``normal`` (y) around ``centre``: (rows, cols) =
+    ``size``; beyond the page's edge its last pixels repeat."""
+    import cv2
+
+    rows, cols = size
+    origin = centre - unit * cols / 2 - normal * rows / 2
+    inverse = np.array(
+        [[unit[0], normal[0], origin[0]], [unit[1], normal[1], origin[1]]], np.float64
+    )
+    return np.asarray(
+        cv2.warpAffine(
+            page,
+            inverse,
+            (cols, rows),
+            flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+            borderMode=cv2.BORDER_REPLICATE,
+        )
+    )
+
+
+def _glyphs(strip: np.ndarray, own: tuple[int, int], threads: int) -> list[tuple[float, float]]:
+    """Where along ``strip`` (x in its columns) the recogniser reads each glyph, with its
+    confidence; the strip turned upright first as the 0/180 degree classifier turns the
+    line's ``own`` columns (on the whole strip, mostly background, it guesses)."""
+    eng = engine(threads)
+    line = np.ascontiguousarray(strip[:, own[0] : own[1]])
+    turned = getattr(eng(line, use_det=False, use_cls=True, use_rec=False), "cls_res", None)
+    label, score = turned[0] if turned else ("0", 0.0)
+    flipped = "180" in str(label) and float(score) > TURN_SCORE
+    upright = np.ascontiguousarray(strip[::-1, ::-1]) if flipped else strip
+    result = eng(upright, use_det=False, use_cls=False, use_rec=True, return_word_box=True)
+    words = getattr(result, "word_results", None) or ()
+    if not words or not words[0] or not words[0].line_txt_len:
+        return []
+    info = words[0]
+    cols = [col for word in info.word_cols for col in word]
+    width = strip.shape[1]
+    out = []
+    for col, conf in zip(cols, info.confs or ()):
+        x = (col + 0.5) / info.line_txt_len * width
+        out.append((width - x if flipped else x, float(conf)))
+    return out
+
+
+def stretch(line: OcrLine, by: float = EXTEND) -> OcrLine:
+    """``line`` longer by ``by`` line heights at each end, unread: where there was no time
+    to look for more of it, the conservative guess."""
+    centre, unit, normal, length, height = _frame(np.asarray(line.corners))
+    a = centre - unit * (length / 2 + by * height)
+    b = centre + unit * (length / 2 + by * height)
+    half = normal * height / 2
+    return _line(
+        np.array([a - half, b - half, b + half, a + half]), line.text, line.score, line.read
+    )
+
+
+def _room(
+    line: np.ndarray, others: Sequence[OcrLine], shape: tuple[int, ...]
+) -> tuple[float, float]:
+    """How far (image pixels) ``line`` (corners) may grow before and after its own span
+    along its axis: :data:`EXTEND` heights, less where the image ends or another line in
+    its band begins (that line is decided on its own)."""
+    centre, unit, normal, length, height = _frame(line)
+    room = [EXTEND * height, EXTEND * height]
+    for side, sign in ((0, -1.0), (1, 1.0)):
+        end = centre + sign * unit * length / 2
+        for axis, size in ((0, shape[1]), (1, shape[0])):
+            step = sign * unit[axis]
+            if abs(step) > 1e-6:
+                limit = (size - 1 - end[axis]) / step if step > 0 else -end[axis] / step
+                room[side] = min(room[side], max(0.0, float(limit)))
+    for other in others:
+        c = np.asarray(other.corners, np.float64) - centre
+        along, across = c @ unit, c @ normal
+        band = min(across.max(), height / 2) - max(across.min(), -height / 2)
+        if band < 0.5 * min(height, float(across.max() - across.min())):
+            continue
+        if along.min() >= length / 2 - 1:
+            room[1] = min(room[1], float(along.min()) - length / 2)
+        elif along.max() <= -length / 2 + 1:
+            room[0] = min(room[0], -length / 2 - float(along.max()))
+    return max(0.0, room[0]), max(0.0, room[1])
+
+
+def extend_line(
+    page: np.ndarray, line: OcrLine, others: Sequence[OcrLine] = (), *, threads: int = 1
+) -> OcrLine:
+    """``line`` grown along its axis over the glyphs the recogniser reads next to it on
+    ``page`` (as :func:`bgr_page` makes it): a strip reaching
+    :data:`EXTEND` line heights past each end (up to the image's edge or the next of
+    ``others`` in its band, :func:`_room`) is read once, and glyphs of confidence
+    :data:`TEXT_SCORE` or more that follow the line's own without a gap of
+    :data:`CHAR_GAP` heights join it, half a height of margin past the last. A line that
+    grew to the strip's end (not the image's or another line's) is read again from there
+    (twice at most). The text stays the
+    line's own: the decision is made on it."""
+    view = page
+    corners = np.asarray(line.corners, np.float64)
+    for _ in range(3):
+        centre, unit, normal, length, height = _frame(corners)
+        before, after = _room(corners, others, view.shape)
+        if max(before, after) < height / 2:
+            break  # nothing but the image's edge or other lines next to it
+        cols, rows = int(np.ceil(length + before + after)), max(2, int(np.ceil(height)))
+        middle = centre + unit * (after - before) / 2
+        strip = _strip(view, middle, unit, normal, (rows, cols))
+        own_cols = (int(before), int(np.ceil(before + length)))
+        glyphs = sorted(g for g in _glyphs(strip, own_cols, threads) if g[1] >= TEXT_SCORE)
+        own = [x for x, _ in glyphs if before <= x <= before + length]
+        if not own:
+            break
+        first, last = min(own), max(own)
+        for x in sorted((x for x, _ in glyphs if x < first), reverse=True):
+            if first - x > CHAR_GAP * height:
+                break
+            first = x
+        for x in sorted(x for x, _ in glyphs if x > last):
+            if x - last > CHAR_GAP * height:
+                break
+            last = x
+        begin = max(0.0, min(before, first - height / 2))
+        finish = min(float(cols), max(before + length, last + height / 2))
+        if begin >= before and finish <= before + length:
+            break
+        a = middle + unit * (begin - cols / 2)
+        b = middle + unit * (finish - cols / 2)
+        half = normal * height / 2
+        corners = np.array([a - half, b - half, b + half, a + half])
+        full = EXTEND * height - 1
+        if not (
+            (begin < before and begin <= height and before >= full)
+            or (finish > before + length and finish >= cols - height and after >= full)
+        ):
+            break  # no end grew to a strip end it could have passed: the line ends here
+    return _line(corners, line.text, line.score, line.read)

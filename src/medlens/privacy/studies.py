@@ -19,7 +19,7 @@ from medlens.types import REVIEW_AREA_SHARE, AuditRecord, RedactionSummary, Stud
 
 if TYPE_CHECKING:
     from medlens.privacy.labels import Identifiers
-    from medlens.privacy.pixels import RegionCache, TextRegion
+    from medlens.privacy.pixels import DetectorSettings, RegionCache, TextRegion
 
 TEXT_PRONE_MODALITIES = frozenset({"US", "OT", "SC", "XA", "ES", "DOC", "IVUS", "OP", "XC"})
 """Modalities whose images usually show text on screen (ultrasound, secondary capture,
@@ -187,6 +187,7 @@ def redact_slices(
     key: bytes = b"",
     fixed: list[TextRegion] | None = None,
     budget_s: float = 30.0,
+    settings: DetectorSettings | None = None,
 ) -> tuple[np.ndarray, RedactionSummary, list[TextRegion]]:
     """Redact burned-in text on every slice/frame of a (frames, rows, cols[, 3]) array;
     returns the redacted copy, its summary and the distinct lines found.
@@ -196,7 +197,9 @@ def redact_slices(
     there (the same pixels on each frame read). The union of the boxes found is blacked out
     on every frame: exact for burned-in text, which does not move, conservative where text
     does. Frames the ``budget_s`` seconds did not reach are covered by that union too, and
-    the summary says "time-budget". ``fixed`` regions (a recipe's) go on every frame."""
+    the summary says "time-budget", as it does when a frame's own budget
+    (``settings.budget_s``) left lines unread or not looked along (``hurried``).
+    ``fixed`` regions (a recipe's) go on every frame."""
     from medlens.privacy.pixels import body_overlap, detect_text, redaction_mask
 
     count = int(pixels.shape[0])
@@ -206,7 +209,12 @@ def redact_slices(
 
     def read(index: int) -> list[TextRegion]:
         return detect_text(
-            pixels[index], cache=cache, identifiers=identifiers, redact_all=redact_all, key=key
+            pixels[index],
+            settings=settings,
+            cache=cache,
+            identifiers=identifiers,
+            redact_all=redact_all,
+            key=key,
         )
 
     found: dict[int, list[TextRegion]] = {}
@@ -235,6 +243,8 @@ def redact_slices(
         if mask.any():
             out[index][mask] = pixels[index].min()
             blacked += int(mask.sum())
+    if any(r.hurried for regions in found.values() for r in regions):
+        reasons.add("time-budget")
     middle = found.get(sample[len(sample) // 2], union)
     if body_overlap(pixels[sample[len(sample) // 2]], middle + extra):
         reasons.add("body")
