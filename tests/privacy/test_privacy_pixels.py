@@ -290,16 +290,32 @@ def test_region_cache_keeps_boxes_only_and_skips_the_second_read(
     assert len(calls) == 2 * len(pages(image))
 
 
-def test_a_line_running_onto_a_background_of_its_own_grey_is_redacted_to_its_end() -> None:
+@pytest.mark.parametrize(
+    ("text", "size", "edge", "at"),
+    [
+        ("RAMOS^SOPHIA", (480, 640), 250, (190, 200)),
+        # Longer than six line heights: read at its two ends only.
+        (
+            "Uploader: Okonkwo Margaret, Source: Okonkwo Margaret, RAMOS^SOPHIA",
+            (768, 1024),
+            430,
+            (60, 400),
+        ),
+    ],
+)
+def test_a_line_running_onto_a_background_of_its_own_grey_is_redacted_to_its_end(
+    text: str, size: tuple[int, int], edge: int, at: tuple[int, int]
+) -> None:
     """A name drawn in grey 240 across a step from grey 120 to 230 (text over the edge of a
     lung): the detector's box ends where the contrast fades ("RAMOS^SOP"), the recogniser
-    reads the rest on a strip past it, and the whole string goes (before: 67 % of its ink)."""
-    x = np.arange(640)
-    step = 120 + 110 / (1 + np.exp(-(x - 250) / 6.0))
+    reads the rest on a strip past it, and the whole string goes (before: 67 % and 77 % of
+    its ink)."""
+    rows, cols = size
+    step = 120 + 110 / (1 + np.exp(-(np.arange(cols) - edge) / 6.0))
     rng = np.random.default_rng(0)
-    background = np.tile(step, (480, 1)) + rng.normal(0, 4, (480, 640))
-    ink = Image.new("L", (640, 480), 0)
-    ImageDraw.Draw(ink).text((190, 200), "RAMOS^SOPHIA", fill=255, font=_font(13))
+    background = np.tile(step, (rows, 1)) + rng.normal(0, 4, size)
+    ink = Image.new("L", (cols, rows), 0)
+    ImageDraw.Draw(ink).text(at, text, fill=255, font=_font(13))
     alpha = np.asarray(ink, np.float32) / 255
     image = np.asarray(np.clip(background * (1 - alpha) + 240 * alpha, 0, 255), np.uint8)
     redacted, lines = redact_burned_in_text(image)

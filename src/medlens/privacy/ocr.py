@@ -442,50 +442,55 @@ def extend_line(
     page: np.ndarray, line: OcrLine, others: Sequence[OcrLine] = (), *, threads: int = 1
 ) -> OcrLine:
     """``line`` grown along its axis over the glyphs the recogniser reads next to it on
-    ``page`` (as :func:`bgr_page` makes it): a strip reaching
-    :data:`EXTEND` line heights past each end (up to the image's edge or the next of
-    ``others`` in its band, :func:`_room`) is read once, and glyphs of confidence
+    ``page`` (as :func:`bgr_page` makes it): a strip reaching :data:`EXTEND` line heights
+    past each end (up to the image's edge or the next of ``others`` in its band,
+    :func:`_room`) is read once (a line longer than twice that: a strip over each end, so
+    a caption across the screen is not read whole again), and glyphs of confidence
     :data:`TEXT_SCORE` or more that follow the line's own without a gap of
     :data:`CHAR_GAP` heights join it, half a height of margin past the last. A line that
-    grew to the strip's end (not the image's or another line's) is read again from there
-    (twice at most). The text stays the
-    line's own: the decision is made on it."""
-    view = page
+    grew to a strip's end (not the image's or another line's) is read again from there
+    (twice at most). The text stays the line's own: the decision is made on it."""
     corners = np.asarray(line.corners, np.float64)
     for _ in range(3):
         centre, unit, normal, length, height = _frame(corners)
-        before, after = _room(corners, others, view.shape)
+        before, after = _room(corners, others, page.shape)
         if max(before, after) < height / 2:
             break  # nothing but the image's edge or other lines next to it
-        cols, rows = int(np.ceil(length + before + after)), max(2, int(np.ceil(height)))
-        middle = centre + unit * (after - before) / 2
-        strip = _strip(view, middle, unit, normal, (rows, cols))
-        own_cols = (int(before), int(np.ceil(before + length)))
-        glyphs = sorted(g for g in _glyphs(strip, own_cols, threads) if g[1] >= TEXT_SCORE)
-        own = [x for x, _ in glyphs if before <= x <= before + length]
-        if not own:
+        start, end, near = -length / 2, length / 2, EXTEND * height  # along the axis
+        windows = (
+            [(start - before, end + after)]
+            if length <= 2 * near
+            else [(start - before, start + near), (end - near, end + after)]
+        )
+        rows = max(2, int(np.ceil(height)))
+        glyphs: list[float] = []
+        for a, b in windows:
+            strip = _strip(page, centre + unit * (a + b) / 2, unit, normal, (rows, int(b - a)))
+            own = (int(max(start, a) - a), int(np.ceil(min(end, b) - a)))
+            glyphs += [a + x for x, conf in _glyphs(strip, own, threads) if conf >= TEXT_SCORE]
+        own_glyphs = [x for x in glyphs if start <= x <= end]
+        if not own_glyphs:
             break
-        first, last = min(own), max(own)
-        for x in sorted((x for x, _ in glyphs if x < first), reverse=True):
+        first, last = min(own_glyphs), max(own_glyphs)
+        for x in sorted((x for x in glyphs if x < first), reverse=True):
             if first - x > CHAR_GAP * height:
                 break
             first = x
-        for x in sorted(x for x, _ in glyphs if x > last):
+        for x in sorted(x for x in glyphs if x > last):
             if x - last > CHAR_GAP * height:
                 break
             last = x
-        begin = max(0.0, min(before, first - height / 2))
-        finish = min(float(cols), max(before + length, last + height / 2))
-        if begin >= before and finish <= before + length:
+        begin = max(start - before, min(start, first - height / 2))
+        finish = min(end + after, max(end, last + height / 2))
+        if begin >= start and finish <= end:
             break
-        a = middle + unit * (begin - cols / 2)
-        b = middle + unit * (finish - cols / 2)
         half = normal * height / 2
-        corners = np.array([a - half, b - half, b + half, a + half])
-        full = EXTEND * height - 1
+        a_end, b_end = centre + unit * begin, centre + unit * finish
+        corners = np.array([a_end - half, b_end - half, b_end + half, a_end + half])
+        full = near - 1
         if not (
-            (begin < before and begin <= height and before >= full)
-            or (finish > before + length and finish >= cols - height and after >= full)
+            (begin < start and begin <= start - before + height and before >= full)
+            or (finish > end and finish >= end + after - height and after >= full)
         ):
             break  # no end grew to a strip end it could have passed: the line ends here
     return _line(corners, line.text, line.score, line.read)
