@@ -164,7 +164,7 @@ def test_the_prior_grounds_slake_labels_on_their_median_train_box(
     from PIL import Image
 
     from medlens.bench.benchmarks import get_benchmark
-    from medlens.bench.metrics.grounding import iou
+    from medlens.types import box_iou
 
     argv = ["eval", "slake-grounding", "--model", "prior", "--no-baselines", "--no-progress"]
     argv += ["--data-dir", str(shared_data), "--store", str(tmp_path / "r.db")]
@@ -196,7 +196,7 @@ def test_the_prior_grounds_slake_labels_on_their_median_train_box(
         width, height = Image.open(sample.images[0]).size
         median = [statistics.median(f[i] for f in found) for i in range(4)]
         box = (median[0] * width, median[1] * height, median[2] * width, median[3] * height)
-        if iou(box, tuple(sample.metadata["boxes"][0]["box"])) >= 0.5:
+        if box_iou(box, tuple(sample.metadata["boxes"][0]["box"])) >= 0.5:
             expected.add(sample.id)
     assert hits == expected and 0.15 < len(hits) / len(results) < 0.35
 

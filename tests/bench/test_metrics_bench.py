@@ -8,11 +8,12 @@ import pytest
 
 from medlens.bench.metrics.bootstrap import bootstrap_mean
 from medlens.bench.metrics.choice import correct_letters, extract_choice
-from medlens.bench.metrics.grounding import average_precision, iou, parse_boxes
+from medlens.bench.metrics.grounding import average_precision, parse_boxes
 from medlens.bench.metrics.judge import parse_verdict
 from medlens.bench.metrics.report import cider, corpus_bleu, meteor, rouge_l, sample_report_metrics
 from medlens.bench.metrics.text import best_token_scores, read_yes_no, token_scores
 from medlens.normalize import normalize_answer
+from medlens.types import box_iou as iou
 
 
 @pytest.mark.parametrize(

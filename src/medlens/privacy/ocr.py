@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from medlens.errors import require
+from medlens.types import box_iou
 
 OCR_MODELS = "PP-OCRv6-small (det, rec) + PP-OCRv2 mobile cls, RapidOCR 3"
 """What reads the pixels; part of every cache key."""
@@ -165,16 +166,6 @@ def _box_area(box: tuple[float, float, float, float]) -> float:
     return (box[2] - box[0]) * (box[3] - box[1])
 
 
-def _iou(a: tuple[float, float, float, float], b: tuple[float, float, float, float]) -> float:
-    """Intersection over union of two (x0, y0, x1, y1) boxes."""
-    w = min(a[2], b[2]) - max(a[0], b[0])
-    h = min(a[3], b[3]) - max(a[1], b[1])
-    if w <= 0 or h <= 0:
-        return 0.0
-    both = w * h
-    return both / (_box_area(a) + _box_area(b) - both)
-
-
 JOIN_GAP = 0.5
 """Two boxes in one row (or, for text turned a quarter, one column) are pieces of one line
 when the gap between them is at most this share of the line's height: the detector splits
@@ -290,7 +281,7 @@ def read_pages(
         for corners in detect_boxes(view, threads=threads):
             hull = _hull(corners)
             for item in found:
-                if _iou(hull, item.hull) >= SAME_LINE:
+                if box_iou(hull, item.hull) >= SAME_LINE:
                     if _box_area(hull) > _box_area(item.hull):
                         item.corners = corners
                     item.pages.append(index)

@@ -144,7 +144,8 @@ def format_reward(preset: str = "med-r1") -> Reward:
 def iou_reward() -> Reward:
     """IoU of the first predicted box with the best gold box; None off grounding rows, 0
     for an answer without a box."""
-    from medlens.bench.metrics.grounding import iou, parse_boxes
+    from medlens.bench.metrics.grounding import parse_boxes
+    from medlens.types import box_iou as iou
 
     def box_iou(completions: Sequence[Any], **columns: Any) -> list[float | None]:
         n = len(completions)

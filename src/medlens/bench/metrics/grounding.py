@@ -9,22 +9,11 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
+from medlens.types import box_iou
+
 Box = tuple[float, float, float, float]
 _NUM = r"-?\d+(?:\.\d+)?"
 _BOX = re.compile(rf"[\[\(]\s*({_NUM})\s*,\s*({_NUM})\s*,\s*({_NUM})\s*,\s*({_NUM})\s*[\]\)]")
-
-
-def iou(a: Box, b: Box) -> float:
-    """Intersection over union of two boxes.
-
-    >>> iou((0, 0, 10, 10), (5, 0, 15, 10))
-    0.3333333333333333
-    """
-    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
 
 
 def parse_boxes(text: str) -> list[Box]:
@@ -57,8 +46,8 @@ def average_precision(
     hits: list[bool] = []
     for image, _score, box in sorted(predictions, key=lambda p: -p[1]):
         candidates = unmatched.get(image, [])
-        best = max(range(len(candidates)), key=lambda i: iou(box, candidates[i]), default=None)
-        if best is not None and iou(box, candidates[best]) >= threshold:
+        best = max(range(len(candidates)), key=lambda i: box_iou(box, candidates[i]), default=None)
+        if best is not None and box_iou(box, candidates[best]) >= threshold:
             candidates.pop(best)
             hits.append(True)
         else:

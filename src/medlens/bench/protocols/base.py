@@ -14,9 +14,10 @@ from typing import Any, ClassVar, Literal, Protocol
 
 from medlens.bench.metrics.bootstrap import Estimate, bootstrap_mean
 from medlens.bench.metrics.choice import correct_letters, extract_choice
-from medlens.bench.metrics.grounding import average_precision, iou, parse_boxes
+from medlens.bench.metrics.grounding import average_precision, parse_boxes
 from medlens.bench.samples import Sample
 from medlens.registry import Registry
+from medlens.types import box_iou
 
 Outcome = Literal["correct", "wrong", "partial", "unparseable", "abstained"]
 OUTCOMES: tuple[Outcome, ...] = ("correct", "wrong", "partial", "unparseable", "abstained")
@@ -341,7 +342,7 @@ def score_grounding(sample: Sample, text: str) -> SampleScore:
     if not predicted:
         return unparseable()
     truth = [tuple(b["box"]) for b in sample.metadata.get("boxes", [])]
-    best = max((iou(predicted[0], t) for t in truth), default=0.0)
+    best = max((box_iou(predicted[0], t) for t in truth), default=0.0)
     hit = best >= 0.5
     return SampleScore(
         "correct" if hit else "wrong", float(hit), {"iou": best}, json.dumps(predicted[0])
