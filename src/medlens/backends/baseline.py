@@ -101,13 +101,8 @@ class PriorTable:
         if box is None:
             return None
         width, height = size
-        x0, y0, x1, y1 = box
-        return (
-            round(x0 * width, 1),
-            round(y0 * height, 1),
-            round(x1 * width, 1),
-            round(y1 * height, 1),
-        )
+        x0, y0, x1, y1 = (round(v * s, 1) for v, s in zip(box, (width, height) * 2, strict=True))
+        return (x0, y0, x1, y1)
 
     @property
     def fitted(self) -> bool:

@@ -21,7 +21,7 @@ COMMAND = "score"
 ORDER = 35
 
 PROTOCOL_SOURCES = {
-    "medlens": "medlens's own strict rules (medlens.bench.metrics.text)",
+    "medlens": "medlens's own strict rules (medlens.normalize, medlens.bench.metrics.text)",
     "medevalkit": "alibaba-damo-academy/MedEvalKit@9b12e3b utils/utils.py, VQA_RAD.cal_metrics",
     "medevalkit-fixed": "the same, its bugs fixed",
     "medevalkit-judge": "alibaba-damo-academy/MedEvalKit@9b12e3b get_compare_messages (needs "

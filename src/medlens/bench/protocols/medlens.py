@@ -30,7 +30,8 @@ class MedlensProtocol(ScoringProtocol):
     version = "2"
     scores_parsed = True
     description = (
-        "Strict medlens rules (medlens.bench.metrics.text). Normalisation: NFKC, lower case, "
+        "Strict medlens rules (medlens.normalize, medlens.bench.metrics.text). Normalisation: "
+        "NFKC, lower case, "
         "punctuation to spaces except decimal points and thousands separators, articles "
         "dropped, number words zero..twenty to digits, 'none' kept. Closed yes/no: yes or no "
         "must appear as a whole word, exactly one of them ('normal', 'nodule', 'not sure' are "
