@@ -204,10 +204,11 @@ def _llava_med(
 ) -> str:
     """Closed questions end with " Please choose from the following two options: [yes, no]"
     (the released answer files write the options in the reference answer's case, "[Yes, No]"
-    for 188 of 272 and "[yes, no]" for 84; medlens uses the candidates as given). Open
-    questions are sent as asked."""
+    for 188 of 272 and "[yes, no]" for 84; medlens uses the candidates as given). A
+    benchmark's closed question gets "[yes, no]" whatever options it lists, as upstream sent
+    "Are there multiple or just 1 metastatic focus?". Open questions are sent as asked."""
     if kind == "closed":
-        options = tuple(candidates) or ("yes", "no")
+        options = ("yes", "no") if metadata.get("benchmark") else tuple(candidates) or ("yes", "no")
         count = _COUNT_WORDS.get(len(options), str(len(options)))
         return (
             f"{question} Please choose from the following {count} options: [{', '.join(options)}]"

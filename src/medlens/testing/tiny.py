@@ -379,7 +379,15 @@ def _train_tokenizer(
         dict.fromkeys([family.pad, family.bos, family.eos, *family.other, *family.extra.values()])
     )
     bpe = Tokenizer(models.BPE())
-    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=not multiword)
+    # Each digit is a token of its own, as Qwen2's pre-tokenizer (\p{N}) and Gemma's do: a
+    # box such as [54, 106, 84, 137] is then written digit by digit instead of in pieces
+    # that straddle numbers ("[5", "4, 10", "6, 8"), which a small model cannot learn.
+    bpe.pre_tokenizer = pre_tokenizers.Sequence(
+        [
+            pre_tokenizers.Digits(individual_digits=True),
+            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=not multiword),
+        ]
+    )
     bpe.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
         vocab_size=vocab_size,

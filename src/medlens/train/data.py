@@ -131,13 +131,15 @@ def _length(row: Mapping[str, Any]) -> int:
 
 def target_text(sample: Sample, prepared: Prepared) -> str:
     """The gold answer as the task's parser reads it back: closed answers as the candidate
-    they match (``yes``/``no`` in lower case), boxes as the grounding template's JSON in
+    an accepted answer names (``yes``/``no`` in lower case, "T2 weighted" for "T2"), boxes as the grounding template's JSON in
     pixels of the view the model is shown, anything else as the reference text."""
     answer = sample.answer.strip()
     if sample.kind == "closed":
-        lowered = answer.lower()
+        from medlens.normalize import normalize_answer
+
+        accepted = {normalize_answer(a) for a in sample.answers}
         for candidate in prepared.request.candidates:
-            if candidate.lower() == lowered:
+            if normalize_answer(candidate) in accepted:
                 return candidate
         return answer
     if sample.kind == "grounding":

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import pickle
+import re
 import zipfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -12,6 +13,7 @@ from typing import Any
 
 from medlens.config import home_dir
 from medlens.errors import DataError, require
+from medlens.normalize import normalize_answer
 
 YES_NO = frozenset({"yes", "no"})
 
@@ -19,6 +21,78 @@ YES_NO = frozenset({"yes", "no"})
 def closed_by_answer(answer: str) -> bool:
     """The yes/no rule of datasets without an answer type (PathVQA, the VQA-RAD Hub copy)."""
     return answer.strip().lower() in YES_NO
+
+
+_OR = re.compile(r"\s+(?:or|vs\.?|versus)\s+", re.IGNORECASE)
+_ARTICLES = frozenset({"a", "an", "the"})
+
+
+def question_options(question: str) -> tuple[str, ...]:
+    """The options a closed question lists, read from the question alone (never from its
+    answer): "Which organ is abnormal, heart or lung?" → heart, lung; "Which is the biggest
+    in this image,lung,liver or heart?" → lung, liver, heart; "Is this a T1 weighted or T2
+    weighted MRI image?" → T1 weighted, T2 weighted (parallel options end in the same word).
+    ``()`` when the question lists none."""
+    text = question.strip().rstrip("?").strip()
+    splits = list(_OR.finditer(text))
+    if not splits:
+        return ()
+    head, tail = text[: splits[-1].start()], text[splits[-1].end() :]
+    tail_words = tail.split()
+    while tail_words and tail_words[0].lower() in _ARTICLES:
+        tail_words.pop(0)
+    if "," in head:
+        stem, *listed = [p.strip() for p in head.split(",")]
+        listed = [p for p in listed if p]
+        if head.rstrip().endswith(",") and listed:  # "on the left, right, or both sides"
+            listed.insert(0, " ".join(stem.split()[-len(listed[0].split()) :]))
+        options = [*listed, " ".join(tail_words)]
+    else:
+        head_words = head.split()
+        if not head_words or not tail_words:
+            return ()
+        width = next(
+            (k for k in (2, 3) if k <= len(tail_words) and _same(tail_words[k - 1], head_words[-1])),
+            1,
+        )
+        options = [" ".join(head_words[-width:]), " ".join(tail_words[:width])]
+    options = [_without_article(o) for o in options]
+    keys = [normalize_answer(o) for o in options]
+    return tuple(options) if all(keys) and len(set(keys)) == len(keys) else ()
+
+
+def _without_article(option: str) -> str:
+    first, _, rest = option.partition(" ")
+    return rest if rest and first.lower() in _ARTICLES else option
+
+
+def _same(word: str, other: str) -> bool:
+    return normalize_answer(word) == normalize_answer(other)
+
+
+def closed_candidates(question: str, answer: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """``(candidates, accepted answers)`` of a closed question. A yes/no question has no
+    candidates (the closed task asks yes or no). Any other closed question ("Which organ is
+    abnormal, heart or lung?" → "Heart") is asked with the options it lists, when its answer
+    names exactly one of them; that option is also accepted as the answer ("T2" names "T2
+    weighted", "Left kidney" names "left"). Without such options: no candidates."""
+    if closed_by_answer(answer):
+        return (), (answer,)
+    options = question_options(question)
+    gold = normalize_answer(answer)
+    words = set(gold.split())
+    for names in (  # the answer is an option, or holds one ("Left kidney"), or is in one ("T2")
+        lambda option: normalize_answer(option) == gold,
+        lambda option: set(normalize_answer(option).split()) <= words,
+        lambda option: words <= set(normalize_answer(option).split()),
+    ):
+        named = [o for o in options if names(o)]
+        if named:
+            break
+    if len(named) != 1:
+        return (), (answer,)
+    alias = named[0]
+    return options, (answer,) if normalize_answer(alias) == gold else (answer, alias)
 
 
 def image_value(value: Any) -> str | bytes:

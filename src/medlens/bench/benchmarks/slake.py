@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from medlens.bench.benchmark import Benchmark, data_root
-from medlens.bench.benchmarks._common import hub_snapshot, read_json
+from medlens.bench.benchmarks._common import closed_candidates, hub_snapshot, read_json
 from medlens.bench.samples import Sample
 
 SPLIT_FILES = {"train": "train.json", "validation": "validate.json", "test": "test.json"}
@@ -100,6 +100,10 @@ class _SlakeRelease(Benchmark):
 
 class Slake(_SlakeRelease):
     name = "slake"
+    version = "2"
+    """2: a closed question that is not yes/no (61 of 416 in test: "Which organ is abnormal,
+    heart or lung?") is asked with the options it lists (``closed_candidates``); version 1
+    asked it for yes or no, so every answer to it was unparseable under ``medlens``."""
     scoring_rule = (
         "Closed and open accuracy over the English test split, as the SLAKE paper reports; "
         "MedEvalKit scores open answers by exact match and lmms-eval by normalised exact match."
@@ -124,13 +128,20 @@ class Slake(_SlakeRelease):
     ) -> Sample:
         """One row of the original split JSON → Sample (also the Hub repository's rows)."""
         answer_type = str(row["answer_type"]).strip().upper()
+        question, kind = str(row["question"]), "closed" if answer_type == "CLOSED" else "open"
+        candidates, answers = (
+            closed_candidates(question, str(row["answer"]))
+            if kind == "closed"
+            else ((), (str(row["answer"]),))
+        )
         return Sample(
             id=str(row["qid"]),
             benchmark=self.name,
             split=split,
-            question=str(row["question"]),
-            answers=(str(row["answer"]),),
-            kind="closed" if answer_type == "CLOSED" else "open",
+            question=question,
+            answers=answers,
+            kind=kind,
+            candidates=candidates,
             images=(str(image_root / str(row["img_name"])),),
             metadata={
                 "image_id": row["img_name"],

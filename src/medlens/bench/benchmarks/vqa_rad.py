@@ -37,7 +37,12 @@ from pathlib import Path
 from typing import Any, Literal
 
 from medlens.bench.benchmark import Benchmark
-from medlens.bench.benchmarks._common import closed_by_answer, image_value, read_json
+from medlens.bench.benchmarks._common import (
+    closed_by_answer,
+    closed_candidates,
+    image_value,
+    read_json,
+)
 from medlens.bench.quality import check_samples, image_key, question_key
 from medlens.bench.samples import QualityIssue, Sample
 
@@ -60,6 +65,10 @@ class VQARad(Benchmark):
         "reported since Nguyen et al. 2019 (MEVF); LLaVA-Med reports open recall instead "
         "(github.com/microsoft/LLaVA-Med llava/eval/run_eval.py @ ad758b6)."
     )
+    version = "2"
+    """2: a CLOSED question that is not yes/no (21 of 272 in test: "Is this an axial or
+    saggital view of the brain?") is asked with the options it lists when its answer names
+    one (18 of 21, ``closed_candidates``); version 1 asked it for yes or no."""
     local_dirname = "vqa-rad"
     local_marker = "data_RAD/testset.json"
     deidentified_release = True
@@ -112,13 +121,20 @@ class VQARad(Benchmark):
         frame = (frames or {}).get((row["image_name"], question))
         if frame:
             metadata["question_frame"] = frame
+        kind = "closed" if answer_type == "CLOSED" else "open"
+        candidates, answers = (
+            closed_candidates(question, str(row["answer"]))
+            if kind == "closed"
+            else ((), (str(row["answer"]),))
+        )
         return Sample(
             id=str(row["qid"]),
             benchmark=self.name,
             split=split,
             question=question,
-            answers=(str(row["answer"]),),
-            kind="closed" if answer_type == "CLOSED" else "open",
+            answers=answers,
+            kind=kind,
+            candidates=candidates,
             images=(str(image_dir / row["image_name"]),),
             metadata=metadata,
         )
