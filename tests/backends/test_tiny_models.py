@@ -89,6 +89,12 @@ def test_special_tokens_stay_whole_and_words_round_trip(
     ids = tokenizer.encode(text, add_special_tokens=False)
     assert len(ids) < len(text) / 2  # merges learnt from the medical corpus
     assert tokenizer.decode(ids) == text
+    box = '[{"label": "Liver", "box_2d": [54, 106, 84, 137]}]'
+    pieces = tokenizer.tokenize(box)
+    digits = [p for p in pieces if any(c.isdigit() for c in p)]
+    # every digit a token of its own (the 2 of box_2d, then the four numbers), as Qwen2 splits
+    assert digits == list("25410684137")
+    assert tokenizer.decode(tokenizer.encode(box, add_special_tokens=False)) == box
 
 
 def test_seed_fixes_the_weights(tmp_path: Path) -> None:

@@ -109,13 +109,6 @@ def add_parser(
     methods = parser.add_subparsers(dest="method", metavar="METHOD", required=True)
     sft = methods.add_parser("sft", help="supervised fine-tuning on the gold answers")
     _common(sft)
-    sft.add_argument(
-        "--loss",
-        choices=("tokens", "rows"),
-        default="tokens",
-        help="average the loss over the batch's answer tokens (TRL's default) or per answer "
-        "then over rows, so one-word answers weigh as much as boxes",
-    )
     grpo = methods.add_parser(
         "grpo", help="GRPO with rewards from the scoring protocols (accuracy, format, iou)"
     )
@@ -232,7 +225,6 @@ def run(args: argparse.Namespace) -> int:
                 lora=lora,
                 merge=args.merge,
                 hyper=hyper,
-                loss=args.loss,
             ),
             progress=progress,
         )

@@ -7,12 +7,6 @@ backend renders it at evaluation. TRL's documented limits for vision datasets ho
 packing, no padding-free batches, no ``keep_end`` truncation; medlens sets none of them and
 turns TRL's default gradient checkpointing off (small models on CPU gain nothing from it).
 
-``loss="rows"`` averages the loss over each answer's tokens first and then over the rows,
-instead of over every answer token of the batch (TRL's default, ``"tokens"``). With token
-averaging a one-token "yes" weighs 1/25 of a grounding answer (a JSON box is ~25 tokens), so
-a small model learns boxes and long open answers and answers yes/no from the question alone;
-averaging per row gives each question the same weight, as a VQA classifier's loss does.
-
 A run writes ``OUTPUT/checkpoint-*`` while it trains (``save_steps``, the last two kept) and
 continues from the newest after a kill; at the end ``OUTPUT`` holds the model
 (``save_pretrained``: full weights, or the LoRA adapter and, with ``merge``, ``OUTPUT/merged``)
@@ -31,9 +25,6 @@ from medlens.train.models import LoraSpec
 from medlens.train.run import Hyper, finish_run, start_run
 
 
-LOSS_AVERAGES = ("tokens", "rows")
-
-
 @dataclass(frozen=True)
 class SFTSpec:
     """What ``medlens train sft`` was asked to do."""
@@ -47,15 +38,6 @@ class SFTSpec:
     merge: bool = False
     """Also write the LoRA adapter merged into the base weights to ``OUTPUT/merged``."""
     hyper: Hyper = field(default_factory=Hyper)
-    loss: str = "tokens"
-    """``tokens`` (TRL's mean over the batch's answer tokens) or ``rows`` (mean per answer,
-    then over the batch)."""
-
-    def __post_init__(self) -> None:
-        if self.loss not in LOSS_AVERAGES:
-            raise ConfigError(
-                f"--loss must be one of {', '.join(LOSS_AVERAGES)}, not {self.loss!r}."
-            )
 
 
 def train_sft(spec: SFTSpec, *, progress: bool = True, data: TrainData | None = None) -> Path:
@@ -76,8 +58,7 @@ def train_sft(spec: SFTSpec, *, progress: bool = True, data: TrainData | None = 
         gradient_checkpointing=False,
         dataset_kwargs={"skip_prepare_dataset": True},
     )
-    trainer_class = _row_averaged(SFTTrainer) if spec.loss == "rows" else SFTTrainer
-    trainer = trainer_class(
+    trainer = SFTTrainer(
         model=ctx.model,
         args=config,
         train_dataset=rows.dataset(("prompt", "completion")),
@@ -86,42 +67,9 @@ def train_sft(spec: SFTSpec, *, progress: bool = True, data: TrainData | None = 
     return finish_run(ctx, trainer, spec.merge, spec_record(spec))
 
 
-def _row_averaged(trainer: type[Any]) -> type[Any]:
-    """``trainer`` with the loss averaged per answer, then over the batch. It runs TRL's own
-    forward (``fused_lm_head``: each label's log-probability and the label mask, no logits)
-    and logs TRL's token accuracy and entropy from it."""
-
-    class RowAveraged(trainer):  # type: ignore[misc,valid-type]
-        # a mean per micro-batch: Trainer divides it over the accumulation steps
-        loss_is_scaled_for_ga = False
-
-        def compute_loss(
-            self,
-            model: Any,
-            inputs: dict[str, Any],
-            return_outputs: bool = False,
-            num_items_in_batch: Any = None,
-        ) -> Any:
-            inputs["use_cache"] = False
-            outputs = model(**inputs, fused_lm_head=True)
-            mask = outputs.label_mask
-            tokens = mask.sum(dim=-1)
-            per_row = -outputs.log_probs.sum(dim=-1) / tokens.clamp(min=1)
-            answered = tokens > 0
-            loss = per_row[answered].mean() if bool(answered.any()) else per_row.sum() * 0.0
-            metrics = self._metrics["train" if model.training else "eval"]
-            valid = mask.sum().clamp(min=1)
-            metrics["mean_token_accuracy"].append(float(outputs.is_top1.sum() / valid))
-            metrics["entropy"].append(float(outputs.entropy.detach().sum() / valid))
-            return (loss, outputs) if return_outputs else loss
-
-    return RowAveraged
-
-
 def spec_record(spec: SFTSpec) -> dict[str, Any]:
     return {
         "method": "sft",
-        "loss": spec.loss,
         "model": spec.model,
         "init": spec.init,
         "lora": None if spec.lora is None else spec.lora.to_dict(),
@@ -129,4 +77,4 @@ def spec_record(spec: SFTSpec) -> dict[str, Any]:
     }
 
 
-__all__ = ["LOSS_AVERAGES", "SFTSpec", "train_sft"]
+__all__ = ["SFTSpec", "train_sft"]

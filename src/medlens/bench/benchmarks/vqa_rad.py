@@ -68,7 +68,7 @@ class VQARad(Benchmark):
     version = "2"
     """2: a CLOSED question that is not yes/no (21 of 272 in test: "Is this an axial or
     saggital view of the brain?") is asked with the options it lists when its answer names
-    one (18 of 21, ``closed_candidates``); version 1 asked it for yes or no."""
+    one (20 of 21, ``closed_candidates``); version 1 asked it for yes or no."""
     local_dirname = "vqa-rad"
     local_marker = "data_RAD/testset.json"
     deidentified_release = True
