@@ -87,4 +87,7 @@ def test_real_closed_questions_get_their_options(shared_data: Path) -> None:
     medlens = get_protocol("medlens")
     assert medlens.score_answer(sample, answer).outcome == "correct"
     other = "Lung" if gold == "Heart" else "Heart"
-    assert medlens.score_answer(sample, get_task("closed").parse_text(other, prepared.request)).outcome == "wrong"
+    assert (
+        medlens.score_answer(sample, get_task("closed").parse_text(other, prepared.request)).outcome
+        == "wrong"
+    )

@@ -52,7 +52,11 @@ def question_options(question: str) -> tuple[str, ...]:
         if not head_words or not tail_words:
             return ()
         width = next(
-            (k for k in (2, 3) if k <= len(tail_words) and _same(tail_words[k - 1], head_words[-1])),
+            (
+                k
+                for k in (2, 3)
+                if k <= len(tail_words) and _same(tail_words[k - 1], head_words[-1])
+            ),
             1,
         )
         options = [" ".join(head_words[-width:]), " ".join(tail_words[:width])]
@@ -81,14 +85,11 @@ def closed_candidates(question: str, answer: str) -> tuple[tuple[str, ...], tupl
     options = question_options(question)
     gold = normalize_answer(answer)
     words = set(gold.split())
-    for names in (  # the answer is an option, or holds one ("Left kidney"), or is in one ("T2")
-        lambda option: normalize_answer(option) == gold,
-        lambda option: set(normalize_answer(option).split()) <= words,
-        lambda option: words <= set(normalize_answer(option).split()),
-    ):
-        named = [o for o in options if names(o)]
-        if named:
-            break
+    keys = [(option, normalize_answer(option)) for option in options]
+    exact = [o for o, key in keys if key == gold]
+    held = [o for o, key in keys if set(key.split()) <= words]  # "Left kidney" holds "left"
+    inside = [o for o, key in keys if words <= set(key.split())]  # "T2" is in "T2 weighted"
+    named = exact or held or inside
     if len(named) != 1:
         return (), (answer,)
     alias = named[0]

@@ -40,6 +40,7 @@ from typing import Any
 from medlens.bench.benchmark import Benchmark, data_root
 from medlens.bench.benchmarks._common import closed_candidates, hub_snapshot, read_json
 from medlens.bench.samples import Sample
+from medlens.types import AnswerKind
 
 SPLIT_FILES = {"train": "train.json", "validation": "validate.json", "test": "test.json"}
 GROUNDING_PROMPT = (
@@ -128,7 +129,8 @@ class Slake(_SlakeRelease):
     ) -> Sample:
         """One row of the original split JSON → Sample (also the Hub repository's rows)."""
         answer_type = str(row["answer_type"]).strip().upper()
-        question, kind = str(row["question"]), "closed" if answer_type == "CLOSED" else "open"
+        question = str(row["question"])
+        kind: AnswerKind = "closed" if answer_type == "CLOSED" else "open"
         candidates, answers = (
             closed_candidates(question, str(row["answer"]))
             if kind == "closed"

@@ -45,6 +45,7 @@ from medlens.bench.benchmarks._common import (
 )
 from medlens.bench.quality import check_samples, image_key, question_key
 from medlens.bench.samples import QualityIssue, Sample
+from medlens.types import AnswerKind
 
 IMAGE_DIRS = ("VQA_RAD Image Folder", "data_RAD/images")
 
@@ -121,7 +122,7 @@ class VQARad(Benchmark):
         frame = (frames or {}).get((row["image_name"], question))
         if frame:
             metadata["question_frame"] = frame
-        kind = "closed" if answer_type == "CLOSED" else "open"
+        kind: AnswerKind = "closed" if answer_type == "CLOSED" else "open"
         candidates, answers = (
             closed_candidates(question, str(row["answer"]))
             if kind == "closed"
