@@ -15,8 +15,9 @@ exact command that made it):
   ``medlens eval slake --model medlens-tiny --limit 200`` prints it;
 - ``eval``: ``medlens eval slake,vqa-rad,slake-grounding --model OUT/medlens-tiny-fp16 --sanity
   blank,swap,no-image`` (baselines beside it);
-- ``calibrate``: ``medlens calibrate --benchmark slake`` on SLAKE validation, evaluated on
-  test (ECE before/after, coverage and risk at 5 % target risk);
+- ``calibrate``: ``medlens calibrate --benchmark slake --kind closed|open`` on SLAKE
+  validation, evaluated on test (ECE before/after, AUROC, coverage and risk at 5 % target
+  risk), then ``medlens eval slake --calibration medlens-tiny-open`` (answered/abstained);
 - ``grpo`` / ``dpo``: ``--rl-steps`` steps each from the shipped SFT model, then the SLAKE and
   VQA-RAD test accuracy of each result beside the SFT model's.
 """
@@ -107,10 +108,16 @@ def main() -> None:
             "--store", str(out / "eval.sqlite"), "--batch-size", "16", *limit,
         )  # fmt: skip
     if "calibrate" in steps:
+        for kind in ("closed", "open"):  # closed is kept even when it would answer nothing
+            medlens(
+                "calibrate", "--benchmark", "slake", "--model", str(shipped), "--kind", kind,
+                "--name", f"medlens-tiny-{kind}", "--target-risk", "0.05", "--min-coverage",
+                "0", "--evaluate", "test", "--data-dir", data,
+            )  # fmt: skip
         medlens(
-            "calibrate", "--benchmark", "slake", "--model", str(shipped), "--name",
-            "medlens-tiny-slake", "--target-risk", "0.05", "--evaluate", "test",
-            "--data-dir", data,
+            "eval", "slake", "--model", str(shipped), "--calibration", "medlens-tiny-open",
+            "--data-dir", data, "--no-baselines", "--protocol", "medlens", "--store",
+            str(out / "eval-calibrated.sqlite"), *limit,
         )  # fmt: skip
     for method in ("grpo", "dpo"):
         if method not in steps:
