@@ -168,17 +168,36 @@ def attacker_reads(image: np.ndarray, box: tuple[int, int, int, int], angle: flo
     return " ".join(read)
 
 
+@lru_cache(maxsize=1)
+def _attacker_recogniser() -> Any:
+    """PP-OCR's recogniser with RapidOCR's own settings (one thread), not medlens's: what
+    the detector changes in its engine (input widths, say) never changes the attacker."""
+    import rapidocr
+
+    return rapidocr.RapidOCR(
+        params={
+            "Global.log_level": "error",
+            "EngineConfig.onnxruntime.intra_op_num_threads": 1,
+            "EngineConfig.onnxruntime.inter_op_num_threads": 1,
+        }
+    )
+
+
 def _recogniser_reads(page: np.ndarray) -> str:
     """What PP-OCR's recogniser (the strongest reader at hand) reads in an upright crop, as it
     is and inverted; empty where RapidOCR is not installed (the detector before issue 12)."""
     try:
-        from medlens.privacy.ocr import as_rgb8, engine
+        reader = _attacker_recogniser()
     except ImportError:
         return ""
     out = []
     for crop in (page, 255 - page):
-        result = engine(1)(
-            as_rgb8(crop)[..., ::-1].copy(), use_det=False, use_cls=False, use_rec=True
+        rgb = np.stack([crop] * 3, axis=-1) if crop.ndim == 2 else crop[..., :3]
+        result = reader(
+            np.ascontiguousarray(rgb[..., ::-1], dtype=np.uint8),
+            use_det=False,
+            use_cls=False,
+            use_rec=True,
         )
         out += [str(t) for t in (result.txts or ())]
     return " ".join(out)

@@ -170,6 +170,11 @@ def test_cli_ask_json_and_clear_errors(png: Path, tmp_path: Path) -> None:
     record = json.loads(out.stdout)
     assert record["answer"] in {"yes", "no"} and record["backend"] == "random"
     assert record["studies"][0]["deidentified"] is True
+    # The plain answer says what de-identification did to the pixels (medlens issue 12).
+    out = _medlens("ask", str(png), "Is there a fracture?", "--model", "random", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    shown = [line for line in out.stdout.splitlines() if line.startswith("De-identification: ")]
+    assert len(shown) == 1 and "% of the image redacted" in shown[0], out.stdout
     bad = tmp_path / "notes.dcm"
     bad.write_text("hello")
     out = _medlens("ask", str(bad), "Is there a fracture?", "--model", "prior", cwd=tmp_path)

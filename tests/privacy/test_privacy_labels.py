@@ -7,7 +7,14 @@ import pydicom
 import pytest
 from pydicom.data import get_testdata_file
 
-from medlens.privacy.labels import Identifiers, classify_line
+from medlens.privacy.labels import (
+    Identifiers,
+    LineDecision,
+    classify_line,
+    needs_second_reading,
+    second_reading,
+)
+from medlens.privacy.ocr import OcrLine
 
 HEADER = Identifiers.from_values(
     {
@@ -97,3 +104,59 @@ def test_identifiers_come_from_a_real_dataset() -> None:
     assert found.match(f"{name.lower()} x") == "PatientName"
     assert found.match(f"ID {ds.PatientID}") == "PatientID"
     assert found.fingerprint() != HEADER.fingerprint()
+
+
+def _read(text: str, score: float = 0.99) -> OcrLine:
+    return OcrLine(((0, 0), (60, 0), (60, 20), (0, 20)), text, score)
+
+
+UNKNOWN = LineDecision(True, "unrecognised")
+KEPT = LineDecision(False, "clinical")
+
+
+def test_which_lines_are_read_again() -> None:
+    assert needs_second_reading("IHI", classify_line("IHI"))  # unrecognised and short
+    assert not needs_second_reading("BAPTIST MED CTR", classify_line("BAPTIST MED CTR"))
+    assert needs_second_reading("OT", classify_line("OT"))  # kept only as a two-letter code
+    assert not needs_second_reading("AP", classify_line("AP"))  # a listed view
+    assert not needs_second_reading("GAIN 52%", classify_line("GAIN 52%"))
+    assert not needs_second_reading("48213377", classify_line("48213377"))  # PHI: final
+
+
+@pytest.mark.parametrize(
+    ("first", "reads", "decision"),
+    [
+        ("IHI", ["THI"], KEPT),  # one glyph misread
+        ("AIR", ["FLAIR"], KEPT),  # the line looked along
+        ("AIR", ["MIR", "FLAIR"], KEPT),  # unknown reads before do not stop it
+        ("FLAIR", ["AIR"], UNKNOWN),  # a shorter read proves nothing
+        ("IHI", ["HI"], UNKNOWN),  # nor a two-letter one
+        ("IHI", [], UNKNOWN),  # nothing read surely: stays redacted
+        ("NOOR", ["NOOR", "NOUR"], UNKNOWN),
+        ("OKONKWC", ["OKONKWO", "FLAIR"], LineDecision(True, "header:PatientName")),
+        ("IHI", ["48213377"], LineDecision(True, "header:PatientID")),
+    ],
+)
+def test_a_second_reading_keeps_a_label_read_whole_and_nothing_else(
+    first: str, reads: list[str], decision: LineDecision
+) -> None:
+    after, read = second_reading(_read(first), UNKNOWN, map(_read, reads), HEADER)
+    assert after == decision
+    assert (read is not None and read.text in reads) == (after != UNKNOWN)
+
+
+@pytest.mark.parametrize(
+    ("score", "reads", "decision"),
+    [
+        (0.95, [], KEPT),  # read surely, nothing says otherwise
+        (0.65, [], UNKNOWN),  # read unsure and never surely: goes
+        (0.65, ["OT"], KEPT),  # confirmed
+        (0.95, ["OTT"], UNKNOWN),  # a code read short of its word
+        (0.95, ["OKONKWO"], LineDecision(True, "header:PatientName")),
+    ],
+)
+def test_a_two_letter_code_stays_only_when_no_read_says_otherwise(
+    score: float, reads: list[str], decision: LineDecision
+) -> None:
+    after, _ = second_reading(_read("OT", score), KEPT, map(_read, reads), HEADER)
+    assert after == decision

@@ -17,6 +17,10 @@ own, in this order (the first rule that fires wins):
    code of two letters at most: kept.
 5. Anything else is redacted ("unrecognised"): a word nobody listed may be a name.
 
+A short line left "unrecognised", and a two-letter code read unsure, are read again (their
+other pages, the box looked along, tesseract) before the decision is final
+(:func:`second_reading`).
+
 The decision and its reason are recorded per line; the text itself never leaves memory.
 """
 
@@ -26,7 +30,10 @@ import datetime as dt
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from medlens.privacy.ocr import OcrLine
 
 NAME_KEYWORDS = (
     "PatientName",
@@ -323,6 +330,74 @@ def _clinical_word(word: str) -> bool:
     return bool(_MEASURE.match(upper))
 
 
+def _listed(text: str) -> bool:
+    """Whether ``text`` (three letters or digits at least) is listed clinical or device
+    words or measurements (:func:`_listed_words`): :func:`classify_line`'s clinical rules
+    without the one that keeps any code of two letters (on a second reading, a misread
+    shortened to two letters proves nothing)."""
+    return len(normalise(text)) >= 3 and _listed_words(text)
+
+
+def _listed_words(text: str) -> bool:
+    words = [w.upper().strip(".,;:()[]") for w in text.split()]
+    return bool(words) and (
+        all(w in CLINICAL_WORDS or _MEASURE.match(w) for w in words) or _glued(text)
+    )
+
+
+def _glued(text: str) -> bool:
+    """Whether ``text`` is read-outs the reader glued together ("GAIN52%DEPTH16CM"): split
+    at its digit runs, every piece is a clinical word or a measurement."""
+    pieces = [p for p in re.split(r"(\d+(?:[.,]\d+)*%?)", normalise(text)) if p]
+    return bool(pieces) and all(p in CLINICAL_WORDS or _MEASURE.match(p) for p in pieces)
+
+
+SHORT = 8
+"""Letters and digits of a first read up to which an "unrecognised" line is read again."""
+
+
+def needs_second_reading(text: str, decision: LineDecision) -> bool:
+    """Whether a line's first read leaves its decision to a guess a second reading settles
+    (:func:`second_reading`): "unrecognised" with at most :data:`SHORT` letters and digits
+    (a short label misread by a glyph, "IHI" for "THI"), or kept only as a code of two
+    letters nobody listed ("OT" read of a three-letter word)."""
+    letters = len(normalise(text))
+    if decision.reason == "unrecognised":
+        return letters <= SHORT
+    return not decision.redact and letters <= 2 and not _listed_words(text)
+
+
+def second_reading(
+    first: OcrLine,
+    decision: LineDecision,
+    reads: Iterable[OcrLine],
+    identifiers: Identifiers | None = None,
+) -> tuple[LineDecision, OcrLine | None]:
+    """The decision on a line after its other confident ``reads``
+    (:func:`medlens.privacy.ocr.second_reads`), with the read that settled it. A read that
+    shows a header value or PHI redacts the line for that reason. An "unrecognised" line is
+    kept as "clinical" at the first read that is :func:`_listed` in full with at least as
+    many letters and digits as ``first`` (a label read whole: "IHI" is "THI", "AIR" is
+    "FLAIR" on the line looked along), else stays redacted. A two-letter code goes
+    ("unrecognised") when the first confident read is not clinical ("OTT" of a code read
+    "OT"), or when no read is confident and neither was its first (below PP-OCR's
+    :data:`medlens.privacy.ocr.CONFIDENT`). A failed read never keeps a line."""
+    from medlens.privacy.ocr import CONFIDENT
+
+    letters = len(normalise(first.text))
+    for read in reads:
+        again = classify_line(read.text, identifiers)
+        if again.redact and again.reason != "unrecognised":
+            return again, read
+        if not decision.redact:
+            return (again if again.redact else decision), read
+        if _listed(read.text) and len(normalise(read.text)) >= letters:
+            return LineDecision(False, "clinical"), read
+    if decision.redact or first.score >= CONFIDENT:
+        return decision, None
+    return LineDecision(True, "unrecognised"), None
+
+
 def classify_line(
     text: str, identifiers: Identifiers | None = None, *, redact_all: bool = False
 ) -> LineDecision:
@@ -339,10 +414,6 @@ def classify_line(
     if spans:
         return LineDecision(True, f"phi:{spans[0].kind}")
     words = [w for w in re.split(r"\s+", text.strip()) if w]
-    if all(_clinical_word(w) for w in words):
-        return LineDecision(False, "clinical")
-    # Read-outs glued together by the reader ("GAIN52%DEPTH16CM") split at digit runs.
-    pieces = [p for p in re.split(r"(\d+(?:[.,]\d+)*%?)", normalise(text)) if p]
-    if pieces and all(p in CLINICAL_WORDS or _MEASURE.match(p) for p in pieces):
+    if all(_clinical_word(w) for w in words) or _glued(text):
         return LineDecision(False, "clinical")
     return LineDecision(True, "unrecognised")

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,7 +27,7 @@ from medlens.errors import require
 from medlens.types import box_iou
 
 OCR_MODELS = "PP-OCRv6-small (det, rec) + PP-OCRv2 mobile cls, RapidOCR 3"
-"""What reads the pixels; part of every cache key."""
+"""What reads the pixels (with :func:`readers`, part of every cache key)."""
 
 MIN_SIDE = 736
 """The detector sees images scaled so that their short side is at least this (RapidOCR's
@@ -45,6 +45,8 @@ class OcrLine:
     score: float
     read: bool = True
     """False for a line the time budget left unread (``text`` empty): redact it unread."""
+    pages: tuple[int, ...] = ()
+    """The pages (:func:`read_pages`) the recogniser read it on."""
 
     @property
     def box(self) -> tuple[int, int, int, int]:
@@ -72,6 +74,14 @@ class OcrLine:
         return (y1 - y0) >= 1.5 * (x1 - x0)
 
 
+REC_MIN_WIDTH = 160
+"""The recogniser's input is 48 px tall and as wide as the line (RapidOCR pads it to 320,
+PaddleOCR's default, at least): padding to 160 instead halves its time on short lines
+(the cost is linear in the width: 32 ms at 320, 17 at 160 on one core), a fifth of it on
+the lines of the benchmark's images (96 crops of every background kind and pydicom's two
+ultrasound screens, 3.3 to 2.6 CPU-s), and changed no decision there (10 reads differ,
+"GerardoGibert" for "Gerardo Gibert" and the like)."""
+
 _LOCAL = threading.local()
 
 
@@ -91,6 +101,7 @@ def engine(threads: int = 1) -> Any:
                 "EngineConfig.onnxruntime.intra_op_num_threads": threads,
                 "EngineConfig.onnxruntime.inter_op_num_threads": 1,
                 "Det.limit_side_len": MIN_SIDE,
+                "Rec.rec_img_shape": [3, 48, REC_MIN_WIDTH],
             }
         )
         blank = np.zeros((48, 96, 3), np.uint8)
@@ -242,21 +253,24 @@ def _join_pieces(found: list[_Found]) -> list[_Found]:
     return joined
 
 
-def _read(item: _Found, views: list[np.ndarray], threads: int) -> tuple[str, float]:
+def _read(item: _Found, views: list[np.ndarray], threads: int) -> OcrLine:
     """The best read of a line on the pages that found it: the first that is
     :data:`CONFIDENT`, else the most confident."""
-    best = ("", 0.0)
+    text, score, tried = "", 0.0, []
     for index in item.pages:
-        text, score = recognise(views[index], item.corners, threads=threads)
-        if text.strip() and score > best[1]:
-            best = (text, score)
-        if best[1] >= CONFIDENT:
+        tried.append(index)
+        read, confidence = recognise(views[index], item.corners, threads=threads)
+        if read.strip() and confidence > score:
+            text, score = read, confidence
+        if score >= CONFIDENT:
             break
-    return best
+    return _line(item.corners, text, score, pages=tuple(tried))
 
 
-def _line(corners: np.ndarray, text: str, score: float, read: bool = True) -> OcrLine:
-    return OcrLine(tuple((float(x), float(y)) for x, y in corners), text, score, read)
+def _line(
+    corners: np.ndarray, text: str, score: float, read: bool = True, pages: tuple[int, ...] = ()
+) -> OcrLine:
+    return OcrLine(tuple((float(x), float(y)) for x, y in corners), text, score, read, pages)
 
 
 def read_pages(
@@ -293,14 +307,15 @@ def read_pages(
         if deadline is not None and time.thread_time() > deadline:
             lines.append(_line(item.corners, "", 0.0, read=False))
             continue
-        text, score = _read(item, views, threads)
-        if score >= TEXT_SCORE:
-            lines.append(_line(item.corners, text, score))
+        line = _read(item, views, threads)
+        if line.score >= TEXT_SCORE:
+            lines.append(line)
             continue
-        for part in item.parts:
-            text, score = _read(part, views, threads)
-            if score >= TEXT_SCORE:
-                lines.append(_line(part.corners, text, score))
+        lines += [
+            read
+            for read in (_read(part, views, threads) for part in item.parts)
+            if read.score >= TEXT_SCORE
+        ]
     return lines
 
 
@@ -387,6 +402,111 @@ def _glyphs(strip: np.ndarray, own: tuple[int, int], threads: int) -> list[tuple
         x = (col + 0.5) / info.line_txt_len * width
         out.append((width - x if flipped else x, float(conf)))
     return out
+
+
+TESSERACT_CONFIDENT = 0.7
+"""Tesseract's word confidence (0-1, every word of the line) from which its read counts."""
+
+
+def _tessdata() -> str | None:
+    """Tesseract's English language data: ``$TESSDATA_PREFIX``, else where Debian and other
+    distributions install it; None when there is none."""
+    import glob
+    from pathlib import Path
+
+    from medlens.config import env
+
+    folders = [env("TESSDATA_PREFIX") or ""]
+    folders += sorted(glob.glob("/usr/share/tesseract-ocr/*/tessdata"), reverse=True)
+    folders += ["/usr/share/tessdata", "/usr/local/share/tessdata"]
+    found = [f for f in folders if f and Path(f, "eng.traineddata").is_file()]
+    return found[0].rstrip("/") + "/" if found else None
+
+
+def second_reader() -> Any | None:
+    """Tesseract (tesserocr's in-process libtesseract, one line per call: page segmentation
+    mode 7), one per thread, or None without tesserocr or English language data: then the
+    lines it would have read stay redacted (never less redaction without it). An engine of
+    its own lineage (LSTM, trained on rendered documents) errs on other glyphs than PP-OCR's
+    recogniser ("THI" read "IHI" by PP-OCR and "THI" by tesseract)."""
+    found = getattr(_LOCAL, "tesseract", False)
+    if found is False:
+        found = None
+        path = _tessdata()
+        try:
+            import tesserocr
+        except ImportError:
+            path = None
+        if path is not None:
+            found = tesserocr.PyTessBaseAPI(path=path, lang="eng", psm=tesserocr.PSM.SINGLE_LINE)
+        _LOCAL.tesseract = found
+    return found
+
+
+def readers() -> str:
+    """The readers a decision here rests on, for cache keys: :data:`OCR_MODELS` and
+    tesseract's version, or that there is none (:func:`second_reader`)."""
+    reader = second_reader()
+    return f"{OCR_MODELS}; tesseract {reader.Version() if reader is not None else 'none'}"
+
+
+def _tesseract_read(reader: Any, crop: np.ndarray) -> tuple[str, float]:
+    """What tesseract reads in an upright line crop (BGR uint8): grey, padded by half its
+    height with its own edge, scaled to about 96 px tall (tesseract reads best at capital
+    heights of 20-40 px); the text and the lowest word confidence (0-1)."""
+    import cv2
+    from PIL import Image
+
+    grey = np.asarray(crop, np.float32).mean(axis=-1).astype(np.uint8)
+    pad = max(2, grey.shape[0] // 2)
+    grey = np.pad(grey, pad, mode="edge")
+    scale = float(np.clip(96 / max(1, grey.shape[0] - 2 * pad), 1.0, 6.0))
+    size = (round(grey.shape[1] * scale), round(grey.shape[0] * scale))
+    reader.SetImage(Image.fromarray(cv2.resize(grey, size, interpolation=cv2.INTER_CUBIC)))
+    text = str(reader.GetUTF8Text()).strip()
+    confidences = list(reader.AllWordConfidences())
+    return text, (min(confidences) / 100 if confidences and text else 0.0)
+
+
+def second_reads(
+    views: Sequence[np.ndarray],
+    line: OcrLine,
+    grown: OcrLine | None = None,
+    *,
+    threads: int = 1,
+) -> Iterator[OcrLine]:
+    """Confident reads of a short line other than its first, each with the box it was read
+    in, one at a time and the cheapest first (the caller stops at the one it needs):
+    PP-OCR's recogniser on every page (``views``, as :func:`bgr_page` makes them) over
+    ``grown`` (the line looked along for more of it, :func:`extend_line`) where that found
+    half a line height more, tesseract (:func:`second_reader`) on every page over the larger
+    box, then PP-OCR over the line's own box on the pages it was not read on yet. A read
+    counts at :data:`CONFIDENT` (PP-OCR) or :data:`TESSERACT_CONFIDENT` (tesseract); what
+    the caller makes of them is its own rule
+    (:func:`medlens.privacy.labels.second_reading`)."""
+    from rapidocr.utils.process_img import get_rotate_crop_image
+
+    own = np.asarray(line.corners, np.float32)
+    larger = own
+    if (
+        grown is not None
+        and _frame(np.asarray(grown.corners))[3] >= _frame(own)[3] + line.height / 2
+    ):
+        larger = np.asarray(grown.corners, np.float32)
+        for view in views:
+            text, score = recognise(view, larger, threads=threads)
+            if score >= CONFIDENT:
+                yield _line(larger, text, score)
+    reader = second_reader()
+    for view in views if reader is not None else ():
+        text, score = _tesseract_read(reader, get_rotate_crop_image(view, larger))
+        if score >= TESSERACT_CONFIDENT:
+            yield _line(larger, text, score)
+    for index, view in enumerate(views):
+        if index not in line.pages:
+            text, score = recognise(view, own, threads=threads)
+            if score >= CONFIDENT:
+                yield _line(own, text, score)
 
 
 def stretch(line: OcrLine, by: float = EXTEND) -> OcrLine:
