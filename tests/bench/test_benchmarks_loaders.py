@@ -190,9 +190,15 @@ def test_slake_on_shared_data(shared_data: Path, monkeypatch: pytest.MonkeyPatch
     assert Counter(s.kind for s in test) == {"closed": 416, "open": 645}
     assert sum(s.answer == "None" for s in test) == 9
     assert Counter(s.metadata["modality"] for s in test) == {"CT": 472, "X-Ray": 361, "MRI": 228}
-    assert bench.quality(test, train=bench.load("train")) == []  # English splits are disjoint
+    # English splits are disjoint; one test gold names no option its question lists
+    (unanswerable,) = bench.quality(test, train=bench.load("train"))
+    assert (unanswerable.kind, unanswerable.examples) == ("closed-answer-not-offered", ("12130",))
     train_issues = {i.kind: i.count for i in bench.quality(bench.load("train"))}
-    assert train_issues == {"empty-answer": 1, "duplicate-question": 7}
+    assert train_issues == {
+        "empty-answer": 1,
+        "duplicate-question": 7,
+        "closed-answer-not-offered": 3,
+    }
     assert len(bench.load("validation")) == 1053
     boxed = [s for s in test if s.metadata["boxes"]]
     x0, y0, x1, y1 = boxed[0].metadata["boxes"][0]["box"]

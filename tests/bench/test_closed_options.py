@@ -91,3 +91,21 @@ def test_real_closed_questions_get_their_options(shared_data: Path) -> None:
         medlens.score_answer(sample, get_task("closed").parse_text(other, prepared.request)).outcome
         == "wrong"
     )
+
+
+def test_a_closed_answer_no_prompt_offers_is_a_quality_issue() -> None:
+    from medlens.bench.quality import check_samples
+    from medlens.bench.samples import Sample
+
+    def closed(id_: str, question: str, answer: str) -> Sample:
+        candidates, answers = closed_candidates(question, answer)
+        image = {"image_id": f"xmlab{id_}/source.jpg"}
+        return Sample(id_, "slake", "test", question, answers, "closed", (), candidates, image)
+
+    samples = [
+        closed("1", "Which is bigger in this image, kidney or spleen?", "Liver"),
+        closed("2", "Which is bigger in this image, kidney or spleen?", "Spleen"),
+        closed("3", "Is there a mass?", "No"),
+    ]
+    (issue,) = check_samples(samples)
+    assert (issue.kind, issue.count, issue.examples) == ("closed-answer-not-offered", 1, ("1",))

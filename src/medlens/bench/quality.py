@@ -9,6 +9,9 @@ them so that a report says what the numbers stand on:
 - ``empty-answer``: a sample without a non-empty reference answer;
 - ``duplicate-question``: the same (image, normalised question) more than once in a split;
 - ``conflicting-answers``: such duplicates that disagree on the answer;
+- ``closed-answer-not-offered``: a closed question asked for yes or no (it lists no options
+  its answer names) whose answer is neither, so no answer to it can be right (SLAKE test:
+  "Which is bigger in this image, kidney or spleen?" answered "Liver");
 - ``image-leakage``: evaluation images that also appear in ``train``;
 - ``question-leakage``: evaluation (image, question) pairs found verbatim in ``train``.
 
@@ -25,6 +28,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from medlens.bench.samples import QualityIssue, Sample
+from medlens.normalize import normalize_answer
 
 _NON_WORD = re.compile(r"[^\w]+")
 MAX_EXAMPLES = 5
@@ -64,6 +68,23 @@ def check_samples(samples: Sequence[Sample], *, train: Sequence[Sample] = ()) ->
     empty = [s.id for s in samples if not any(a.strip() for a in s.answers)]
     if empty:
         issues.append(_issue("empty-answer", empty, "no non-empty reference answer"))
+
+    unanswerable = [
+        s.id
+        for s in samples
+        if s.kind == "closed"
+        and not s.candidates
+        and not {normalize_answer(a) for a in s.answers} & {"yes", "no"}
+    ]
+    if unanswerable:
+        issues.append(
+            _issue(
+                "closed-answer-not-offered",
+                unanswerable,
+                "closed questions asked for yes or no whose answer is neither and names none "
+                "of the options the question lists; every answer to them scores wrong",
+            )
+        )
 
     groups: dict[tuple[str, str], list[Sample]] = defaultdict(list)
     for s in samples:
