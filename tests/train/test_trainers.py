@@ -148,23 +148,25 @@ def test_grpo_two_steps_with_protocol_rewards(
             str(tmp_path / "grpo"),
             model=str(answering_tiny),
             rewards=("accuracy", "iou"),
-            num_generations=2,
+            num_generations=4,
             max_completion_length=8,
-            temperature=1.5,
-            hyper=Hyper(max_steps=2, batch_size=8, learning_rate=1e-2, logging_steps=1),
+            temperature=1.0,
+            hyper=Hyper(max_steps=4, batch_size=8, learning_rate=1e-2, logging_steps=1),
         ),
         progress=False,
         data=vqa,
     )
     card = load_card(out)
     logged = [h for h in card["history"] if "reward" in h]
-    assert len(logged) == 2
+    assert len(logged) == 4
     assert all(0.0 <= h["rewards/accuracy_medlens/mean"] <= 1.0 for h in logged)
     assert all(math.isfinite(h["loss"]) for h in logged)
     assert card["spec"]["rewards"] == ["accuracy", "iou"]
     # Weights move only where a group's rewards differ (GRPO's advantage is reward minus the
-    # group mean): at temperature 1.5 the seeded run samples a right and a wrong answer to
-    # the same question, so the policy gradient is not zero and the weights change.
+    # group mean). TRL samples from the whole vocabulary (no top-k), so the barely trained
+    # model writes noise about half the time at temperature 1.0 (at 1.5, nearly always) and a
+    # right answer to a question now and then: 8 groups of 4 (4 steps of 2 prompts) make a
+    # group with a right and a wrong answer near certain, and the policy gradient not zero.
     assert any(h["reward_std"] > 0 for h in logged)
     assert changed(weights(answering_tiny), weights(out)) > 0
     assert isinstance(answers(out, synthetic_data)[0], str)
