@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from medlens.errors import ConfigError, DataError, StudyError
+from medlens.normalize import normalize_answer
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -131,12 +132,11 @@ def _length(row: Mapping[str, Any]) -> int:
 
 def target_text(sample: Sample, prepared: Prepared) -> str:
     """The gold answer as the task's parser reads it back: closed answers as the candidate
-    an accepted answer names (``yes``/``no`` in lower case, "T2 weighted" for "T2"), boxes as the grounding template's JSON in
-    pixels of the view the model is shown, anything else as the reference text."""
+    an accepted answer names (``yes``/``no`` in lower case, "T2 weighted" for "T2"), boxes
+    as the grounding template's JSON in pixels of the view the model is shown, anything else
+    as the reference text."""
     answer = sample.answer.strip()
     if sample.kind == "closed":
-        from medlens.normalize import normalize_answer
-
         accepted = {normalize_answer(a) for a in sample.answers}
         for candidate in prepared.request.candidates:
             if normalize_answer(candidate) in accepted:
