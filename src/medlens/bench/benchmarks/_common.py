@@ -55,7 +55,8 @@ def question_options(question: str) -> tuple[str, ...]:
             (
                 k
                 for k in (2, 3)
-                if k <= len(tail_words) and _same(tail_words[k - 1], head_words[-1])
+                if k <= len(tail_words)
+                and normalize_answer(tail_words[k - 1]) == normalize_answer(head_words[-1])
             ),
             1,
         )
@@ -70,17 +71,16 @@ def _without_article(option: str) -> str:
     return rest if rest and first.lower() in _ARTICLES else option
 
 
-def _same(word: str, other: str) -> bool:
-    return normalize_answer(word) == normalize_answer(other)
-
-
-def closed_candidates(question: str, answer: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """``(candidates, accepted answers)`` of a closed question. A yes/no question has no
+def closed_candidates(
+    question: str, answer: str, kind: str = "closed"
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """``(candidates, accepted answers)`` of a question of ``kind``: an open question has no
+    candidates and its answer as given. A yes/no question has no
     candidates (the closed task asks yes or no). Any other closed question ("Which organ is
     abnormal, heart or lung?" → "Heart") is asked with the options it lists, when its answer
     names exactly one of them; that option is also accepted as the answer ("T2" names "T2
     weighted", "Left kidney" names "left"). Without such options: no candidates."""
-    if closed_by_answer(answer):
+    if kind != "closed" or closed_by_answer(answer):
         return (), (answer,)
     options = question_options(question)
     gold = normalize_answer(answer)

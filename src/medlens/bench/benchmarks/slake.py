@@ -131,11 +131,7 @@ class Slake(_SlakeRelease):
         answer_type = str(row["answer_type"]).strip().upper()
         question = str(row["question"])
         kind: AnswerKind = "closed" if answer_type == "CLOSED" else "open"
-        candidates, answers = (
-            closed_candidates(question, str(row["answer"]))
-            if kind == "closed"
-            else ((), (str(row["answer"]),))
-        )
+        candidates, answers = closed_candidates(question, str(row["answer"]), kind)
         return Sample(
             id=str(row["qid"]),
             benchmark=self.name,

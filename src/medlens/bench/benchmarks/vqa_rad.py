@@ -123,11 +123,7 @@ class VQARad(Benchmark):
         if frame:
             metadata["question_frame"] = frame
         kind: AnswerKind = "closed" if answer_type == "CLOSED" else "open"
-        candidates, answers = (
-            closed_candidates(question, str(row["answer"]))
-            if kind == "closed"
-            else ((), (str(row["answer"]),))
-        )
+        candidates, answers = closed_candidates(question, str(row["answer"]), kind)
         return Sample(
             id=str(row["qid"]),
             benchmark=self.name,
