@@ -126,9 +126,10 @@ class DetectorSettings:
     time grows with it). Such an image takes 1.2-1.7 s (medlens issue 12's target is 2 s;
     deid_recall's generated images, seeds 0 and 1: median 1.29, max 1.68); the bound sits
     higher so that contention on a busy core does not trip it on ordinary screens
-    (pydicom's 18-line Doppler example takes 1.9 CPU-s at load 4 on two cores). Detection always runs; lines the budget leaves unread are redacted unread
-    and lines to redact not yet looked along are grown blindly, both marked ``hurried``
-    (the study then needs review)."""
+    (pydicom's 18-line Doppler example takes 1.9 CPU-s at load 4 on two cores). Detection
+    always runs; lines the budget leaves unread are redacted unread and lines to redact not
+    yet looked along are grown blindly, both marked ``hurried`` (the study then needs
+    review)."""
 
 
 BUDGET_PIXELS = 1024 * 768
