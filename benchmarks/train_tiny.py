@@ -55,8 +55,8 @@ def medlens(*args: str) -> float:
 def train_command(data_dir: str, out: Path) -> list[str]:
     return [
         "train", "sft", "--init", "qwen2_5_vl:tiny",
-        "--data", "slake,vqa-rad,slake-grounding", "--data-dir", data_dir,
-        "--exclude-test-images", "--epochs", "5", "--batch-size", "8", "--lr", "5e-4",
+        "--data", "slake,vqa-rad,slake-grounding", "--repeat", "slake-grounding=2",
+        "--data-dir", data_dir, "--exclude-test-images", "--epochs", "5", "--batch-size", "8", "--lr", "5e-4",
         "--threads", "1", "--save-steps", "300", "--output", str(out / "medlens-tiny"),
     ]  # fmt: skip
 

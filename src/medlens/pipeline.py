@@ -172,6 +172,7 @@ def prepare(
     model: str | None = None,
     prompt: str | None = None,
     candidate_scoring: bool = False,
+    view_size: int | None = None,
 ) -> Prepared:
     """Turn studies and a question into a backend ``Request``.
 
@@ -183,8 +184,12 @@ def prepare(
     lmms-eval, medevalkit, llava-med, medgemma) that lays the request out.
     ``candidate_scoring`` answers closed and multiple-choice questions by scoring each
     candidate's likelihood (``options.score_candidates``), which gives them a confidence.
+    ``view_size`` (the backend's) caps the recipe's ``max_size`` for grounding questions: a
+    view no larger than the model takes is the frame the template states and the model
+    answers in. Other questions keep the recipe's views, which the model's processor
+    resizes as upstream harnesses let it.
     """
-    from medlens.study.recipes import apply_recipe, default_recipe_for
+    from medlens.study.recipes import default_recipe_for, get_recipe
     from medlens.tasks import get_task, guess_kind
 
     items: list[Study | str | os.PathLike[str] | bytes] = (
@@ -193,17 +198,24 @@ def prepare(
     studies = tuple(protect(_load(s), deidentify) for s in items)
     if not studies:
         raise ConfigError("A question needs at least one study or image.")
-    recipe_name = recipe or default_recipe_for(studies[0], model)
+    task = get_task(kind or guess_kind(question, candidates))
+    chosen = get_recipe(recipe or default_recipe_for(studies[0], model))
+    overrides: dict[str, Any] = {}
+    if (
+        task.kind == "grounding"
+        and view_size
+        and view_size < chosen.defaults.get("max_size", view_size)
+    ):
+        overrides["max_size"] = view_size
     views: list[View] = []
     prior_views: list[View] = []
     for study in studies:
-        views.extend(apply_recipe(study, recipe_name))
+        views.extend(chosen(study, **overrides))
         if study.prior is not None:
-            prior_views.extend(apply_recipe(study.prior, recipe_name))
+            prior_views.extend(chosen(study.prior, **overrides))
     if view_transform is not None:
         views = [view_transform(v) for v in views]
         prior_views = [view_transform(v) for v in prior_views]
-    task = get_task(kind or guess_kind(question, candidates))
     request = task.build(
         views,
         question,
@@ -222,7 +234,7 @@ def prepare(
         from medlens.privacy import scrub_text
 
         request = _scrub_request_text(request, scrub_text)
-    used_recipe = views[0].recipe if views else recipe_name
+    used_recipe = views[0].recipe if views else chosen.id
     return Prepared(request, tuple(views), studies, used_recipe, task.prompt_id_for(prompt))
 
 
@@ -327,6 +339,7 @@ def ask(
     (``candidate_scoring``, the default), so that the answer comes with a confidence;
     ``candidate_scoring=False`` generates text for them instead (``--generate``)."""
     prepare_options.setdefault("model", backend.model_id)
+    prepare_options.setdefault("view_size", backend.view_size)
     prepare_options["candidate_scoring"] = candidate_scoring and backend.supports_scoring
     prepared = prepare(study, question, **prepare_options)
     check_privacy(backend, [prepared.request])
@@ -435,6 +448,7 @@ def run(
     protocols do.
     """
     prepare_options.setdefault("model", backend.model_id)
+    prepare_options.setdefault("view_size", backend.view_size)
     if prepare_options.get("candidate_scoring"):
         prepare_options["candidate_scoring"] = backend.supports_scoring
     waiting: deque[tuple[list[Prepared], list[str], list[Generation | None]]] = deque()

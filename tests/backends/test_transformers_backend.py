@@ -257,6 +257,19 @@ def test_max_image_side_shrinks_before_the_processor(paths: dict[str, Path]) -> 
     assert item.images[0].size == (64, 16)
 
 
+def test_view_size_is_the_side_each_processor_gives_the_model(
+    backends: dict[str, TransformersBackend], paths: dict[str, Path]
+) -> None:
+    """Views are rendered no larger than this, so that grounding coordinates are those of
+    the image the model sees: Qwen2-VL's pixel budget (112 x 112 in the tiny model), Gemma
+    3's fixed square, and none for LLaVA, whose CLIP processor crops the image."""
+    sizes = {family: backend.view_size for family, backend in backends.items()}
+    assert sizes == {"qwen2_5_vl": 112, "gemma3": 32, "llava": None}
+    capped = TransformersBackend(str(paths["qwen2_5_vl"]), max_image_side=64)
+    assert capped.view_size == 64
+    capped.close()
+
+
 def test_bad_path_raises_a_backend_error(tmp_path: Path) -> None:
     with pytest.raises(BackendError, match="No model folder at"):
         TransformersBackend(str(tmp_path / "nowhere"))

@@ -202,6 +202,7 @@ class AlwaysFails:
     allow_identified = False
     supports_scoring: ClassVar[bool] = True
     model_id = "broken-gpu"
+    view_size = None
 
     def generate(self, requests: Sequence[Request]) -> list[Generation]:
         raise RuntimeError("CUDA error: an illegal memory access was encountered")

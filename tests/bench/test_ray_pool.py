@@ -56,6 +56,7 @@ class Echo:
     remote: ClassVar[bool] = False
     allow_identified = False
     supports_scoring: ClassVar[bool] = False
+    view_size = None
 
     def __init__(self, delay_s: float = 0.0, fail: str | None = None) -> None:
         self.model_id = "echo-1"

@@ -102,3 +102,14 @@ def test_vqa_rad_leakage_exclusions(shared_data) -> None:
     )
     assert data.sources[0].excluded["test-images"] == excluded["test-images"]
     assert len(data) == 3 and spec.kinds == ("closed",)
+    repeated = build_train_data(
+        DataSpec(
+            ("vqa-rad",),
+            data_dir=str(shared_data),
+            exclude_test_images=True,
+            limit=3,
+            repeat={"vqa-rad": 2},
+        )
+    )
+    assert [r["id"] for r in repeated.rows] == [r["id"] for r in data.rows] * 2
+    assert (repeated.sources[0].rows, repeated.sources[0].repeat) == (3, 2)

@@ -108,3 +108,14 @@ def test_batches_are_shuffled_unless_length_grouping_is_asked_for() -> None:
     context = RunContext.__new__(RunContext)
     context.output, context.hyper = Path("out"), Hyper(sampler="group_by_length")
     assert context.trainer_args()["train_sampling_strategy"] == "group_by_length"
+
+
+def test_repeat_takes_whole_counts_for_benchmarks_being_trained_on() -> None:
+    from medlens.cli.train import parse_repeat
+
+    names = ("slake", "slake-grounding")
+    assert parse_repeat("slake-grounding=2", names) == {"slake-grounding": 2}
+    assert parse_repeat(None, names) == {}
+    for bad in ("vqa-rad=2", "slake-grounding=0", "slake-grounding=1.5", "slake-grounding"):
+        with pytest.raises(ConfigError, match="expected NAME=K with NAME one of --data"):
+            parse_repeat(bad, names)

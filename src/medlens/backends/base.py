@@ -29,6 +29,9 @@ class Backend(Protocol):
     request that is not de-identified unless they were built to ``allow_identified`` (what
     ``--no-deid`` does; local backends set it False). ``supports_scoring`` backends fill
     ``Generation.candidate_logprobs`` when ``options.score_candidates`` is set.
+    ``view_size`` is the longest image side, in pixels, the model takes (its processor's
+    resize), or None where it is not known: grounding views are rendered no larger, so that
+    the coordinate frame the template states is the image the model sees.
     """
 
     name: ClassVar[str]
@@ -36,6 +39,7 @@ class Backend(Protocol):
     allow_identified: bool
     supports_scoring: ClassVar[bool]
     model_id: str
+    view_size: int | None
 
     def generate(self, requests: Sequence[Request]) -> list[Generation]:
         """One generation per request, in order. A request that fails alone yields a

@@ -201,6 +201,7 @@ class PriorBackend:
     remote: ClassVar[bool] = False
     allow_identified: bool = False
     supports_scoring: ClassVar[bool] = True
+    view_size: int | None = None
 
     def __init__(self, model: str = "prior", *, prior: str | Path | PriorTable | None = None):
         self.table = prior if isinstance(prior, PriorTable) or prior is None else None
@@ -255,6 +256,7 @@ class NoImageBackend:
     remote: ClassVar[bool] = False
     allow_identified: bool = False
     supports_scoring: ClassVar[bool] = True
+    view_size: int | None = None
 
     def __init__(
         self,
@@ -299,6 +301,7 @@ class RandomBackend:
     remote: ClassVar[bool] = False
     allow_identified: bool = False
     supports_scoring: ClassVar[bool] = True
+    view_size: int | None = None
 
     def __init__(self, model: str = "random", *, seed: int = 0) -> None:
         self.seed = seed

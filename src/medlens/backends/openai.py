@@ -57,6 +57,7 @@ class OpenAIBackend:
     name: ClassVar[str] = "openai"
     remote: ClassVar[bool] = True
     supports_scoring: ClassVar[bool] = False
+    view_size: int | None = None
 
     def __init__(
         self,

@@ -88,6 +88,7 @@ class UpstreamPool:
     name: ClassVar[str] = "openai-pool"
     remote: ClassVar[bool] = True
     supports_scoring: ClassVar[bool] = False
+    view_size: int | None = None
 
     def __init__(
         self,

@@ -43,6 +43,7 @@ class ScriptedBackend:
     remote: ClassVar[bool] = False
     allow_identified: bool = False
     supports_scoring: ClassVar[bool] = True
+    view_size: int | None = None
 
     def __init__(
         self, model: str = "scripted", *, answers: Answers, logprobs: Logprobs | None = None

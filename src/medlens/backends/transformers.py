@@ -30,6 +30,7 @@ serve VLM requests and is not used.
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -94,6 +95,26 @@ class _Batch:
     """Scoring mode, per item: candidate -> (row, number of its tokens) to sum there."""
     preprocess_s: float = 0.0
     error: BaseException | None = None
+
+
+def processor_view_size(image_processor: Any) -> int | None:
+    """The longest side, in pixels, of the images ``image_processor`` gives the model: the
+    square root of Qwen2-VL's pixel budget (``max_pixels``, which transformers stores as
+    ``size["longest_edge"]`` beside ``shortest_edge`` = ``min_pixels``), or a fixed
+    ``height``/``width`` (SigLIP: Gemma 3, MedGemma). None where the processor crops
+    (CLIP's ``shortest_edge`` and centre crop): its input is no resized copy of the view."""
+    size = getattr(image_processor, "size", None) or {}
+    if getattr(image_processor, "do_center_crop", False):
+        return None
+    if (
+        size.get("shortest_edge")
+        and size.get("longest_edge")
+        and hasattr(image_processor, "merge_size")
+    ):
+        return math.isqrt(int(size["longest_edge"]))
+    if size.get("height") and size.get("width"):
+        return max(int(size["height"]), int(size["width"]))
+    return None
 
 
 class TransformersBackend:
@@ -199,6 +220,8 @@ class TransformersBackend:
         self.model_id = model_id
         self.batch_size = batch_size
         self.max_image_side = max_image_side
+        sides = [s for s in (processor_view_size(processor.image_processor), max_image_side) if s]
+        self.view_size = min(sides, default=None)
         self.ignore_eos = ignore_eos
         self.compile_decode = compile_decode
         if compile_decode and self.device.type != "cuda":

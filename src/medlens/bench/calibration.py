@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from medlens.bench.plan import fit_prior, prior_training_rows
 from medlens.bench.samples import Sample
-from medlens.bench.scoring import resolve_protocols
+from medlens.bench.scoring import resolve_protocols, sample_as_asked
 from medlens.bench.treatments import item_of
 from medlens.errors import ConfigError
 from medlens.normalize import normalize_answer
@@ -238,7 +238,9 @@ def answers(
 
 
 def _outcome(result: Result, sample: Sample, protocol: ScoringProtocol) -> str:
-    return str(protocol.score_answer(sample, result.answer).outcome)
+    return str(
+        protocol.score_answer(sample_as_asked(sample, result.prepared), result.answer).outcome
+    )
 
 
 def fit_items(

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from medlens.bench.plan import calibrated_samples
 from medlens.bench.samples import Sample
-from medlens.bench.scoring import score_answer
+from medlens.bench.scoring import sample_as_asked, score_answer
 from medlens.bench.store import (
     RunInfo,
     RunStore,
@@ -92,13 +92,14 @@ class BatchWriter:
         self.tasks: set[str] = set()
 
     def add_result(self, result: Result) -> None:
-        """A model answer: scored against the untouched sample and queued."""
+        """A model answer: scored against the sample as asked (its gold boxes in the view's
+        frame; nothing else changes) and queued."""
         self.recipes.add(result.prepared.recipe)
         self.tasks.add(result.prepared.task_version)
         self.n_new += 1
         self.n_cached += int(result.cached)
         self._add(
-            self.by_id[result.request.id],
+            sample_as_asked(self.by_id[result.request.id], result.prepared),
             StoredAnswer.of(result),
             _prompt_text(result),
             result.key,

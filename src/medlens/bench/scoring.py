@@ -4,6 +4,7 @@ run without a model. The runner, the report and the CLI all score through here."
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from medlens.bench.protocols import PROTOCOLS, ScoringProtocol, get_protocol
@@ -20,6 +21,7 @@ from medlens.bench.store import (
 
 if TYPE_CHECKING:
     from medlens.backends.base import Backend
+    from medlens.pipeline import Prepared
 
 PRIMARY_PROTOCOL = "medlens"
 """Listed first when every protocol is scored, so tables and charts lead with the strict rules."""
@@ -65,6 +67,23 @@ def score_answer(
 ) -> dict[str, dict[str, Any]]:
     """Score one stored answer under each protocol, as the store keeps scores."""
     return {name: score_to_json(p.score_answer(sample, answer)) for name, p in protocols.items()}
+
+
+def sample_as_asked(sample: Sample, prepared: Prepared) -> Sample:
+    """``sample`` with its gold boxes in pixels of the view the model was shown. The
+    grounding template states that view's size and the model answers in it, while a recipe
+    may have resized the image (``max_size``, the backend's ``view_size``); the stored sample
+    is the one scored, so re-scoring a run compares in the same frame."""
+    boxes = sample.metadata.get("boxes")
+    if sample.kind != "grounding" or not boxes or not prepared.views:
+        return sample
+    from medlens.study.views import box_to_view
+
+    view = prepared.views[0]
+    moved = [{**b, "box": [round(v, 2) for v in box_to_view(view, b["box"])]} for b in boxes]
+    if all(m["box"] == [float(v) for v in b["box"]] for m, b in zip(moved, boxes)):
+        return sample
+    return replace(sample, metadata={**sample.metadata, "boxes": moved})
 
 
 def outdated(run: RunInfo, name: str) -> bool:

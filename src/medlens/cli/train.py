@@ -9,8 +9,8 @@ when started again with the same command.
 medlens-tiny was trained with:
 
   medlens train sft --init qwen2_5_vl:tiny --data slake,vqa-rad,slake-grounding \\
-      --data-dir ../shared/data --exclude-test-images --epochs 5 --batch-size 8 \\
-      --lr 5e-4 --threads 1 --save-steps 300 --output runs/medlens-tiny
+      --repeat slake-grounding=2 --data-dir ../shared/data --exclude-test-images --epochs 5 \\
+      --batch-size 8 --lr 5e-4 --threads 1 --save-steps 300 --output runs/medlens-tiny
 """
 
 from __future__ import annotations
@@ -27,6 +27,12 @@ def _common(parser: argparse.ArgumentParser, *, fresh: bool = True) -> None:
         "--data",
         required=True,
         help="benchmark(s) whose train split to use, comma-separated: slake,vqa-rad",
+    )
+    data.add_argument(
+        "--repeat",
+        metavar="NAME=K",
+        help="show benchmark NAME's rows K times per epoch, comma-separated (a mixing weight "
+        "for a source that is small or slow to learn, e.g. slake-grounding=2); in the card",
     )
     data.add_argument("--split", default="train", help="split to train on (default: train)")
     data.add_argument("--data-dir", help="folder with the original releases (or $MEDLENS_DATA)")
@@ -140,6 +146,23 @@ def add_parser(
     return parser
 
 
+def parse_repeat(value: str | None, benchmarks: tuple[str, ...]) -> dict[str, int]:
+    """``--repeat slake-grounding=2`` → ``{"slake-grounding": 2}``, for benchmarks of --data."""
+    from medlens.errors import ConfigError
+
+    repeat: dict[str, int] = {}
+    for piece in _names(value):
+        name, _, times = piece.partition("=")
+        if name not in benchmarks or not times.isdigit() or int(times) < 1:
+            raise ConfigError(
+                f"--repeat {piece!r}: expected NAME=K with NAME one of --data "
+                f"({', '.join(benchmarks)}) and K a whole number >= 1, e.g. "
+                f"--repeat {benchmarks[-1]}=2"
+            )
+        repeat[name] = int(times)
+    return repeat
+
+
 def _names(value: str | None) -> tuple[str, ...]:
     return tuple(n.strip() for n in (value or "").split(",") if n.strip())
 
@@ -151,6 +174,7 @@ def run(args: argparse.Namespace) -> int:
 
     data = DataSpec(
         benchmarks=_names(args.data),
+        repeat=parse_repeat(args.repeat, _names(args.data)),
         split=args.split,
         data_dir=args.data_dir,
         exclude_test_images=args.exclude_test_images,

@@ -171,6 +171,16 @@ def voxel_to_view(region: ViewRegion, voxel: tuple[float, float, float]) -> tupl
     return float(solution[0]), float(solution[1])
 
 
+def box_to_view(view: View, box: Sequence[float]) -> tuple[float, float, float, float]:
+    """A box ``(x0, y0, x1, y1)`` in pixels of a 2D image (edges: pixel ``i`` spans ``i`` to
+    ``i + 1``, as benchmark boxes are given) in pixels of ``view``, through its first region.
+    Gold boxes are compared in the frame the model was shown, however the recipe resized it."""
+    region = view.regions[0]
+    corners = [voxel_to_view(region, (x - 0.5, y - 0.5, 0.0)) for x, y in (box[:2], box[2:4])]
+    (ax, ay), (bx, by) = corners
+    return min(ax, bx), min(ay, by), max(ax, bx), max(ay, by)
+
+
 def _image(values: np.ndarray, size: tuple[int, int]) -> PILImage.Image:
     from PIL import Image
 

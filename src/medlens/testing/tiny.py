@@ -418,6 +418,16 @@ def _train_tokenizer(
     )
 
 
+def image_processor(family: str, overrides: Overrides | None = None) -> Any:
+    """The image processor ``build_model(family, overrides=...)`` gives its model: a fresh
+    model's view size is known before its tokenizer is trained on the rows."""
+    spec = _FAMILIES[family]
+    over = overrides or {}
+    vision = {**spec.vision, **over.get("vision", {})}
+    fields = {**spec.config, **over.get("config", {})}
+    return spec.processors(vision, fields, over)["image_processor"]
+
+
 def build_model(
     family: str,
     *,

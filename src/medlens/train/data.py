@@ -55,6 +55,8 @@ class SourceRecord:
     """Reason → rows dropped ("test-leakage:questions", "test-images", "unloadable", ...)."""
     pixels: Mapping[str, Any] = field(default_factory=dict)
     """The de-identification record, as eval stores it (``pixel_policy``)."""
+    repeat: int = 1
+    """Times each row is shown per epoch (``--repeat``); ``rows`` counts each once."""
 
 
 @dataclass
@@ -65,6 +67,8 @@ class TrainData:
     sources: list[SourceRecord]
     recipes: list[str]
     task_versions: list[str]
+    view_size: int | None = None
+    """The longest side the views were rendered at (None: the recipes' own sizes)."""
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -115,6 +119,7 @@ class TrainData:
             "sources": [vars(s) | {"excluded": dict(s.excluded)} for s in self.sources],
             "recipes": self.recipes,
             "task_versions": self.task_versions,
+            "view_size": self.view_size,
         }
 
 
@@ -153,13 +158,11 @@ def target_text(sample: Sample, prepared: Prepared) -> str:
 
 
 def _view_box(box: Sequence[float], prepared: Prepared) -> list[int]:
-    """A box in pixels of the original image → pixels of the first view (the recipe may
-    have resized it); the grounding template states the view's size to the model."""
-    width, height = prepared.views[0].image.size
-    rows, cols = prepared.studies[0].pixels.shape[1:3]  # (slices, rows, cols[, 3])
-    scale_x, scale_y = width / int(cols), height / int(rows)
-    x0, y0, x1, y1 = box
-    return [round(x0 * scale_x), round(y0 * scale_y), round(x1 * scale_x), round(y1 * scale_y)]
+    """A box in pixels of the original image → whole pixels of the first view (the recipe
+    may have resized it); the grounding template states the view's size to the model."""
+    from medlens.study.views import box_to_view
+
+    return [round(v) for v in box_to_view(prepared.views[0], box)]
 
 
 def exclude_leakage(
@@ -196,6 +199,8 @@ class DataSpec:
     """Which rows to train on and how they are prepared (``medlens train --data``)."""
 
     benchmarks: tuple[str, ...]
+    repeat: Mapping[str, int] = field(default_factory=dict)
+    """Benchmark → times its rows are shown per epoch (a mixing weight; default once)."""
     split: str = "train"
     data_dir: str | None = None
     exclude_test_images: bool = False
@@ -204,6 +209,8 @@ class DataSpec:
     deid_ocr: str | None = None
     model: str | None = None
     """The model id recipes are chosen for (``study.MODEL_RECIPES``), as eval passes it."""
+    view_size: int | None = None
+    """The longest view side (``models.view_size_for``), as the backend caps it at eval."""
     limit: int | None = None
     """First N rows per benchmark (smoke runs and tests)."""
     kinds: tuple[str, ...] = TRAINABLE_KINDS
@@ -238,7 +245,12 @@ def build_train_data(spec: DataSpec, *, progress: bool = False) -> TrainData:
             samples = samples[: spec.limit]
         deidentify, _ = _policy(bench, spec)
         made, failed, used = prepare_rows(
-            samples, deidentify=deidentify, model=spec.model, images=images, progress=progress
+            samples,
+            deidentify=deidentify,
+            model=spec.model,
+            view_size=spec.view_size,
+            images=images,
+            progress=progress,
         )
         if failed:
             excluded["unloadable"] = failed
@@ -248,7 +260,8 @@ def build_train_data(spec: DataSpec, *, progress: bool = False) -> TrainData:
                 f"({len(samples)} samples after exclusions {excluded or 'none'}; kinds "
                 f"{', '.join(spec.kinds)}). Check --data-dir and the split name."
             )
-        rows.extend(made)
+        repeat = spec.repeat.get(name, 1)
+        rows.extend(made * repeat)
         recipes.update(used[0])
         tasks.update(used[1])
         sources.append(
@@ -260,9 +273,10 @@ def build_train_data(spec: DataSpec, *, progress: bool = False) -> TrainData:
                 rows=len(made),
                 excluded=excluded,
                 pixels=_pixels_record(bench, spec),
+                repeat=repeat,
             )
         )
-    return TrainData(rows, sources, sorted(recipes), sorted(tasks))
+    return TrainData(rows, sources, sorted(recipes), sorted(tasks), spec.view_size)
 
 
 def from_samples(samples: Sequence[Sample], **options: Any) -> TrainData:
@@ -271,7 +285,7 @@ def from_samples(samples: Sequence[Sample], **options: Any) -> TrainData:
     rows, _failed, (recipes, tasks) = prepare_rows(samples, **options)
     if not rows:
         raise DataError(f"none of the {len(samples)} samples gave a training row")
-    return TrainData(rows, [], sorted(recipes), sorted(tasks))
+    return TrainData(rows, [], sorted(recipes), sorted(tasks), options.get("view_size"))
 
 
 def _policy(bench: Benchmark, spec: DataSpec) -> tuple[Any, dict[str, Any]]:
@@ -295,6 +309,7 @@ def prepare_rows(
     *,
     deidentify: Any = True,
     model: str | None = None,
+    view_size: int | None = None,
     images: dict[str, Image.Image] | None = None,
     progress: bool = False,
 ) -> tuple[list[dict[str, Any]], int, tuple[set[str], set[str]]]:
@@ -326,6 +341,7 @@ def prepare_rows(
                 metadata=item.metadata,
                 deidentify=deidentify,
                 model=model,
+                view_size=view_size,
             )
         except StudyError:
             failed += 1

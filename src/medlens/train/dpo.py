@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from medlens.errors import DataError, UnknownNameError
-from medlens.train.data import DataSpec, TrainData, build_train_data
+from medlens.train.data import DataSpec, TrainData
 from medlens.train.models import LoraSpec
-from medlens.train.run import Hyper, finish_run, start_run
+from medlens.train.run import Hyper, build_rows, finish_run, start_run
 
 
 @dataclass(frozen=True)
@@ -63,7 +63,7 @@ def build_pairs(
 
 
 def train_dpo(spec: DPOSpec, *, progress: bool = True, data: TrainData | None = None) -> Path:
-    rows = data if data is not None else build_train_data(spec.data, progress=progress)
+    rows = data if data is not None else build_rows(spec.data, spec.model, None, progress=progress)
     ctx = start_run("dpo", spec.output, spec.model, None, None, rows, spec.hyper)
     pairs, counts = build_pairs(spec, rows, ctx.model, ctx.processor)
     from trl import DPOConfig, DPOTrainer  # type: ignore[attr-defined]

@@ -15,10 +15,10 @@ from pathlib import Path
 from typing import Any
 
 from medlens.errors import ConfigError
-from medlens.train.data import DataSpec, TrainData, build_train_data
+from medlens.train.data import DataSpec, TrainData
 from medlens.train.models import LoraSpec
 from medlens.train.rewards import make_rewards
-from medlens.train.run import Hyper, finish_run, start_run
+from medlens.train.run import Hyper, build_rows, finish_run, start_run
 
 REWARD_COLUMNS = ("prompt", "id", "kind", "answers", "candidates", "boxes", "image_size")
 
@@ -55,7 +55,7 @@ def train_grpo(spec: GRPOSpec, *, progress: bool = True, data: TrainData | None 
             f"be a multiple of --generations ({spec.num_generations}): each prompt's group is "
             "generated in one batch."
         )
-    rows = data if data is not None else build_train_data(spec.data, progress=progress)
+    rows = data if data is not None else build_rows(spec.data, spec.model, None, progress=progress)
     ctx = start_run("grpo", spec.output, spec.model, None, spec.lora, rows, spec.hyper)
     from trl import GRPOConfig, GRPOTrainer  # type: ignore[attr-defined]
 

@@ -125,15 +125,20 @@ class LoraSpec:
         return {"r": self.r, "alpha": self.alpha, "dropout": self.dropout, "targets": self.targets}
 
 
-def init_model(name: str, texts: Iterable[str], *, seed: int = 0) -> tuple[Any, Any]:
-    """A fresh ``(model, processor)`` of the named config, tokenizer trained on ``texts``."""
+def init_config(name: str) -> Mapping[str, Any]:
+    """The named ``--init`` config, or an error that lists them."""
     if name not in INIT_CONFIGS:
         raise UnknownNameError(
             f"unknown --init config {name!r}; available: {', '.join(INIT_CONFIGS)}"
         )
+    return INIT_CONFIGS[name]
+
+
+def init_model(name: str, texts: Iterable[str], *, seed: int = 0) -> tuple[Any, Any]:
+    """A fresh ``(model, processor)`` of the named config, tokenizer trained on ``texts``."""
     from medlens.testing.tiny import build_model
 
-    config = INIT_CONFIGS[name]
+    config = init_config(name)
     overrides = {k: config[k] for k in ("text", "vision", "image_processor") if k in config}
     model, processor = build_model(
         str(config["family"]),
@@ -144,6 +149,34 @@ def init_model(name: str, texts: Iterable[str], *, seed: int = 0) -> tuple[Any, 
         multiword=int(config.get("multiword", 0)),
     )
     return model.train(), processor
+
+
+def view_size_for(model: str | None, init: str | None, revision: str | None = None) -> int | None:
+    """The longest side rows are rendered at for this model: the one the transformers backend
+    renders its views at (``processor_view_size``), so that a model learns boxes in the
+    coordinates of the images it is evaluated on."""
+    from medlens.backends.transformers import processor_view_size
+
+    if init is not None:
+        from medlens.testing.tiny import image_processor
+
+        config = init_config(init)
+        overrides = {k: config[k] for k in ("vision", "image_processor") if k in config}
+        return processor_view_size(image_processor(str(config["family"]), overrides))
+    if model is None:
+        return None
+    from transformers import AutoImageProcessor
+
+    from medlens.hub import resolve_model
+
+    source, local_only = resolve_model(model, revision)
+    try:
+        found = AutoImageProcessor.from_pretrained(  # type: ignore[no-untyped-call]
+            source, revision=revision, local_files_only=local_only
+        )
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise BackendError(f"could not load the image processor of {model!r}: {exc}") from exc
+    return processor_view_size(found)
 
 
 def load_model(

@@ -6,14 +6,21 @@ from __future__ import annotations
 import json
 import os
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from medlens.errors import ConfigError
 from medlens.train.card import git_commit, write_card
-from medlens.train.data import TrainData
-from medlens.train.models import LoraSpec, apply_lora, count_parameters, init_model, load_model
+from medlens.train.data import DataSpec, TrainData, build_train_data
+from medlens.train.models import (
+    LoraSpec,
+    apply_lora,
+    count_parameters,
+    init_model,
+    load_model,
+    view_size_for,
+)
 
 INIT_FOLDER = "init"
 """Where a fresh model (``--init``) is saved before its first step: its tokenizer was trained
@@ -62,6 +69,28 @@ class Hyper:
             raise ConfigError(f"--epochs must be positive, not {self.epochs}.")
 
 
+def check_view_size(data: TrainData, processor: Any, base: str) -> None:
+    """Grounding rows must show the views evaluation shows: the backend caps those at the
+    size the model takes (``processor_view_size``), and a model trained on other sizes
+    learns boxes in a frame it is never asked in."""
+    from medlens.backends.transformers import processor_view_size
+
+    takes = processor_view_size(processor.image_processor)
+    if data.view_size == takes:
+        return
+    grounding = (row for row in data.rows if row.get("kind") == "grounding")
+    sides = [max(im.size) for row in grounding for im in row.get("images", ())]
+    if data.view_size is None and (takes is None or max(sides, default=0) <= takes):
+        return  # no view was large enough for the cap to change it
+    shown = data.view_size or f"uncapped (up to {max(sides, default=0)})"
+    raise ConfigError(
+        f"The grounding rows' views have longest side {shown} px, but {base} takes "
+        f"{takes or 'images of any size'}{' px' if takes else ''}, so evaluation would "
+        "show it other views. Build the rows with DataSpec(view_size="
+        "medlens.train.models.view_size_for(model, init)), as medlens train does."
+    )
+
+
 @dataclass
 class RunContext:
     method: str
@@ -107,6 +136,11 @@ class RunContext:
         }
 
 
+def build_rows(data: DataSpec, model: str | None, init: str | None, *, progress: bool) -> TrainData:
+    """The run's rows, their views rendered at the size the model takes."""
+    return build_train_data(replace(data, view_size=view_size_for(model, init)), progress=progress)
+
+
 def start_run(
     method: str,
     output: str | os.PathLike[str],
@@ -143,6 +177,7 @@ def start_run(
         assert model_id is not None
         base = model_id
         model, processor = load_model(model_id, weights=weights)
+    check_view_size(data, processor, base)
     model = apply_lora(model, lora)
     return RunContext(
         method=method,

@@ -20,9 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from medlens.errors import ConfigError
-from medlens.train.data import DataSpec, TrainData, build_train_data
+from medlens.train.data import DataSpec, TrainData
 from medlens.train.models import LoraSpec
-from medlens.train.run import Hyper, finish_run, start_run
+from medlens.train.run import Hyper, build_rows, finish_run, start_run
 
 
 @dataclass(frozen=True)
@@ -45,7 +45,11 @@ def train_sft(spec: SFTSpec, *, progress: bool = True, data: TrainData | None = 
     and the benchmark build them once)."""
     if (spec.model is None) == (spec.init is None):
         raise ConfigError("Give either --model (a path or Hub id) or --init (a fresh model).")
-    rows = data if data is not None else build_train_data(spec.data, progress=progress)
+    rows = (
+        data
+        if data is not None
+        else build_rows(spec.data, spec.model, spec.init, progress=progress)
+    )
     ctx = start_run("sft", spec.output, spec.model, spec.init, spec.lora, rows, spec.hyper)
     from trl import SFTConfig, SFTTrainer  # type: ignore[attr-defined]
 

@@ -152,6 +152,7 @@ class ReplicaInfo:
     name: str
     model_id: str
     supports_scoring: bool
+    view_size: int | None
     medlens_version: str
     pid: int
     node: str
@@ -189,6 +190,7 @@ class Replica:
             name=backend.name,
             model_id=backend.model_id,
             supports_scoring=bool(backend.supports_scoring),
+            view_size=backend.view_size,
             medlens_version=medlens.__version__,
             pid=os.getpid(),
             node=ray.get_runtime_context().get_node_id(),
@@ -323,6 +325,7 @@ class ReplicaPool:
         self.name: str = first.name
         self.model_id: str = first.model_id
         self.supports_scoring: bool = first.supports_scoring
+        self.view_size: int | None = first.view_size
         self.infos = infos
 
     # ---------------------------------------------------------------- start-up
