@@ -300,14 +300,15 @@ def _find_regions(
         if decision is None:
             continue
         line, hurried = first, not first.read
-        # Lines are grown to their end unless they showed a header ID or date whole, or lie
-        # half inside a longer line that goes too (a word of it, found on another page).
+        # Lines are grown to their end unless they showed a header ID or date whole, lie
+        # half inside a longer line that goes too (a word of it, found on another page), or
+        # were boxed at twice the scale (their boxes end with their glyphs).
         inside = any(
             overlap(line.box, other.box) >= 0.5 and _letters(other.text) > _letters(line.text)
             for other in redacted
         )
         whole = identifiers is not None and identifiers.whole_value(decision.reason)
-        growable = first.read and not inside and not whole
+        growable = first.read and not first.small and not inside and not whole
         if decision.redact and growable:
             line, hurried = grow(first)
         if (
