@@ -56,6 +56,8 @@ def test_the_studys_own_header_values_are_redacted(text: str, reason: str) -> No
         ("SMITH^JOHN", "phi:NAME"),
         ("Dr Ann Lee", "phi:NAME"),
         ("2019-11-02", "phi:DATE"),
+        ("/07/202", "phi:DATE"),  # a piece of a date drawn down a column
+        ("08.07.", "phi:DATE"),
         ("ID 83260749", "phi:ID"),
         ("(617) 555-0134", "phi:PHONE"),
         ("Compressed 27:1", "unrecognised"),  # a word nobody listed may be a name
@@ -84,6 +86,9 @@ def test_phi_shaped_and_unknown_text_is_redacted_without_a_header(text: str, rea
         "LYMPH NODE",
         "Zoom : 50.15%",
         "CINE 45/120",
+        "120/80",
+        "5.0",
+        "2.5.1",
     ],
 )
 def test_clinical_labels_are_kept(text: str) -> None:

@@ -32,6 +32,7 @@ from medlens.privacy.pixels import (
 )
 from medlens.privacy.studies import redact_slices
 from medlens.testing.phi import fonts, ultrasound
+from medlens.types import box_iou
 
 pytestmark = pytest.mark.slow
 
@@ -40,8 +41,8 @@ MRN = "MRN 48213377"
 IDS = Identifiers.from_values({"PatientName": "Okonkwo^Margaret", "PatientID": "48213377"})
 
 
-def _font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
-    found = [f for f in fonts() if "DejaVuSans.ttf" in f] or list(fonts())
+def _font(size: int, name: str = "DejaVuSans.ttf") -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
+    found = [f for f in fonts() if name in f] or list(fonts())
     return ImageFont.truetype(found[0], size) if found else ImageFont.load_default(size=size)
 
 
@@ -249,7 +250,7 @@ def test_cine_loops_are_read_on_a_sample_and_redacted_on_every_frame(
     calls: list[int] = []
     original = ocr_module.detect_boxes
 
-    def counting(page: np.ndarray, *, threads: int = 1) -> list[np.ndarray]:
+    def counting(page: np.ndarray, *, threads: int = 1) -> ocr_module.Detection:
         calls.append(1)
         return original(page, threads=threads)
 
@@ -282,7 +283,13 @@ def test_region_cache_keeps_boxes_only_and_skips_the_second_read(
     stored = files[0].read_text().upper()
     assert "OKONKWO" not in stored and "48213377" not in stored  # no text, no pixels
     calls: list[int] = []
-    monkeypatch.setattr(ocr_module, "detect_boxes", lambda *a, **k: calls.append(1) or [])
+    original = ocr_module.detect_boxes
+
+    def counting(page: np.ndarray, *, threads: int = 1) -> ocr_module.Detection:
+        calls.append(1)
+        return original(page, threads=threads)
+
+    monkeypatch.setattr(ocr_module, "detect_boxes", counting)
     assert detect_text(image, cache=cache, identifiers=IDS) == first and calls == []
     # Another header context or project key is another entry: the image is read again.
     detect_text(image, cache=cache)
@@ -428,6 +435,60 @@ def test_a_label_between_two_phi_lines_keeps_its_ink_and_they_stay_unreadable() 
     assert "SUPINE" in _pp_ocr(out)
     for token in ("OKONKWO", "MARGARET", "48213377"):
         assert token not in left
+
+
+def test_a_line_too_small_for_the_detector_is_found_at_twice_its_scale() -> None:
+    """deid_recall's seed-1 speckle screen (the generator's own text): "Acc AP4822486" in
+    7-px glyphs, grey on the sector's lower edge, scores 0.107 on the detector's map at the
+    image's scale (its box threshold is 0.3); looked at again at twice the scale, the faint
+    region gives its box, and the line goes."""
+    from medlens.testing.phi import BACKGROUND_KINDS, kind_image, make_phi
+
+    rng = np.random.default_rng([1, 0, BACKGROUND_KINDS.index("speckle")])
+    screen = kind_image("speckle", make_phi(rng), rng)
+    (acc,) = [text for text in screen.texts if text.text.startswith("Acc ")]
+    ys, xs = np.nonzero(acc.mask)
+    ink = (int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1)
+    assert ink[3] - ink[1] <= 8  # 7-px glyphs
+    at_its_scale = [
+        ocr_module._hull(corners)
+        for page in pages(screen.pixels)
+        for corners in ocr_module.detect_boxes(ocr_module.bgr_page(page)).boxes
+    ]
+    assert not any(box_iou(ink, hull) > 0 for hull in at_its_scale)  # the detector misses it
+    redacted, lines = redact_burned_in_text(screen.pixels)
+    out = np.asarray(redacted)
+    assert any(
+        line.redact and overlap(ink, (line.x0, line.y0, line.x1, line.y1)) == 1 for line in lines
+    )
+    assert (out[acc.mask] == out.min()).all()
+    assert "4822486" not in _pp_ocr(out)
+
+
+def test_a_label_beside_a_name_keeps_its_own_box_when_one_page_runs_them_together() -> None:
+    """A page that runs a 12-px label into the 30-px name beside it gives the two one box
+    (the smoothed page of a SLAKE CT slice did: "SL 5.0mm" 40 px left of "Marisa Tello"),
+    which matches the name's own box on the other page: the name keeps its own box and the
+    label is read as a line of its own, not as the start of the name. Here the second page
+    is the first with the label drawn 4 px nearer the name, where the detector joins them."""
+    small, large = _font(12), _font(30, "DejaVuSerif.ttf")
+
+    def screen(nearer: int) -> np.ndarray:
+        canvas = Image.new("L", (1024, 768), 30)
+        draw = ImageDraw.Draw(canvas)
+        draw.text((630 + nearer, 570), "SL 5.0mm", fill=235, font=small)
+        at = 640 + int(draw.textlength("SL 5.0mm", font=small))
+        draw.text((at, 560), "Okonkwo Margaret", fill=235, font=large)
+        return np.asarray(canvas)
+
+    image, merged = screen(0), screen(4)
+    assert len(ocr_module.detect_boxes(ocr_module.bgr_page(merged)).boxes) == 1
+    lines = ocr_module.read_pages([image, merged])
+    label = [line for line in lines if normalise(line.text) == "SL50MM"]
+    name = [line for line in lines if "OKONKWO" in normalise(line.text)]
+    assert len(label) == 1 and len(name) == 1, [line.text for line in lines]
+    assert normalise(name[0].text) == "OKONKWOMARGARET"
+    assert overlap(label[0].box, name[0].box) < 0.1
 
 
 def test_redaction_boxes_stop_at_kept_lines_never_inside_their_own() -> None:

@@ -12,7 +12,7 @@ own, in this order (the first rule that fires wins):
    names, institution and station names.
 3. **PHI-shaped strings** and names, by the free-text scrubber's rules
    (:func:`medlens.privacy.text.find_phi`: dates, ID-like digit runs, phone numbers, DICOM
-   person names, titles, census names).
+   person names, titles, census names), and pieces of dates the detector split off.
 4. **Clinical text**: every word is a clinical or device term, a number or measurement, or a
    code of two letters at most: kept.
 5. Anything else is redacted ("unrecognised"): a word nobody listed may be a name.
@@ -330,6 +330,19 @@ def _clinical_word(word: str) -> bool:
     return bool(_MEASURE.match(upper))
 
 
+_DATE_PIECE = re.compile(r"^\W*\d{0,4}([/.\-])\d{1,4}\1\d{0,4}\W*$")
+
+
+def _date_piece(text: str) -> bool:
+    """Whether ``text`` is a piece of a date: digit groups joined twice by one separator,
+    four digits at least ("/07/202", "08.07.", "-07-15"). The detector splits a date drawn
+    down a column into pieces ("DOB 08/07/2023" at 90 degrees: "/07/202", "D", the rest
+    unboxed); read alone such a piece is a number, kept as a ruler's or caliper's, and the
+    date stayed readable (deid_recall --seed 3, Doppler). Measurements join digits once
+    ("5.0", "120/80")."""
+    return bool(_DATE_PIECE.match(text.strip())) and sum(ch.isdigit() for ch in text) >= 4
+
+
 def _listed(text: str) -> bool:
     """Whether ``text`` (three letters or digits at least) is listed clinical or device
     words or measurements (:func:`_listed_words`): :func:`classify_line`'s clinical rules
@@ -413,6 +426,8 @@ def classify_line(
     spans = find_phi(text)
     if spans:
         return LineDecision(True, f"phi:{spans[0].kind}")
+    if _date_piece(text):
+        return LineDecision(True, "phi:DATE")
     words = [w for w in re.split(r"\s+", text.strip()) if w]
     if all(_clinical_word(w) for w in words) or _glued(text):
         return LineDecision(False, "clinical")

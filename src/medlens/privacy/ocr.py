@@ -47,6 +47,11 @@ class OcrLine:
     """False for a line the time budget left unread (``text`` empty): redact it unread."""
     pages: tuple[int, ...] = ()
     """The pages (:func:`read_pages`) the recogniser read it on."""
+    small: bool = False
+    """Found at twice the detector's scale (:func:`small_text_boxes`), where its box ends
+    with its glyphs: looking along it for more (:func:`extend_line`) is not needed, and on
+    7-px glyphs it is slow (strips scaled 6 times up to the recogniser's 48 px: 0.1 CPU-s a
+    look, up to six per line)."""
 
     @property
     def box(self) -> tuple[int, int, int, int]:
@@ -144,11 +149,57 @@ def bgr_page(page: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(as_rgb8(page)[..., ::-1])
 
 
-def detect_boxes(page: np.ndarray, *, threads: int = 1) -> list[np.ndarray]:
-    """The detector's text boxes on one page (BGR uint8), each its four corners (x, y)."""
-    result = engine(threads)(page, use_det=True, use_cls=False, use_rec=False)
-    boxes = getattr(result, "boxes", None)
-    return [] if boxes is None else [np.asarray(b, np.float32) for b in boxes]
+@dataclass(frozen=True)
+class Detection:
+    """What the detector makes of one page: its text boxes, and the text probability it
+    gives every pixel (lines too small for its scale show there faintly, under its box
+    threshold: :func:`small_text_boxes`)."""
+
+    boxes: list[np.ndarray]
+    """Each box's four corners (x, y) in page pixels."""
+    scores: np.ndarray
+    """DBNet's probability of text per page pixel (float32, the page's rows and columns)."""
+    scale: float
+    """How much larger than the page the detector saw it (RapidOCR's sizing)."""
+
+
+def detect_boxes(page: np.ndarray, *, threads: int = 1) -> Detection:
+    """The detector on one page (BGR uint8) as RapidOCR's own ``use_det`` call runs it (the
+    page sized within its bounds: short side at least :data:`MIN_SIDE`, long side at most
+    2000; a short or very wide page padded above and below), keeping the probability map
+    that call throws away."""
+    from rapidocr.utils.process_img import (
+        apply_vertical_padding,
+        map_boxes_to_original,
+        resize_image_within_bounds,
+    )
+
+    eng = engine(threads)
+    rows, cols = page.shape[:2]
+    sized, ratio_h, ratio_w = resize_image_within_bounds(page, eng.min_side_len, eng.max_side_len)
+    record: dict[str, Any] = {"preprocess": {"ratio_h": ratio_h, "ratio_w": ratio_w}}
+    padded, record = apply_vertical_padding(sized, record, eng.width_height_ratio, eng.min_height)
+    tensor = eng.text_det.get_preprocess()(padded)
+    if tensor is None:
+        return Detection([], np.zeros((rows, cols), np.float32), 1.0)
+    scores = eng.text_det.session(tensor)
+    found, _ = eng.text_det.postprocess_op(scores, padded.shape[:2])
+    boxes: list[np.ndarray] = (
+        list(map_boxes_to_original(np.asarray(found, np.float32), record, rows, cols))
+        if len(found)
+        else []
+    )
+    top = record["padding_1"]["top"]
+    full = _resized(scores[0, 0], padded.shape[:2])[top : top + sized.shape[0]]
+    scale = tensor.shape[2] / padded.shape[0] * sized.shape[0] / rows
+    return Detection(boxes, _resized(full, (rows, cols)), scale)
+
+
+def _resized(array: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """``array`` stretched to ``shape`` (rows, cols), bilinearly."""
+    import cv2
+
+    return np.asarray(cv2.resize(array, (shape[1], shape[0]), interpolation=cv2.INTER_LINEAR))
 
 
 def recognise(page: np.ndarray, corners: np.ndarray, *, threads: int = 1) -> tuple[str, float]:
@@ -190,10 +241,62 @@ class _Found:
     pages: list[int]
     parts: list[_Found] = field(default_factory=list)
     """The pieces a joined line was made of, read one by one if the whole reads as nothing."""
+    seen: list[np.ndarray] = field(default_factory=list)
+    """Every box of this line, one per page that found it (:func:`_settle` picks one)."""
+    small: bool = False
+    """Found only by :func:`small_text_boxes`: kept on a :data:`CONFIDENT` read alone."""
 
     @property
     def hull(self) -> tuple[float, float, float, float]:
         return _hull(self.corners)
+
+    @property
+    def floor(self) -> float:
+        """The recogniser's confidence from which a read of this line is text."""
+        return CONFIDENT if self.small else TEXT_SCORE
+
+
+def _inside(
+    inner: tuple[float, float, float, float], outer: tuple[float, float, float, float]
+) -> float:
+    """The share of box ``inner`` that lies in box ``outer``."""
+    w = min(inner[2], outer[2]) - max(inner[0], outer[0])
+    h = min(inner[3], outer[3]) - max(inner[1], outer[1])
+    return max(0.0, w) * max(0.0, h) / max(1e-6, _box_area(inner))
+
+
+def _add(found: list[_Found], corners: np.ndarray, page: int, *, small: bool = False) -> None:
+    """A box found on ``page`` added to ``found``: to the line it is one with
+    (:data:`SAME_LINE`) or as a new line."""
+    hull = _hull(corners)
+    for item in found:
+        if box_iou(hull, item.hull) >= SAME_LINE:
+            item.seen.append(corners)
+            item.pages.append(page)
+            return
+    found.append(_Found(corners, [page], seen=[corners], small=small))
+
+
+def _settle(found: list[_Found]) -> None:
+    """Each line's box: the largest of those the pages found for it (a page that sees a line
+    to its end), but one that takes in half of another line found on its own that is not
+    a piece of this one (:func:`_pieces_of_one_line`: those are joined after). The smoothed
+    page blurs a gap of a few pixels away and gave a label and the name beside it one box
+    ("SL 5.0mm" and "Marisa Tello", 10 and 26 px glyphs 40 px apart), which the image's
+    own box for the name matched: redacted as the name, the label went with it."""
+    for item in found:
+        own = [_hull(corners) for corners in item.seen]
+        alone = [
+            other.hull
+            for other in found
+            if other is not item and not any(_pieces_of_one_line(other.hull, o) for o in own)
+        ]
+        apart = [
+            corners
+            for corners in item.seen
+            if not any(_inside(other, _hull(corners)) >= 0.5 for other in alone)
+        ]
+        item.corners = max(apart or item.seen, key=lambda c: _box_area(_hull(c)))
 
 
 def _shape(hull: tuple[float, float, float, float]) -> str:
@@ -244,7 +347,8 @@ def _join_pieces(found: list[_Found]) -> list[_Found]:
                     x1, y1 = max(a.hull[2], b.hull[2]), max(a.hull[3], b.hull[3])
                     corners = np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]], np.float32)
                     parts = (a.parts or [a]) + (b.parts or [b])
-                    joined[i] = _Found(corners, sorted(set(a.pages + b.pages)), parts)
+                    pages = sorted(set(a.pages + b.pages))
+                    joined[i] = _Found(corners, pages, parts, small=a.small and b.small)
                     del joined[j]
                     merged = True
                     break
@@ -264,13 +368,119 @@ def _read(item: _Found, views: list[np.ndarray], threads: int) -> OcrLine:
             text, score = read, confidence
         if score >= CONFIDENT:
             break
-    return _line(item.corners, text, score, pages=tuple(tried))
+    return _line(item.corners, text, score, pages=tuple(tried), small=item.small)
 
 
 def _line(
-    corners: np.ndarray, text: str, score: float, read: bool = True, pages: tuple[int, ...] = ()
+    corners: np.ndarray,
+    text: str,
+    score: float,
+    read: bool = True,
+    pages: tuple[int, ...] = (),
+    small: bool = False,
 ) -> OcrLine:
-    return OcrLine(tuple((float(x), float(y)) for x, y in corners), text, score, read, pages)
+    corner_list = tuple((float(x), float(y)) for x, y in corners)
+    return OcrLine(corner_list, text, score, read, pages, small)
+
+
+FAINT = 0.01
+"""Detector probability from which a pixel may belong to a line too small for its scale:
+a 7-px accession line on a speckle sector's edge peaks at 0.107, under the box threshold
+(0.3), and stays at 0.01-0.05 along its length; 90 % of a page is under 0.004."""
+
+FAINT_PEAK = 0.05
+"""A faint region (:data:`FAINT`) is looked at again only where it reaches this."""
+
+SMALL_TEXT_SHARE = 0.05
+"""The share of a page that :func:`small_text_boxes` detects again at twice the scale, at
+most: the detector's time grows with its pixels, so this bounds the pass to a fifth of one
+page's detection (the faintest regions are left out first)."""
+
+SMALL_TEXT_MARGIN = 16
+"""Detector pixels around a faint region that its second look takes in: the line's ends
+fade out of :data:`FAINT` a glyph or two early."""
+
+SMALL_TEXT_HEIGHT = 16
+"""Detector pixels a box of the second look may be across, at most: it is there for glyphs
+of 7-10 px (the accession line's box: 12); a taller box found at twice the scale is
+texture the detector rightly left alone at its own (Doppler flow read as a 120-px "line")."""
+
+
+def _windows(
+    scores: np.ndarray, taken: Sequence[tuple[float, float, float, float]], scale: float
+) -> list[tuple[float, tuple[int, int, int, int]]]:
+    """The faint regions of ``scores`` away from the boxes ``taken``, each as its peak and
+    its box (x0, y0, x1, y1) grown by :data:`SMALL_TEXT_MARGIN`; regions whose boxes meet
+    are one (a line's two ends, faint apart, would each give half of it)."""
+    from scipy import ndimage as ndi
+
+    rows, cols = scores.shape
+    weak = scores.copy()
+    pad = max(2, round(4 / scale))
+    for x0, y0, x1, y1 in taken:
+        top, left = max(0, int(y0) - pad), max(0, int(x0) - pad)
+        weak[top : int(y1) + pad + 1, left : int(x1) + pad + 1] = 0
+    regions, _ = ndi.label(ndi.binary_dilation(weak >= FAINT, iterations=2))
+    margin = round(SMALL_TEXT_MARGIN / scale)
+    windows: list[tuple[float, tuple[int, int, int, int]]] = []
+    for number, (ys, xs) in enumerate(ndi.find_objects(regions), start=1):
+        peak = float(weak[ys, xs][regions[ys, xs] == number].max())
+        if peak < FAINT_PEAK:
+            continue
+        box = (
+            max(0, xs.start - margin),
+            max(0, ys.start - margin),
+            min(cols, xs.stop + margin),
+            min(rows, ys.stop + margin),
+        )
+        for other in [w for w in windows if box_iou(box, w[1]) > 0]:
+            windows.remove(other)
+            peak, box = max(peak, other[0]), _union(box, other[1])
+        windows.append((peak, box))
+    return sorted(windows, key=lambda w: -w[0])
+
+
+def _union(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> tuple[int, int, int, int]:
+    return (min(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), max(a[3], b[3]))
+
+
+def small_text_boxes(
+    view: np.ndarray,
+    scores: np.ndarray,
+    taken: Sequence[tuple[float, float, float, float]],
+    *,
+    scale: float = 1.0,
+    threads: int = 1,
+) -> list[np.ndarray]:
+    """Boxes of lines too small for the detector at its scale (``scale``: how much larger
+    than the page it saw it), found by detecting again at twice that scale, only where its
+    probability map ``scores`` (the most of the page's views) shows a faint region
+    (:func:`_windows`) away from the boxes ``taken``: the strongest regions first, within
+    :data:`SMALL_TEXT_SHARE` of the page, boxes at most :data:`SMALL_TEXT_HEIGHT` across.
+    PP-OCR's detector was trained on text some 10-40 px tall; twice the scale over the
+    whole image finds a 7-px line (score 0.987) but costs 1.2-2.5 CPU-s per 1024x768 image,
+    more than the whole pipeline's 2-s target."""
+    import cv2
+
+    rows, cols = scores.shape
+    left = SMALL_TEXT_SHARE * rows * cols
+    det = engine(threads).text_det
+    pre = det.get_preprocess()
+    out: list[np.ndarray] = []
+    for _, (x0, y0, x1, y1) in _windows(scores, taken, scale):
+        if (x1 - x0) * (y1 - y0) > left:
+            continue
+        left -= (x1 - x0) * (y1 - y0)
+        size = [max(32, round(2 * scale * side / 32) * 32) for side in (x1 - x0, y1 - y0)]
+        crop = cv2.resize(view[y0:y1, x0:x1], size, interpolation=cv2.INTER_CUBIC)
+        tensor = pre.permute(pre.normalize(crop))[None].astype(np.float32)
+        boxes, _ = det.postprocess_op(det.session(tensor), (y1 - y0, x1 - x0))
+        out += [
+            np.asarray(box, np.float32) + np.array([x0, y0], np.float32)
+            for box in boxes
+            if _frame(np.asarray(box))[4] * scale <= SMALL_TEXT_HEIGHT
+        ]
+    return out
 
 
 def read_pages(
@@ -281,41 +491,45 @@ def read_pages(
     :func:`time.thread_time`: CPU seconds of this thread, which runs the models when
     ``threads`` is 1).
 
-    Detection runs on every page; boxes that are one line on several pages (:data:`SAME_LINE`)
-    become the larger of them, pieces of one line are joined (:data:`JOIN_GAP`; a joined line
-    that reads as nothing is read piece by piece), and each line is read on the first page
-    that found it, or on the others that found it when that read is not :data:`CONFIDENT`.
+    Detection runs on every page, and again at twice the scale where the pages' probability
+    maps show a line too faint to box (:func:`small_text_boxes`, on the image itself); boxes
+    that are one line on several pages (:data:`SAME_LINE`) become the larger of them unless
+    it takes in another line (:func:`_settle`), pieces of one line are joined
+    (:data:`JOIN_GAP`; a joined line that reads as nothing is read piece by piece), and each
+    line is read on the first page that found it, or on the others that found it when that
+    read is not :data:`CONFIDENT`.
     Reading each line once instead of once per page halves the recogniser's time on images
     with many lines (radiographs carry a dozen). Detection is bounded by the image's size;
     reading grows with its lines, so past the deadline the lines not yet read come back
     unread (``read=False``) for the caller to redact as they are."""
     views = [bgr_page(page) for page in pages]
     found: list[_Found] = []
+    faint: np.ndarray | None = None
+    scale = 1.0
     for index, view in enumerate(views):
-        for corners in detect_boxes(view, threads=threads):
-            hull = _hull(corners)
-            for item in found:
-                if box_iou(hull, item.hull) >= SAME_LINE:
-                    if _box_area(hull) > _box_area(item.hull):
-                        item.corners = corners
-                    item.pages.append(index)
-                    break
-            else:
-                found.append(_Found(corners, [index]))
+        detection = detect_boxes(view, threads=threads)
+        for corners in detection.boxes:
+            _add(found, corners, index)
+        faint = detection.scores if faint is None else np.maximum(faint, detection.scores)
+        scale = detection.scale
+    _settle(found)
+    if faint is not None:
+        taken = [item.hull for item in found]
+        for corners in small_text_boxes(views[0], faint, taken, scale=scale, threads=threads):
+            _add(found, corners, 0, small=True)
     lines = []
     for item in _join_pieces(found):
         if deadline is not None and time.thread_time() > deadline:
             lines.append(_line(item.corners, "", 0.0, read=False))
             continue
         line = _read(item, views, threads)
-        if line.score >= TEXT_SCORE:
+        if line.score >= item.floor:
             lines.append(line)
             continue
-        lines += [
-            read
-            for read in (_read(part, views, threads) for part in item.parts)
-            if read.score >= TEXT_SCORE
-        ]
+        for part in item.parts:
+            read = _read(part, views, threads)
+            if read.score >= part.floor:
+                lines.append(read)
     return lines
 
 

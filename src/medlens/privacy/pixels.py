@@ -7,8 +7,11 @@ that identify the patient, keep the clinical labels.
    is read as it is (other depths on a stretched 8-bit page) and on a second page: grey
    images smoothed (speckle hides lines from the detector, :func:`smoothed_page`), colour
    images as their colour residual (text on stained tissue or Doppler flow,
-   :func:`colour_residual_page`); the lines of both are united, pieces of one line joined
-   (the detector splits a line down a column at its hyphens), and each is read once.
+   :func:`colour_residual_page`); the lines of both are united (a box on one page that runs
+   two lines together gives way to the other page's), pieces of one line joined (the
+   detector splits a line down a column at its hyphens), and each is read once. Where the
+   detector's map shows a line too small for it to box (7-px glyphs), that region is
+   detected again at twice the scale.
 2. **Decide** (:mod:`medlens.privacy.labels`): a line goes when it shows one of the study's
    own header values, is shaped like PHI or a name, or is not recognisably clinical; clinical
    labels ("LIVER L", "SUPINE", depth and gain read-outs, caliper values, ruler numbers) stay,
@@ -297,14 +300,15 @@ def _find_regions(
         if decision is None:
             continue
         line, hurried = first, not first.read
-        # Lines are grown to their end unless they showed a header ID or date whole, or lie
-        # half inside a longer line that goes too (a word of it, found on another page).
+        # Lines are grown to their end unless they showed a header ID or date whole, lie
+        # half inside a longer line that goes too (a word of it, found on another page), or
+        # were boxed at twice the scale (their boxes end with their glyphs).
         inside = any(
             overlap(line.box, other.box) >= 0.5 and _letters(other.text) > _letters(line.text)
             for other in redacted
         )
         whole = identifiers is not None and identifiers.whole_value(decision.reason)
-        growable = first.read and not inside and not whole
+        growable = first.read and not first.small and not inside and not whole
         if decision.redact and growable:
             line, hurried = grow(first)
         if (
