@@ -134,15 +134,20 @@ def init_config(name: str) -> Mapping[str, Any]:
     return INIT_CONFIGS[name]
 
 
+def init_overrides(config: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``build_model`` overrides of an ``--init`` config (its text/vision sizes and image
+    processor), shared by the model and by the view size its rows are rendered at."""
+    return {k: config[k] for k in ("text", "vision", "image_processor") if k in config}
+
+
 def init_model(name: str, texts: Iterable[str], *, seed: int = 0) -> tuple[Any, Any]:
     """A fresh ``(model, processor)`` of the named config, tokenizer trained on ``texts``."""
     from medlens.testing.tiny import build_model
 
     config = init_config(name)
-    overrides = {k: config[k] for k in ("text", "vision", "image_processor") if k in config}
     model, processor = build_model(
         str(config["family"]),
-        overrides=overrides,
+        overrides=init_overrides(config),
         seed=seed,
         corpus=list(texts),
         vocab_size=int(config["vocab_size"]),
@@ -161,8 +166,7 @@ def view_size_for(model: str | None, init: str | None, revision: str | None = No
         from medlens.testing.tiny import image_processor
 
         config = init_config(init)
-        overrides = {k: config[k] for k in ("vision", "image_processor") if k in config}
-        return processor_view_size(image_processor(str(config["family"]), overrides))
+        return processor_view_size(image_processor(str(config["family"]), init_overrides(config)))
     if model is None:
         return None
     from transformers import AutoImageProcessor
