@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import argparse
 
+from medlens.train.augment import AUGMENTS
+
 COMMAND = "train"
 ORDER = 25
 
@@ -86,6 +88,13 @@ def _common(parser: argparse.ArgumentParser, *, fresh: bool = True) -> None:
         choices=("random", "group_by_length"),
         default="random",
         help="batch order: shuffled (default) or grouped by length (less padding)",
+    )
+    opt.add_argument(
+        "--augment",
+        choices=AUGMENTS,
+        default="none",
+        help="redraw images each time a row is shown: photometric (brightness, contrast, "
+        "gamma) or standard (also zoom, shift, small rotation; never flips)",
     )
     opt.add_argument("--threads", type=int, help="torch threads (2 at most on a shared machine)")
     opt.add_argument("--no-progress", action="store_true")
@@ -196,6 +205,7 @@ def run(args: argparse.Namespace) -> int:
         logging_steps=args.logging_steps,
         threads=args.threads,
         sampler=args.sampler,
+        augment=args.augment,
     )
     lora = LoraSpec.parse(args.lora) if args.lora else None
     progress = not args.no_progress

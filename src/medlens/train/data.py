@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from medlens.bench.benchmark import Benchmark
     from medlens.bench.samples import Sample
     from medlens.pipeline import Prepared
+    from medlens.train.augment import Augmenter
 
 TRAINABLE_KINDS = ("closed", "open", "grounding", "choice")
 """Answer kinds whose gold answer is one short target text (reports are trained as their
@@ -89,10 +90,11 @@ class TrainData:
                     if part.get("type") == "text":
                         yield str(part["text"])
 
-    def dataset(self, columns: Sequence[str] = ()) -> Any:
+    def dataset(self, columns: Sequence[str] = (), augment: Augmenter | None = None) -> Any:
         """A ``datasets.Dataset`` of the rows (what TRL's trainers take). Images stay shared
         Python objects, attached on access by a transform, instead of being re-encoded into
-        Arrow once per question. ``columns`` keeps only those (besides ``images``)."""
+        Arrow once per question; ``augment`` redraws each on every access (a grounding row's
+        geometry is kept). ``columns`` keeps only those (besides ``images``)."""
         import datasets
 
         pool: list[Image.Image] = []
@@ -104,11 +106,18 @@ class TrainData:
             record = {k: v for k, v in row.items() if k != "images"}
             if columns:
                 record = {k: v for k, v in record.items() if k in columns}
-            plain.append({**record, "image_ids": ids, "length": _length(row)})
+            geometric = not row.get("boxes")
+            plain.append(
+                {**record, "image_ids": ids, "geometric": geometric, "length": _length(row)}
+            )
 
         def attach(batch: dict[str, list[Any]]) -> dict[str, list[Any]]:
             if "image_ids" in batch:
-                batch["images"] = [[pool[i] for i in ids] for ids in batch.pop("image_ids")]
+                geometric = batch.pop("geometric")
+                batch["images"] = [
+                    [_drawn(pool[i], augment, moves) for i in ids]
+                    for ids, moves in zip(batch.pop("image_ids"), geometric, strict=True)
+                ]
             return batch
 
         return datasets.Dataset.from_list(plain).with_transform(attach)
@@ -121,6 +130,10 @@ class TrainData:
             "task_versions": self.task_versions,
             "view_size": self.view_size,
         }
+
+
+def _drawn(image: Image.Image, augment: Augmenter | None, geometric: bool) -> Image.Image:
+    return image if augment is None else augment(image, geometric=geometric)
 
 
 def _length(row: Mapping[str, Any]) -> int:

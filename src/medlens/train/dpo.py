@@ -83,7 +83,7 @@ def train_dpo(spec: DPOSpec, *, progress: bool = True, data: TrainData | None = 
     trainer = DPOTrainer(
         model=ctx.model,
         args=config,
-        train_dataset=pairs.dataset(("prompt", "chosen", "rejected")),
+        train_dataset=ctx.dataset(pairs, ("prompt", "chosen", "rejected")),
         processing_class=ctx.processor,
     )
     record: dict[str, Any] = {

@@ -74,7 +74,7 @@ def train_grpo(spec: GRPOSpec, *, progress: bool = True, data: TrainData | None 
         model=ctx.model,
         reward_funcs=rewards,  # type: ignore[arg-type]
         args=config,
-        train_dataset=rows.dataset(REWARD_COLUMNS),
+        train_dataset=ctx.dataset(rows, REWARD_COLUMNS),
         processing_class=ctx.processor,
     )
     record: dict[str, Any] = {

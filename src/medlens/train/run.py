@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from medlens.errors import ConfigError
+from medlens.train.augment import Augmenter, check_augment
 from medlens.train.card import git_commit, write_card
 from medlens.train.data import DataSpec, TrainData, build_train_data
 from medlens.train.models import (
@@ -53,6 +54,8 @@ class Hyper:
     batches by length) saves padding but feeds a small model dozens of same-kind batches in a
     row (every grounding box, then every yes/no): at lr 2e-3 medlens-tiny collapsed to one
     answer distribution for every input that way, so shuffling is the default."""
+    augment: str = "none"
+    """``medlens.train.augment`` mode: images redrawn each time a row is shown."""
     extra: dict[str, Any] = field(default_factory=dict)
     """Method-specific settings recorded in the card (GRPO generations, DPO beta, ...)."""
 
@@ -65,6 +68,7 @@ class Hyper:
             raise ConfigError(
                 f"--sampler must be one of {', '.join(SAMPLERS)}, not {self.sampler!r}."
             )
+        check_augment(self.augment)
         if self.max_steps is None and self.epochs <= 0:
             raise ConfigError(f"--epochs must be positive, not {self.epochs}.")
 
@@ -107,6 +111,12 @@ class RunContext:
     parameters: tuple[int, int]
     commit: str | None
     """The medlens commit when the run started (the card records it)."""
+
+    def dataset(self, rows: Any, columns: tuple[str, ...]) -> Any:
+        """``rows`` (train rows or preference pairs) as the trainer's dataset, augmented as
+        ``--augment`` asks."""
+        augment = Augmenter(self.hyper.augment, self.hyper.seed)
+        return rows.dataset(columns, augment if augment.active else None)
 
     def trainer_args(self) -> dict[str, Any]:
         """Keyword arguments every TRL config takes (they subclass TrainingArguments)."""

@@ -65,7 +65,7 @@ def train_sft(spec: SFTSpec, *, progress: bool = True, data: TrainData | None = 
     trainer = SFTTrainer(
         model=ctx.model,
         args=config,
-        train_dataset=rows.dataset(("prompt", "completion")),
+        train_dataset=ctx.dataset(rows, ("prompt", "completion")),
         processing_class=ctx.processor,
     )
     return finish_run(ctx, trainer, spec.merge, spec_record(spec))
