@@ -56,8 +56,8 @@ def train_command(data_dir: str, out: Path) -> list[str]:
     return [
         "train", "sft", "--init", "qwen2_5_vl:tiny",
         "--data", "slake,vqa-rad,slake-grounding", "--repeat", "slake-grounding=2",
-        "--data-dir", data_dir, "--exclude-test-images", "--epochs", "5", "--batch-size", "8", "--lr", "5e-4",
-        "--threads", "1", "--save-steps", "300", "--output", str(out / "medlens-tiny"),
+        "--data-dir", data_dir, "--exclude-test-images", "--epochs", "6", "--batch-size", "8", "--lr", "5e-4",
+        "--augment", "standard", "--threads", "2", "--save-steps", "300", "--output", str(out / "medlens-tiny"),
     ]  # fmt: skip
 
 

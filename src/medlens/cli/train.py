@@ -9,8 +9,9 @@ when started again with the same command.
 medlens-tiny was trained with:
 
   medlens train sft --init qwen2_5_vl:tiny --data slake,vqa-rad,slake-grounding \\
-      --repeat slake-grounding=2 --data-dir ../shared/data --exclude-test-images --epochs 5 \\
-      --batch-size 8 --lr 5e-4 --threads 1 --save-steps 300 --output runs/medlens-tiny
+      --repeat slake-grounding=2 --data-dir ../shared/data --exclude-test-images --epochs 6 \\
+      --batch-size 8 --lr 5e-4 --augment standard --threads 2 --save-steps 300 \\
+      --output runs/medlens-tiny
 """
 
 from __future__ import annotations
