@@ -120,15 +120,19 @@ class EvalSpec:
         return self.backend or infer_backend_name(self.model)
 
 
-def pixel_policy(spec: EvalSpec, bench: Benchmark) -> tuple[bool | DeidPolicy, dict[str, Any]]:
-    """What ``pipeline.prepare`` gets as ``deidentify`` for ``bench``, and the record of it
-    that goes into the run config and the report."""
+def pixel_policy(
+    spec: EvalSpec, bench: Benchmark | None
+) -> tuple[bool | DeidPolicy, dict[str, Any]]:
+    """What ``pipeline.prepare`` gets as ``deidentify`` for ``bench`` (None: the user's own
+    files, never a publisher-de-identified release), and the record of it that goes into the
+    run config and the report."""
     if not spec.deidentify:
         return False, {"deidentify": False, "pixels": "unchanged: de-identification off"}
     from medlens.privacy import DeidPolicy
 
-    published = bench.deidentified_release and spec.deid_ocr is None
-    ocr = spec.deid_ocr or ("never" if bench.deidentified_release else "auto")
+    released = bench is not None and bench.deidentified_release
+    published = released and spec.deid_ocr is None
+    ocr = spec.deid_ocr or ("never" if released else "auto")
     if ocr == "never":
         pixels = (
             "unchanged: publisher-de-identified release"

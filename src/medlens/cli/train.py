@@ -29,7 +29,9 @@ def _common(parser: argparse.ArgumentParser, *, fresh: bool = True) -> None:
     data.add_argument(
         "--data",
         required=True,
-        help="benchmark(s) whose train split to use, comma-separated: slake,vqa-rad",
+        help="benchmark(s) whose train split to use, and/or rows files of your own "
+        "(.jsonl/.json/.csv/.tsv: question, image, answer[, kind, candidates, boxes]), "
+        "comma-separated: slake,vqa-rad,my_rows.jsonl",
     )
     data.add_argument(
         "--repeat",

@@ -1,4 +1,5 @@
-"""Benchmark train splits → TRL rows, through the same pipeline as ``medlens eval``.
+"""Benchmark train splits (or the user's own rows file) → TRL rows, through the same
+pipeline as ``medlens eval``.
 
 A model is trained on exactly what it is later evaluated on: each training ``Sample`` goes
 through ``medlens.pipeline.prepare`` (study loading, the benchmark's de-identification policy
@@ -50,7 +51,7 @@ class SourceRecord:
     split: str
     revision: str | None
     source: str
-    """"local" (a release folder) or "hub"."""
+    """"local" (a release folder), "hub", or "file" (a rows file; ``revision`` its digest)."""
     rows: int
     excluded: Mapping[str, int]
     """Reason → rows dropped ("test-leakage:questions", "test-images", "unloadable", ...)."""
@@ -230,9 +231,8 @@ class DataSpec:
 
 
 def build_train_data(spec: DataSpec, *, progress: bool = False) -> TrainData:
-    """Load, exclude, prepare and convert every benchmark's ``spec.split`` into rows."""
-    from medlens.bench.benchmarks import get_benchmark
-
+    """Load, exclude, prepare and convert every ``--data`` source into rows: a benchmark's
+    ``spec.split``, or a rows file of the user's own questions (``read_rows_file``)."""
     if not spec.benchmarks:
         raise ConfigError("Name at least one benchmark to train on, e.g. --data slake.")
     rows: list[dict[str, Any]] = []
@@ -241,22 +241,16 @@ def build_train_data(spec: DataSpec, *, progress: bool = False) -> TrainData:
     tasks: set[str] = set()
     images: dict[str, Image.Image] = {}
     for name in spec.benchmarks:
-        bench = get_benchmark(name)
-        if spec.split not in bench.splits:
-            raise ConfigError(
-                f"{name} has no split '{spec.split}' to train on; it has {', '.join(bench.splits)}."
-            )
-        loaded = bench.load(spec.split, spec.data_dir)
-        samples = [s for s in loaded if s.kind in spec.kinds]
-        excluded: dict[str, int] = {}
-        if bench.default_split != spec.split and bench.default_split in bench.splits:
-            test = bench.load(bench.default_split, spec.data_dir)
-            samples, excluded = exclude_leakage(
-                bench, samples, test, test_images=spec.exclude_test_images
-            )
+        if is_rows_file(name):
+            samples, excluded = read_rows_file(name), {}
+            bench, split, revision, origin = None, "rows", _file_digest(name), "file"
+        else:
+            bench, samples, excluded, revision, origin = _benchmark_samples(name, spec)
+            split = spec.split
+        samples = [s for s in samples if s.kind in spec.kinds]
         if spec.limit:
             samples = samples[: spec.limit]
-        deidentify, _ = _policy(bench, spec)
+        deidentify, pixels = _policy(bench, spec)
         made, failed, used = prepare_rows(
             samples,
             deidentify=deidentify,
@@ -269,7 +263,7 @@ def build_train_data(spec: DataSpec, *, progress: bool = False) -> TrainData:
             excluded["unloadable"] = failed
         if not made:
             raise DataError(
-                f"{name} split '{spec.split}' gave no training rows "
+                f"{name} split '{split}' gave no training rows "
                 f"({len(samples)} samples after exclusions {excluded or 'none'}; kinds "
                 f"{', '.join(spec.kinds)}). Check --data-dir and the split name."
             )
@@ -280,16 +274,125 @@ def build_train_data(spec: DataSpec, *, progress: bool = False) -> TrainData:
         sources.append(
             SourceRecord(
                 benchmark=name,
-                split=spec.split,
-                revision=loaded.revision,
-                source=loaded.source,
+                split=split,
+                revision=revision,
+                source=origin,
                 rows=len(made),
                 excluded=excluded,
-                pixels=_pixels_record(bench, spec),
+                pixels=pixels,
                 repeat=repeat,
             )
         )
     return TrainData(rows, sources, sorted(recipes), sorted(tasks), spec.view_size)
+
+
+def _benchmark_samples(
+    name: str, spec: DataSpec
+) -> tuple[Benchmark, list[Sample], dict[str, int], str | None, str]:
+    """A benchmark's ``spec.split`` without what leaks its test split: (benchmark, samples,
+    rows excluded per reason, revision, "local" or "hub")."""
+    from medlens.bench.benchmarks import get_benchmark
+
+    bench = get_benchmark(name)
+    if spec.split not in bench.splits:
+        raise ConfigError(
+            f"{name} has no split '{spec.split}' to train on; it has {', '.join(bench.splits)}."
+        )
+    loaded = bench.load(spec.split, spec.data_dir)
+    samples = list(loaded)
+    excluded: dict[str, int] = {}
+    if bench.default_split != spec.split and bench.default_split in bench.splits:
+        test = bench.load(bench.default_split, spec.data_dir)
+        samples, excluded = exclude_leakage(
+            bench, samples, test, test_images=spec.exclude_test_images
+        )
+    return bench, samples, excluded, loaded.revision, loaded.source
+
+
+ROWS_FILE_SUFFIXES = (".jsonl", ".json", ".csv", ".tsv")
+GOLD_COLUMNS = ("answer", "answers", "gold", "label", "target")
+
+
+def is_rows_file(name: str) -> bool:
+    """A ``--data`` entry naming a file of the user's own rows rather than a benchmark."""
+    from pathlib import Path
+
+    return Path(name).suffix.lower() in ROWS_FILE_SUFFIXES
+
+
+def read_rows_file(path: str) -> list[Sample]:
+    """The user's own training questions, one per row of a JSONL / JSON-list / CSV / TSV
+    file laid out as ``medlens score`` reads (question id, question text and image columns
+    under the same spellings), with the gold answer in ``answer`` (or ``answers``, ``gold``,
+    ``label``, ``target``). Images are DICOM, NIfTI or image files, relative to the rows
+    file's folder; several are separated by ``|``. Optional: ``kind`` (closed, open, choice,
+    grounding; guessed from the question otherwise), ``candidates`` (a list or ``|``-joined)
+    and, for grounding, ``boxes`` (``[{"label": ..., "box": [x0, y0, x1, y1]}]`` in pixels).
+    The images are studies like any other: de-identified as ``--no-deid`` says."""
+    from pathlib import Path
+
+    from medlens.bench.benchmarks._common import closed_candidates
+    from medlens.bench.metrics.predictions import read_rows
+    from medlens.bench.samples import Sample
+    from medlens.tasks import guess_kind
+
+    folder = Path(path).parent
+    rows = read_rows(path)
+    present = {key for row in rows for key in row}
+    gold = next((c for c in GOLD_COLUMNS if c in present), None)
+    image = next((c for c in ("image", "images", "image_path", "image_name") if c in present), None)
+    if gold is None or image is None or "question" not in present:
+        raise DataError(
+            f"{path}: a training rows file needs 'question', 'image' and 'answer' columns; it "
+            f"has {', '.join(sorted(present)) or 'none'}."
+        )
+    samples = []
+    for number, row in enumerate(rows, start=1):
+        question, answers = str(row.get("question") or ""), _listed(row.get(gold))
+        files = tuple(str(folder / f) for f in _listed(row.get(image)))
+        if not question or not answers or not files:
+            raise DataError(f"{path} row {number}: question, image and answer must be filled.")
+        given = tuple(_listed(row.get("candidates")))
+        kind = row.get("kind") or (
+            "closed" if answers[0].strip().lower() in ("yes", "no") else guess_kind(question, given)
+        )
+        if kind not in TRAINABLE_KINDS:
+            raise DataError(
+                f"{path} row {number}: kind {kind!r}; use one of {', '.join(TRAINABLE_KINDS)}."
+            )
+        candidates = given or closed_candidates(question, answers[0], kind)[0]
+        boxes = row.get("boxes") or []
+        if kind == "grounding" and not boxes:
+            raise DataError(f"{path} row {number}: a grounding row needs its gold 'boxes'.")
+        samples.append(
+            Sample(
+                id=str(row.get("id") or row.get("question_id") or number),
+                benchmark=Path(path).name,
+                split="rows",
+                question=question,
+                answers=answers,
+                kind=kind,
+                images=files,
+                candidates=candidates,
+                metadata={"boxes": boxes} if boxes else {},
+            )
+        )
+    return samples
+
+
+def _listed(value: Any) -> tuple[str, ...]:
+    """A list column, or a ``|``-joined string, as a tuple of non-empty strings."""
+    if value is None or value == "":
+        return ()
+    items = value if isinstance(value, (list, tuple)) else str(value).split("|")
+    return tuple(str(v).strip() for v in items if str(v).strip())
+
+
+def _file_digest(path: str) -> str:
+    """The rows file's revision in the card: its SHA-256, so a card says which version of
+    the user's file trained the model without copying any row into it."""
+    with open(path, "rb") as handle:
+        return "sha256:" + hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 def from_samples(samples: Sequence[Sample], **options: Any) -> TrainData:
@@ -301,20 +404,17 @@ def from_samples(samples: Sequence[Sample], **options: Any) -> TrainData:
     return TrainData(rows, [], sorted(recipes), sorted(tasks), options.get("view_size"))
 
 
-def _policy(bench: Benchmark, spec: DataSpec) -> tuple[Any, dict[str, Any]]:
+def _policy(bench: Benchmark | None, spec: DataSpec) -> tuple[Any, dict[str, Any]]:
+    """The de-identification eval would apply to ``bench`` (None: the user's own files)."""
     from medlens.bench.spec import EvalSpec, pixel_policy
 
     eval_spec = EvalSpec(
-        benchmarks=(bench.name,),
+        benchmarks=(bench.name if bench is not None else "rows",),
         model=spec.model or "training",
         deidentify=spec.deidentify,
         deid_ocr=spec.deid_ocr,
     )
     return pixel_policy(eval_spec, bench)
-
-
-def _pixels_record(bench: Benchmark, spec: DataSpec) -> dict[str, Any]:
-    return _policy(bench, spec)[1]
 
 
 def prepare_rows(
