@@ -299,7 +299,7 @@ def _benchmark_samples(
             f"{name} has no split '{spec.split}' to train on; it has {', '.join(bench.splits)}."
         )
     loaded = bench.load(spec.split, spec.data_dir)
-    samples = list(loaded)
+    samples = [s for s in loaded if s.kind in spec.kinds]  # leakage counts trainable rows
     excluded: dict[str, int] = {}
     if bench.default_split != spec.split and bench.default_split in bench.splits:
         test = bench.load(bench.default_split, spec.data_dir)
