@@ -594,10 +594,13 @@ def _strip(
     )
 
 
-def _glyphs(strip: np.ndarray, own: tuple[int, int], threads: int) -> list[tuple[float, float]]:
-    """Where along ``strip`` (x in its columns) the recogniser reads each glyph, with its
-    confidence; the strip turned upright first as the 0/180 degree classifier turns the
-    line's ``own`` columns (on the whole strip, mostly background, it guesses)."""
+def _words(
+    strip: np.ndarray, own: tuple[int, int], threads: int
+) -> list[tuple[str, list[tuple[float, float]]]]:
+    """The words the recogniser reads along ``strip``, each with where (x in the strip's
+    columns) it reads each of its glyphs and its confidence; the strip turned upright first
+    as the 0/180 degree classifier turns the line's ``own`` columns (on the whole strip,
+    mostly background, it guesses)."""
     eng = engine(threads)
     line = np.ascontiguousarray(strip[:, own[0] : own[1]])
     turned = getattr(eng(line, use_det=False, use_cls=True, use_rec=False), "cls_res", None)
@@ -605,17 +608,87 @@ def _glyphs(strip: np.ndarray, own: tuple[int, int], threads: int) -> list[tuple
     flipped = "180" in str(label) and float(score) > TURN_SCORE
     upright = np.ascontiguousarray(strip[::-1, ::-1]) if flipped else strip
     result = eng(upright, use_det=False, use_cls=False, use_rec=True, return_word_box=True)
-    words = getattr(result, "word_results", None) or ()
-    if not words or not words[0] or not words[0].line_txt_len:
+    found = getattr(result, "word_results", None) or ()
+    if not found or not found[0] or not found[0].line_txt_len:
         return []
-    info = words[0]
-    cols = [col for word in info.word_cols for col in word]
+    info = found[0]
+    confs = iter(info.confs or ())
     width = strip.shape[1]
     out = []
-    for col, conf in zip(cols, info.confs or ()):
-        x = (col + 0.5) / info.line_txt_len * width
-        out.append((width - x if flipped else x, float(conf)))
+    for chars, cols in zip(info.words or (), info.word_cols):
+        glyphs = []
+        for col, conf in zip(cols, confs):
+            x = (col + 0.5) / info.line_txt_len * width
+            glyphs.append((width - x if flipped else x, float(conf)))
+        out.append(("".join(chars), glyphs))
     return out
+
+
+def _glyphs(strip: np.ndarray, own: tuple[int, int], threads: int) -> list[tuple[float, float]]:
+    """Where along ``strip`` (x in its columns) the recogniser reads each glyph, with its
+    confidence (:func:`_words`)."""
+    return [glyph for _, glyphs in _words(strip, own, threads) for glyph in glyphs]
+
+
+def word_spans(
+    page: np.ndarray, line: OcrLine, *, threads: int = 1
+) -> list[tuple[str, float, float]]:
+    """The words of ``line`` as the recogniser reads them on ``page`` (as :func:`bgr_page`
+    makes it), in reading order, each with its first and last glyph's place along the line's
+    axis (image pixels from its centre, :func:`_frame`): where a line boxed with a label
+    beside it may be cut (:func:`part`)."""
+    centre, unit, normal, length, height = _frame(np.asarray(line.corners))
+    cols = max(2, int(np.ceil(length)))
+    strip = _strip(page, centre, unit, normal, (max(2, int(np.ceil(height))), cols))
+    return [
+        (text, min(x for x, _ in glyphs) - cols / 2, max(x for x, _ in glyphs) - cols / 2)
+        for text, glyphs in _words(strip, (0, cols), threads)
+        if glyphs
+    ]
+
+
+def blank_run(page: np.ndarray, line: OcrLine, begin: float, finish: float) -> float:
+    """The widest run of columns without ink across ``line`` on ``page`` between ``begin``
+    and ``finish`` along its axis (image pixels from its centre, as :func:`word_spans`):
+    the blank between two of its words. Ink is where the grey differs from the line's
+    median by half its 98th percentile difference or more, in the middle half of its height
+    (the detector's padding above and below is left out)."""
+    centre, unit, normal, length, height = _frame(np.asarray(line.corners))
+    cols = max(2, int(np.ceil(length)))
+    strip = _strip(page, centre, unit, normal, (max(4, int(np.ceil(height))), cols))
+    grey = np.asarray(strip, np.float32).reshape(strip.shape[0], cols, -1).mean(axis=-1)
+    middle = grey[grey.shape[0] // 4 : -(grey.shape[0] // 4) or None]
+    away = np.abs(middle - np.median(middle))
+    inked = (away >= 0.5 * max(1.0, float(np.percentile(away, 98)))).any(axis=0)
+    lo, hi = (max(0, min(cols, round(v + cols / 2))) for v in sorted((begin, finish)))
+    widest = run = 0
+    for ink in inked[lo:hi]:
+        run = 0 if ink else run + 1
+        widest = max(widest, run)
+    return float(widest)
+
+
+def _span(
+    centre: np.ndarray,
+    unit: np.ndarray,
+    normal: np.ndarray,
+    height: float,
+    begin: float,
+    finish: float,
+) -> np.ndarray:
+    """The corners of the rectangle ``height`` across from ``begin`` to ``finish`` along
+    ``unit`` (from ``centre``)."""
+    half = normal * height / 2
+    a, b = centre + unit * begin, centre + unit * finish
+    return np.array([a - half, b - half, b + half, a + half])
+
+
+def part(line: OcrLine, begin: float, finish: float, text: str) -> OcrLine:
+    """The piece of ``line`` from ``begin`` to ``finish`` along its axis (image pixels from
+    its centre), read as ``text``."""
+    centre, unit, normal, _, height = _frame(np.asarray(line.corners))
+    corners = _span(centre, unit, normal, height, begin, finish)
+    return _line(corners, text, line.score, line.read, line.pages)
 
 
 TESSERACT_CONFIDENT = 0.7
@@ -727,12 +800,9 @@ def stretch(line: OcrLine, by: float = EXTEND) -> OcrLine:
     """``line`` longer by ``by`` line heights at each end, unread: where there was no time
     to look for more of it, the conservative guess."""
     centre, unit, normal, length, height = _frame(np.asarray(line.corners))
-    a = centre - unit * (length / 2 + by * height)
-    b = centre + unit * (length / 2 + by * height)
-    half = normal * height / 2
-    return _line(
-        np.array([a - half, b - half, b + half, a + half]), line.text, line.score, line.read
-    )
+    reach = length / 2 + by * height
+    corners = _span(centre, unit, normal, height, -reach, reach)
+    return _line(corners, line.text, line.score, line.read)
 
 
 def _room(
@@ -809,9 +879,7 @@ def extend_line(
         finish = min(end + after, max(end, last + height / 2))
         if begin >= start and finish <= end:
             break
-        half = normal * height / 2
-        a_end, b_end = centre + unit * begin, centre + unit * finish
-        corners = np.array([a_end - half, b_end - half, b_end + half, a_end + half])
+        corners = _span(centre, unit, normal, height, begin, finish)
         full = near - 1
         if not (
             (begin < start and begin <= start - before + height and before >= full)
