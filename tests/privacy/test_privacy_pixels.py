@@ -585,3 +585,19 @@ def test_a_label_close_beside_a_phi_line_stays_readable_and_the_line_does_not(
     ys, xs = np.nonzero(ink)
     around = out[ys.min() - 20 : ys.max() + 20, xs.min() - 20 : xs.max() + 20]
     assert normalise(label) in _pp_ocr(around)  # readable where it was drawn
+
+
+def test_a_thin_faint_line_joined_to_a_broad_faint_region_is_looked_at_alone() -> None:
+    """The detector's map over a Doppler screen's colour flow is one broad faint region; a
+    5-8 px line beside it, joined to it by a faint bridge, made one region far larger than
+    the second look may take, and was never looked at again. Only the thin parts count."""
+    scores = np.zeros((768, 1024), np.float32)
+    scores[100:500, 100:600] = 0.5  # the flow
+    scores[300:306, 600:640] = 0.02  # a faint bridge
+    scores[300:306, 640:800] = 0.9  # the line
+    largest = ocr_module.SMALL_TEXT_SHARE * scores.size
+    windows = [box for _, box in ocr_module._windows(scores, [], 1.0, largest)]
+    line = (640, 300, 800, 306)
+    fits = [b for b in windows if (b[2] - b[0]) * (b[3] - b[1]) <= largest]
+    assert any(overlap(line, box) == 1 for box in fits), windows
+    assert not any(overlap((200, 200, 500, 400), box) > 0.5 for box in fits)  # not the flow

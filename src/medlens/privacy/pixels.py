@@ -286,8 +286,8 @@ def _find_regions(
     second_reader()
     deadline = time.thread_time() + settings.budget_s * max(1.0, rows * cols / BUDGET_PIXELS)
     page_list = pages(image)
-    lines = read_pages(page_list, threads=settings.threads, deadline=deadline)
     limit = settings.max_height * min(rows, cols)
+    lines = read_pages(page_list, threads=settings.threads, deadline=deadline, tallest=limit)
     views = [bgr_page(page) for page in page_list]
     decided = []
     for line, decision in (
