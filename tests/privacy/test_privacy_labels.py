@@ -165,3 +165,18 @@ def test_a_two_letter_code_stays_only_when_no_read_says_otherwise(
 ) -> None:
     after, _ = second_reading(_read("OT", score), KEPT, map(_read, reads), HEADER)
     assert after == decision
+
+
+def test_labels_beside_a_phi_line_are_its_clinical_words_at_its_ends() -> None:
+    """Only words with letters and no digits at either end, and only while the words
+    between still show PHI: a number beside a date may be its year, a line that is PHI only
+    with the end word is not cut."""
+    from medlens.privacy.labels import labels_beside
+
+    ids = Identifiers.from_values({"PatientName": "Okonkwo^Margaret"})
+    assert labels_beside(["R", "DOB", "14/02/1931"]) == (1, 0)
+    assert labels_beside(["OKONKWO", "MARGARET", "SUPINE"], ids) == (0, 1)
+    assert labels_beside(["L", "LIVER", "OKONKWO", "PA"], ids) == (2, 1)
+    assert labels_beside(["14/02/", "1931"]) == (0, 0)  # a year stays with its date
+    assert labels_beside(["LIVER", "SUPINE"]) == (0, 0)  # nothing to redact between
+    assert labels_beside(["R", "ZORBLAX"]) == (0, 0)  # unrecognised is not PHI shown

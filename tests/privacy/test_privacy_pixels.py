@@ -549,3 +549,55 @@ def test_short_labels_in_unseen_fonts_are_kept_and_short_unknown_words_are_not(
     assert len(kept) >= 9, kept
     gone = [t for t in SHORT_WORDS if changed[inks[t]].mean() >= 0.9]
     assert gone == list(SHORT_WORDS), gone
+
+
+@pytest.mark.parametrize(
+    ("first", "second", "label"),
+    [("R", "DOB 14/02/1931", "R"), (NAME, "SUPINE", "SUPINE")],
+)
+def test_a_label_close_beside_a_phi_line_stays_readable_and_the_line_does_not(
+    first: str, second: str, label: str
+) -> None:
+    """deid_recall --seed 3, bright field: an "R" side marker 25 px left of a DOB line (glyphs
+    24-26 px) was boxed with it as one line (by the detector itself, or by the page whose box
+    was taken), read "R DOB ..." and redacted as the date, the marker with it. A label a
+    wider gap than a word space from the PHI is its own line; the PHI still goes."""
+    canvas = Image.new("L", (1024, 768), 236)
+    draw = ImageDraw.Draw(canvas)
+    font = _font(26)
+    draw.text((200, 500), first, fill=60, font=font)
+    draw.text((200 + draw.textlength(first, font=font) + 25, 500), second, fill=60, font=font)
+    image = np.asarray(canvas)
+    plain = Image.new("L", canvas.size, 236)
+    at = 200 if label == first else 200 + draw.textlength(first, font=font) + 25
+    ImageDraw.Draw(plain).text((at, 500), label, fill=60, font=font)
+    ink = np.asarray(plain) < 150
+    ids = Identifiers.from_values(
+        {"PatientName": "Okonkwo^Margaret", "PatientBirthDate": "19310214"}
+    )
+    redacted, lines = redact_burned_in_text(image, identifiers=ids, fill=0)
+    out = np.asarray(redacted)
+    assert (out[ink] == image[ink]).mean() >= 0.98, lines  # the label's ink is untouched
+    assert sorted(line.redact for line in lines) == [False, True], lines
+    left = _pp_ocr(out) + _tesseract(out)
+    for token in ("14021931", "OKONKWO", "MARGARET"):
+        assert token not in left
+    ys, xs = np.nonzero(ink)
+    around = out[ys.min() - 20 : ys.max() + 20, xs.min() - 20 : xs.max() + 20]
+    assert normalise(label) in _pp_ocr(around)  # readable where it was drawn
+
+
+def test_a_thin_faint_line_joined_to_a_broad_faint_region_is_looked_at_alone() -> None:
+    """The detector's map over a Doppler screen's colour flow is one broad faint region; a
+    5-8 px line beside it, joined to it by a faint bridge, made one region far larger than
+    the second look may take, and was never looked at again. Only the thin parts count."""
+    scores = np.zeros((768, 1024), np.float32)
+    scores[100:500, 100:600] = 0.5  # the flow
+    scores[300:306, 600:640] = 0.02  # a faint bridge
+    scores[300:306, 640:800] = 0.9  # the line
+    largest = ocr_module.SMALL_TEXT_SHARE * scores.size
+    windows = [box for _, box in ocr_module._windows(scores, [], 1.0, largest)]
+    line = (640, 300, 800, 306)
+    fits = [b for b in windows if (b[2] - b[0]) * (b[3] - b[1]) <= largest]
+    assert any(overlap(line, box) == 1 for box in fits), windows
+    assert not any(overlap((200, 200, 500, 400), box) > 0.5 for box in fits)  # not the flow

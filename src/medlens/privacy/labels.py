@@ -365,6 +365,30 @@ def _glued(text: str) -> bool:
     return bool(pieces) and all(p in CLINICAL_WORDS or _MEASURE.match(p) for p in pieces)
 
 
+def labels_beside(words: list[str], identifiers: Identifiers | None = None) -> tuple[int, int]:
+    """How many of a redacted line's ``words`` (in reading order), at its start and at its
+    end, may be labels burned beside the PHI rather than part of it: each a clinical word
+    with a letter and no digit (a side marker, "SUPINE"; a number beside a date may be its
+    year), and the words between them still redacted for what they show (a header value or
+    PHI, not as unrecognised). (0, 0) when there are none. Whether they stand apart (a gap
+    wider than a word space) is the caller's to measure."""
+
+    def label(word: str) -> bool:
+        return (
+            _clinical_word(word)
+            and any(ch.isalpha() for ch in word)
+            and not any(ch.isdigit() for ch in word)
+        )
+
+    count = len(words)
+    head = next((k for k, word in enumerate(words) if not label(word)), count)
+    tail = next((k for k, word in enumerate(reversed(words[head:])) if not label(word)), 0)
+    if not head and not tail or head + tail >= count:
+        return 0, 0
+    rest = classify_line(" ".join(words[head : count - tail]), identifiers)
+    return (head, tail) if rest.redact and rest.reason != "unrecognised" else (0, 0)
+
+
 SHORT = 8
 """Letters and digits of a first read up to which an "unrecognised" line is read again."""
 

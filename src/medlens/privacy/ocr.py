@@ -406,36 +406,84 @@ of 7-10 px (the accession line's box: 12); a taller box found at twice the scale
 texture the detector rightly left alone at its own (Doppler flow read as a 120-px "line")."""
 
 
-def _windows(
-    scores: np.ndarray, taken: Sequence[tuple[float, float, float, float]], scale: float
+FAINT_STEP = 5.0
+"""How much higher the level a faint region too large for the second look
+(:data:`SMALL_TEXT_SHARE`) is split at (:func:`_regions`), up to the detector's own box
+threshold: on a Doppler screen the flow's faint map joined everything into one region 4-15
+times that share, and the 5-8 px coloured lines in it, scoring 0.97 there, were never
+looked at again."""
+
+BOX_LEVEL = 0.3
+"""The detector's own threshold (RapidOCR's ``Det.thresh``), where splitting stops."""
+
+
+def _regions(
+    weak: np.ndarray,
+    level: float,
+    largest: float,
+    margin: int,
+    at: tuple[int, int] = (0, 0),
+    shape: tuple[int, int] | None = None,
 ) -> list[tuple[float, tuple[int, int, int, int]]]:
-    """The faint regions of ``scores`` away from the boxes ``taken``, each as its peak and
-    its box (x0, y0, x1, y1) grown by :data:`SMALL_TEXT_MARGIN`; regions whose boxes meet
-    are one (a line's two ends, faint apart, would each give half of it)."""
+    """The regions of ``weak`` (a window of a page's map whose top-left is ``at``, of a page
+    of ``shape``) at ``level`` and above that peak at :data:`FAINT_PEAK`, each as its peak and
+    its box in page pixels grown by ``margin``; a box larger than ``largest`` is split at
+    :data:`FAINT_STEP` times the level."""
     from scipy import ndimage as ndi
 
-    rows, cols = scores.shape
-    weak = scores.copy()
+    rows, cols = shape or weak.shape
+    regions, _ = ndi.label(ndi.binary_dilation(weak >= level, iterations=2))
+    out: list[tuple[float, tuple[int, int, int, int]]] = []
+    for number, (ys, xs) in enumerate(ndi.find_objects(regions), start=1):
+        inside = regions[ys, xs] == number
+        peak = float(weak[ys, xs][inside].max())
+        if peak < FAINT_PEAK:
+            continue
+        top, left = at[0] + ys.start, at[1] + xs.start
+        box = (
+            max(0, left - margin),
+            max(0, top - margin),
+            min(cols, at[1] + xs.stop + margin),
+            min(rows, at[0] + ys.stop + margin),
+        )
+        if (box[2] - box[0]) * (box[3] - box[1]) > largest and level * FAINT_STEP < BOX_LEVEL:
+            alone = np.where(inside, weak[ys, xs], 0)
+            out += _regions(alone, level * FAINT_STEP, largest, margin, (top, left), (rows, cols))
+        else:
+            out.append((peak, box))
+    return out
+
+
+def _windows(
+    scores: np.ndarray,
+    taken: Sequence[tuple[float, float, float, float]],
+    scale: float,
+    largest: float,
+) -> list[tuple[float, tuple[int, int, int, int]]]:
+    """The faint regions of ``scores`` away from the boxes ``taken`` (:func:`_regions`, each
+    at most ``largest`` pixels where splitting allows), each as its peak and its box grown
+    by :data:`SMALL_TEXT_MARGIN`; regions whose boxes meet are one (a line's two ends, faint
+    apart, would each give half of it) while that keeps them within ``largest``. Only what
+    is thin counts: the map less its opening by a square twice :data:`SMALL_TEXT_HEIGHT`
+    across (a line in any direction stays, a broad region such as a Doppler screen's colour
+    flow goes). With the split and the top-hat, 7-9 px yellow and cyan PHI on Doppler
+    screens: 43 of 47 strings unreadable, 39 before (benchmarks/deid_small_colour.py,
+    12 images)."""
+    from scipy import ndimage as ndi
+
+    broad = max(3, round(2 * SMALL_TEXT_HEIGHT / scale))
+    weak = scores - ndi.grey_opening(scores, size=(broad, broad))
     pad = max(2, round(4 / scale))
     for x0, y0, x1, y1 in taken:
         top, left = max(0, int(y0) - pad), max(0, int(x0) - pad)
         weak[top : int(y1) + pad + 1, left : int(x1) + pad + 1] = 0
-    regions, _ = ndi.label(ndi.binary_dilation(weak >= FAINT, iterations=2))
-    margin = round(SMALL_TEXT_MARGIN / scale)
     windows: list[tuple[float, tuple[int, int, int, int]]] = []
-    for number, (ys, xs) in enumerate(ndi.find_objects(regions), start=1):
-        peak = float(weak[ys, xs][regions[ys, xs] == number].max())
-        if peak < FAINT_PEAK:
-            continue
-        box = (
-            max(0, xs.start - margin),
-            max(0, ys.start - margin),
-            min(cols, xs.stop + margin),
-            min(rows, ys.stop + margin),
-        )
+    for peak, box in _regions(weak, FAINT, largest, round(SMALL_TEXT_MARGIN / scale)):
         for other in [w for w in windows if box_iou(box, w[1]) > 0]:
-            windows.remove(other)
-            peak, box = max(peak, other[0]), _union(box, other[1])
+            joined = _union(box, other[1])
+            if (joined[2] - joined[0]) * (joined[3] - joined[1]) <= largest:
+                windows.remove(other)
+                peak, box = max(peak, other[0]), joined
         windows.append((peak, box))
     return sorted(windows, key=lambda w: -w[0])
 
@@ -467,7 +515,7 @@ def small_text_boxes(
     det = engine(threads).text_det
     pre = det.get_preprocess()
     out: list[np.ndarray] = []
-    for _, (x0, y0, x1, y1) in _windows(scores, taken, scale):
+    for _, (x0, y0, x1, y1) in _windows(scores, taken, scale, left):
         if (x1 - x0) * (y1 - y0) > left:
             continue
         left -= (x1 - x0) * (y1 - y0)
@@ -484,7 +532,11 @@ def small_text_boxes(
 
 
 def read_pages(
-    pages: list[np.ndarray], *, threads: int = 1, deadline: float | None = None
+    pages: list[np.ndarray],
+    *,
+    threads: int = 1,
+    deadline: float | None = None,
+    tallest: float | None = None,
 ) -> list[OcrLine]:
     """Every text line the detector finds on any of ``pages`` (views of one image: the image
     itself, a smoothed or colour page, same size), read once each until ``deadline`` (of
@@ -497,7 +549,10 @@ def read_pages(
     it takes in another line (:func:`_settle`), pieces of one line are joined
     (:data:`JOIN_GAP`; a joined line that reads as nothing is read piece by piece), and each
     line is read on the first page that found it, or on the others that found it when that
-    read is not :data:`CONFIDENT`.
+    read is not :data:`CONFIDENT`. A box more than ``tallest`` pixels across (short side) is
+    texture or anatomy, never a line: it is not read, and it hides nothing from the second
+    look (the colour page of a Doppler screen boxed its whole flow region, 535x471 px, and
+    the 5-8 px lines under it were never looked at again).
     Reading each line once instead of once per page halves the recogniser's time on images
     with many lines (radiographs carry a dozen). Detection is bounded by the image's size;
     reading grows with its lines, so past the deadline the lines not yet read come back
@@ -509,7 +564,8 @@ def read_pages(
     for index, view in enumerate(views):
         detection = detect_boxes(view, threads=threads)
         for corners in detection.boxes:
-            _add(found, corners, index)
+            if tallest is None or _frame(corners)[4] <= tallest:
+                _add(found, corners, index)
         faint = detection.scores if faint is None else np.maximum(faint, detection.scores)
         scale = detection.scale
     _settle(found)
@@ -594,10 +650,13 @@ def _strip(
     )
 
 
-def _glyphs(strip: np.ndarray, own: tuple[int, int], threads: int) -> list[tuple[float, float]]:
-    """Where along ``strip`` (x in its columns) the recogniser reads each glyph, with its
-    confidence; the strip turned upright first as the 0/180 degree classifier turns the
-    line's ``own`` columns (on the whole strip, mostly background, it guesses)."""
+def _words(
+    strip: np.ndarray, own: tuple[int, int], threads: int
+) -> list[tuple[str, list[tuple[float, float]]]]:
+    """The words the recogniser reads along ``strip``, each with where (x in the strip's
+    columns) it reads each of its glyphs and its confidence; the strip turned upright first
+    as the 0/180 degree classifier turns the line's ``own`` columns (on the whole strip,
+    mostly background, it guesses)."""
     eng = engine(threads)
     line = np.ascontiguousarray(strip[:, own[0] : own[1]])
     turned = getattr(eng(line, use_det=False, use_cls=True, use_rec=False), "cls_res", None)
@@ -605,17 +664,87 @@ def _glyphs(strip: np.ndarray, own: tuple[int, int], threads: int) -> list[tuple
     flipped = "180" in str(label) and float(score) > TURN_SCORE
     upright = np.ascontiguousarray(strip[::-1, ::-1]) if flipped else strip
     result = eng(upright, use_det=False, use_cls=False, use_rec=True, return_word_box=True)
-    words = getattr(result, "word_results", None) or ()
-    if not words or not words[0] or not words[0].line_txt_len:
+    found = getattr(result, "word_results", None) or ()
+    if not found or not found[0] or not found[0].line_txt_len:
         return []
-    info = words[0]
-    cols = [col for word in info.word_cols for col in word]
+    info = found[0]
+    confs = iter(info.confs or ())
     width = strip.shape[1]
     out = []
-    for col, conf in zip(cols, info.confs or ()):
-        x = (col + 0.5) / info.line_txt_len * width
-        out.append((width - x if flipped else x, float(conf)))
+    for chars, cols in zip(info.words or (), info.word_cols):
+        glyphs = []
+        for col, conf in zip(cols, confs):
+            x = (col + 0.5) / info.line_txt_len * width
+            glyphs.append((width - x if flipped else x, float(conf)))
+        out.append(("".join(chars), glyphs))
     return out
+
+
+def _glyphs(strip: np.ndarray, own: tuple[int, int], threads: int) -> list[tuple[float, float]]:
+    """Where along ``strip`` (x in its columns) the recogniser reads each glyph, with its
+    confidence (:func:`_words`)."""
+    return [glyph for _, glyphs in _words(strip, own, threads) for glyph in glyphs]
+
+
+def word_spans(
+    page: np.ndarray, line: OcrLine, *, threads: int = 1
+) -> list[tuple[str, float, float]]:
+    """The words of ``line`` as the recogniser reads them on ``page`` (as :func:`bgr_page`
+    makes it), in reading order, each with its first and last glyph's place along the line's
+    axis (image pixels from its centre, :func:`_frame`): where a line boxed with a label
+    beside it may be cut (:func:`part`)."""
+    centre, unit, normal, length, height = _frame(np.asarray(line.corners))
+    cols = max(2, int(np.ceil(length)))
+    strip = _strip(page, centre, unit, normal, (max(2, int(np.ceil(height))), cols))
+    return [
+        (text, min(x for x, _ in glyphs) - cols / 2, max(x for x, _ in glyphs) - cols / 2)
+        for text, glyphs in _words(strip, (0, cols), threads)
+        if glyphs
+    ]
+
+
+def blank_run(page: np.ndarray, line: OcrLine, begin: float, finish: float) -> float:
+    """The widest run of columns without ink across ``line`` on ``page`` between ``begin``
+    and ``finish`` along its axis (image pixels from its centre, as :func:`word_spans`):
+    the blank between two of its words. Ink is where the grey differs from the line's
+    median by half its 98th percentile difference or more, in the middle half of its height
+    (the detector's padding above and below is left out)."""
+    centre, unit, normal, length, height = _frame(np.asarray(line.corners))
+    cols = max(2, int(np.ceil(length)))
+    strip = _strip(page, centre, unit, normal, (max(4, int(np.ceil(height))), cols))
+    grey = np.asarray(strip, np.float32).reshape(strip.shape[0], cols, -1).mean(axis=-1)
+    middle = grey[grey.shape[0] // 4 : -(grey.shape[0] // 4) or None]
+    away = np.abs(middle - np.median(middle))
+    inked = (away >= 0.5 * max(1.0, float(np.percentile(away, 98)))).any(axis=0)
+    lo, hi = (max(0, min(cols, round(v + cols / 2))) for v in sorted((begin, finish)))
+    widest = run = 0
+    for ink in inked[lo:hi]:
+        run = 0 if ink else run + 1
+        widest = max(widest, run)
+    return float(widest)
+
+
+def _span(
+    centre: np.ndarray,
+    unit: np.ndarray,
+    normal: np.ndarray,
+    height: float,
+    begin: float,
+    finish: float,
+) -> np.ndarray:
+    """The corners of the rectangle ``height`` across from ``begin`` to ``finish`` along
+    ``unit`` (from ``centre``)."""
+    half = normal * height / 2
+    a, b = centre + unit * begin, centre + unit * finish
+    return np.array([a - half, b - half, b + half, a + half])
+
+
+def part(line: OcrLine, begin: float, finish: float, text: str) -> OcrLine:
+    """The piece of ``line`` from ``begin`` to ``finish`` along its axis (image pixels from
+    its centre), read as ``text``."""
+    centre, unit, normal, _, height = _frame(np.asarray(line.corners))
+    corners = _span(centre, unit, normal, height, begin, finish)
+    return _line(corners, text, line.score, line.read, line.pages)
 
 
 TESSERACT_CONFIDENT = 0.7
@@ -727,12 +856,9 @@ def stretch(line: OcrLine, by: float = EXTEND) -> OcrLine:
     """``line`` longer by ``by`` line heights at each end, unread: where there was no time
     to look for more of it, the conservative guess."""
     centre, unit, normal, length, height = _frame(np.asarray(line.corners))
-    a = centre - unit * (length / 2 + by * height)
-    b = centre + unit * (length / 2 + by * height)
-    half = normal * height / 2
-    return _line(
-        np.array([a - half, b - half, b + half, a + half]), line.text, line.score, line.read
-    )
+    reach = length / 2 + by * height
+    corners = _span(centre, unit, normal, height, -reach, reach)
+    return _line(corners, line.text, line.score, line.read)
 
 
 def _room(
@@ -809,9 +935,7 @@ def extend_line(
         finish = min(end + after, max(end, last + height / 2))
         if begin >= start and finish <= end:
             break
-        half = normal * height / 2
-        a_end, b_end = centre + unit * begin, centre + unit * finish
-        corners = np.array([a_end - half, b_end - half, b_end + half, a_end + half])
+        corners = _span(centre, unit, normal, height, begin, finish)
         full = near - 1
         if not (
             (begin < start and begin <= start - before + height and before >= full)
