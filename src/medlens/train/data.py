@@ -241,6 +241,9 @@ def build_train_data(spec: DataSpec, *, progress: bool = False) -> TrainData:
     tasks: set[str] = set()
     images: dict[str, Image.Image] = {}
     for name in spec.benchmarks:
+        bench: Benchmark | None
+        excluded: dict[str, int]
+        revision: str | None
         if is_rows_file(name):
             samples, excluded = read_rows_file(name), {}
             bench, split, revision, origin = None, "rows", _file_digest(name), "file"
@@ -391,8 +394,9 @@ def _listed(value: Any) -> tuple[str, ...]:
 def _file_digest(path: str) -> str:
     """The rows file's revision in the card: its SHA-256, so a card says which version of
     the user's file trained the model without copying any row into it."""
-    with open(path, "rb") as handle:
-        return "sha256:" + hashlib.file_digest(handle, "sha256").hexdigest()
+    from pathlib import Path
+
+    return "sha256:" + hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def from_samples(samples: Sequence[Sample], **options: Any) -> TrainData:
