@@ -68,7 +68,7 @@ def test_draws_repeat_from_the_seed_and_none_changes_nothing() -> None:
         Hyper(augment="flip")
 
 
-def test_the_dataset_redraws_on_each_access_and_spares_grounding_boxes() -> None:
+def test_the_dataset_redraws_on_each_access_and_spares_rows_with_boxes() -> None:
     image = dot()
     prompt = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "q"}]}]
     rows = [

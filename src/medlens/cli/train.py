@@ -97,7 +97,8 @@ def _common(parser: argparse.ArgumentParser, *, fresh: bool = True) -> None:
         choices=AUGMENTS,
         default="none",
         help="redraw images each time a row is shown: photometric (brightness, contrast, "
-        "gamma) or standard (also zoom, shift, small rotation; never flips)",
+        "gamma) or standard (also zoom, shift, small rotation on rows without gold boxes; "
+        "never flips)",
     )
     opt.add_argument("--threads", type=int, help="torch threads (2 at most on a shared machine)")
     opt.add_argument("--no-progress", action="store_true")

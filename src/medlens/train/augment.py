@@ -3,10 +3,12 @@
 A small model trained for several epochs on SLAKE memorises its ~450 training images (train
 closed accuracy 83 % against 67 % on validation for medlens-tiny without augmentation). Each
 time a row is drawn, its images get a new random brightness, contrast and gamma, and — for
-rows whose answer does not name positions — a small zoom, shift and rotation. Never a flip or
-a large rotation: "left lung", "right kidney" and the side markers of radiographs must stay
-where the answer says they are. Grounding rows keep their geometry (their gold boxes are
-pixels of the view), so they get the photometric part only.
+rows that carry no gold boxes — a small zoom, shift and rotation. Never a flip or a large
+rotation: "left lung", "right kidney" and the side markers of radiographs must stay where the
+answer says they are. Rows with boxes keep their geometry, since the boxes are pixels of the
+view: grounding rows, and also SLAKE's questions, whose images come with organ boxes (the GRPO
+IoU reward and the lesion-noised pairs read them), so on SLAKE only the photometric part
+applies and the geometric part reaches VQA-RAD's rows.
 """
 
 from __future__ import annotations

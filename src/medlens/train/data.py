@@ -94,8 +94,8 @@ class TrainData:
     def dataset(self, columns: Sequence[str] = (), augment: Augmenter | None = None) -> Any:
         """A ``datasets.Dataset`` of the rows (what TRL's trainers take). Images stay shared
         Python objects, attached on access by a transform, instead of being re-encoded into
-        Arrow once per question; ``augment`` redraws each on every access (a grounding row's
-        geometry is kept). ``columns`` keeps only those (besides ``images``)."""
+        Arrow once per question; ``augment`` redraws each on every access (the geometry of a
+        row with boxes is kept). ``columns`` keeps only those (besides ``images``)."""
         import datasets
 
         pool: list[Image.Image] = []
