@@ -25,6 +25,7 @@ import json
 import sys
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from medlens.errors import ConfigError, DataError, StudyError
@@ -318,8 +319,6 @@ GOLD_COLUMNS = ("answer", "answers", "gold", "label", "target")
 
 def is_rows_file(name: str) -> bool:
     """A ``--data`` entry naming a file of the user's own rows rather than a benchmark."""
-    from pathlib import Path
-
     return Path(name).suffix.lower() in ROWS_FILE_SUFFIXES
 
 
@@ -332,8 +331,6 @@ def read_rows_file(path: str) -> list[Sample]:
     grounding; guessed from the question otherwise), ``candidates`` (a list or ``|``-joined)
     and, for grounding, ``boxes`` (``[{"label": ..., "box": [x0, y0, x1, y1]}]`` in pixels).
     The images are studies like any other: de-identified as ``--no-deid`` says."""
-    from pathlib import Path
-
     from medlens.bench.benchmarks._common import closed_candidates
     from medlens.bench.metrics.predictions import read_rows
     from medlens.bench.samples import Sample
@@ -394,8 +391,6 @@ def _listed(value: Any) -> tuple[str, ...]:
 def _file_digest(path: str) -> str:
     """The rows file's revision in the card: its SHA-256, so a card says which version of
     the user's file trained the model without copying any row into it."""
-    from pathlib import Path
-
     return "sha256:" + hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
