@@ -39,6 +39,13 @@ def _common(parser: argparse.ArgumentParser, *, fresh: bool = True) -> None:
         help="show benchmark NAME's rows K times per epoch, comma-separated (a mixing weight "
         "for a source that is small or slow to learn, e.g. slake-grounding=2); in the card",
     )
+    data.add_argument(
+        "--balance-closed",
+        action="store_true",
+        help="show every answer of a closed question asked of several images equally often "
+        "(extra copies of the rarer answers), so that yes/no can only be learnt from the image; "
+        "in the card",
+    )
     data.add_argument("--split", default="train", help="split to train on (default: train)")
     data.add_argument("--data-dir", help="folder with the original releases (or $MEDLENS_DATA)")
     data.add_argument(
@@ -191,6 +198,7 @@ def run(args: argparse.Namespace) -> int:
         split=args.split,
         data_dir=args.data_dir,
         exclude_test_images=args.exclude_test_images,
+        balance_closed=args.balance_closed,
         deidentify=not args.no_deid,
         model=args.model,
         limit=args.limit,

@@ -138,7 +138,7 @@ def render_markdown(card: Mapping[str, Any]) -> str:
         excluded = ", ".join(f"{k} {v}" for k, v in source.get("excluded", {}).items()) or "none"
         lines.append(
             f"| {source['benchmark']} | {source['split']} | {source.get('revision') or 'local'}"
-            f" | {source['rows']} | {excluded} |"
+            f" | {source['rows']}{_balanced(source)} | {excluded} |"
         )
     lines += [
         "",
@@ -157,3 +157,8 @@ def render_markdown(card: Mapping[str, Any]) -> str:
         lines += ["", f"## Evaluation: {name}", "", "```json"]
         lines += [json.dumps(results, indent=1, default=str), "```"]
     return "\n".join(lines) + "\n"
+
+
+def _balanced(source: Mapping[str, Any]) -> str:
+    added = int(source.get("balanced") or 0)
+    return f" (+{added} copies by --balance-closed)" if added else ""
