@@ -263,6 +263,17 @@ def _decide(
     return classify_line(line.text, identifiers, redact_all=redact_all)
 
 
+def unsettled(decision: LineDecision) -> LineDecision:
+    """The decision on a line whose first read was a guess (``needs_second_reading``) when
+    the time budget leaves no second reading to settle it: redacted. A two-letter code kept
+    on its first read is as often a three-letter name read short ("OT" of "OTT"), and a line
+    is never kept for want of time (a 768x1024 page of 16 words takes about the whole 3 s
+    budget on a 2-core machine, and "OTT" came through when it ran out)."""
+    from medlens.privacy.labels import LineDecision
+
+    return decision if decision.redact else LineDecision(True, "time-budget")
+
+
 def _find_regions(
     image: np.ndarray,
     settings: DetectorSettings,
@@ -323,12 +334,11 @@ def _find_regions(
         growable = first.read and not first.small and not inside and not whole
         if decision.redact and growable:
             line, hurried = grow(first)
-        if (
-            first.read
-            and not hurried
-            and time.thread_time() <= deadline
-            and needs_second_reading(first.text, decision)
-        ):
+        if first.read and needs_second_reading(first.text, decision):
+            if hurried or time.thread_time() > deadline:  # no time to settle the guess
+                stretched = stretch(first) if line is first and growable else line
+                grown.append((stretched, unsettled(decision), True))  # redacted, reviewed
+                continue
             reads = second_reads(views, first, line, threads=settings.threads)
             decision, read = second_reading(first, decision, reads, identifiers)
             if read is not None and not decision.redact:
