@@ -83,7 +83,9 @@ def test_bad_rows_files_say_what_to_fix(tmp_path: Path) -> None:
         build_train_data(DataSpec((str(bad),)))
 
 
-def test_medlens_train_sft_runs_on_a_rows_file(tiny_qwen: Path, tmp_path: Path) -> None:
+def test_medlens_train_sft_runs_on_a_rows_file(
+    tiny_qwen: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     from medlens.cli.main import main
     from medlens.train.card import load_card
 
@@ -94,6 +96,7 @@ def test_medlens_train_sft_runs_on_a_rows_file(tiny_qwen: Path, tmp_path: Path) 
          "--batch-size", "2", "--augment", "standard", "--no-progress", "--output", str(out)]
     )  # fmt: skip
     assert code == 0
+    assert "2/2 [" not in capsys.readouterr().err  # --no-progress: no training bar
     card = load_card(out)
     assert card["steps"] == 2 and card["data"]["rows"] == 4
     assert card["hyperparameters"]["augment"] == "standard"

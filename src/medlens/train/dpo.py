@@ -94,4 +94,4 @@ def train_dpo(spec: DPOSpec, *, progress: bool = True, data: TrainData | None = 
         "beta": spec.beta,
         "lora": None if spec.lora is None else spec.lora.to_dict(),
     }
-    return finish_run(ctx, trainer, spec.merge, record)
+    return finish_run(ctx, trainer, spec.merge, record, progress=progress)

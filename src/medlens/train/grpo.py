@@ -88,4 +88,4 @@ def train_grpo(spec: GRPOSpec, *, progress: bool = True, data: TrainData | None 
         "beta": spec.beta,
         "lora": None if spec.lora is None else spec.lora.to_dict(),
     }
-    return finish_run(ctx, trainer, spec.merge, record)
+    return finish_run(ctx, trainer, spec.merge, record, progress=progress)

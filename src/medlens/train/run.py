@@ -215,11 +215,14 @@ def last_checkpoint(output: Path) -> str | None:
     return str(max(found)[1]) if found else None
 
 
-def finish_run(ctx: RunContext, trainer: Any, merge: bool, spec: dict[str, Any]) -> Path:
-    """Train (resuming if a checkpoint exists), save the folder and write the card."""
+def finish_run(
+    ctx: RunContext, trainer: Any, merge: bool, spec: dict[str, Any], *, progress: bool = True
+) -> Path:
+    """Train (resuming if a checkpoint exists), save the folder and write the card; with
+    ``progress`` False (``--no-progress``) no progress bar is drawn."""
     from transformers.trainer_callback import ProgressCallback
 
-    if trainer.pop_callback(ProgressCallback) is not None:
+    if trainer.pop_callback(ProgressCallback) is not None and progress:
         trainer.add_callback(_progress_callback())
     result = trainer.train(resume_from_checkpoint=ctx.resume)
     out = ctx.output

@@ -68,7 +68,7 @@ def train_sft(spec: SFTSpec, *, progress: bool = True, data: TrainData | None = 
         train_dataset=ctx.dataset(rows, ("prompt", "completion")),
         processing_class=ctx.processor,
     )
-    return finish_run(ctx, trainer, spec.merge, spec_record(spec))
+    return finish_run(ctx, trainer, spec.merge, spec_record(spec), progress=progress)
 
 
 def spec_record(spec: SFTSpec) -> dict[str, Any]:
