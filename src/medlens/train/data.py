@@ -306,8 +306,8 @@ def balance_closed(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     images, every gold answer is shown about as often as the commonest one (each row at most
     ``BALANCE_MAX_COPIES`` times). SLAKE asks "Does the picture contain liver?" of 129 train
     images, 90 of them "yes": a model can score 70 % on it from the words alone, and a small
-    one trained on the release as is learns exactly that (medlens-tiny's first release
-    answered SLAKE yes/no questions 69 % right with the image and 70 % without it). With the
+    one trained on the release as is learns exactly that (the shipped medlens-tiny answers
+    SLAKE yes/no questions 69 % right with the image and 70 % without it). With the
     answers balanced, the words alone score 50 % and only the image tells them apart, as in
     VQA v2's complementary pairs (Goyal et al. 2017). Questions asked with one answer only
     are left as they are. It suits a model that can already see organs (a pretrained vision
