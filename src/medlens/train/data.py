@@ -319,10 +319,8 @@ def balance_closed(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     groups: dict[str, dict[str, list[Mapping[str, Any]]]] = {}
     for row in rows:
         if row.get("kind") == "closed" and row.get("answers"):
-            answer = question_key(str(row["answers"][0]))
-            groups.setdefault(question_key(str(row["question"])), {}).setdefault(answer, []).append(
-                row
-            )
+            by_answer = groups.setdefault(question_key(str(row["question"])), {})
+            by_answer.setdefault(question_key(str(row["answers"][0])), []).append(row)
     extra: list[dict[str, Any]] = []
     for by_answer in groups.values():
         if len(by_answer) < 2:
