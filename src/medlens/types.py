@@ -50,8 +50,9 @@ class RedactionSummary:
 
     A study "needs review" when the redaction may have destroyed what the model is asked
     about or may be incomplete (``review_reasons``: ``"area"`` above
-    ``REVIEW_AREA_SHARE``, ``"body"`` a box over the body region, ``"time-budget"`` a
-    conservative fallback after the detector ran out of time), so nobody is told silently
+    ``REVIEW_AREA_SHARE``, ``"body"`` a box over the body region, ``"reading-budget"`` a
+    conservative fallback where an image's recogniser passes ran out, ``"time-budget"``
+    frames of a long stack the study's seconds did not reach), so nobody is told silently
     that a study is fine."""
 
     searched: bool

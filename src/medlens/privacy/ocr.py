@@ -15,8 +15,9 @@ process environment.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import threading
-import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -44,7 +45,8 @@ class OcrLine:
     text: str
     score: float
     read: bool = True
-    """False for a line the time budget left unread (``text`` empty): redact it unread."""
+    """False for a line the reading budget (:class:`ReadingBudget`) left unread (``text``
+    empty): redact it unread."""
     pages: tuple[int, ...] = ()
     """The pages (:func:`read_pages`) the recogniser read it on."""
     small: bool = False
@@ -87,14 +89,61 @@ the lines of the benchmark's images (96 crops of every background kind and pydic
 ultrasound screens, 3.3 to 2.6 CPU-s), and changed no decision there (10 reads differ,
 "GerardoGibert" for "Gerardo Gibert" and the like)."""
 
+TESSERACT_SHARE = 0.5
+"""What a tesseract read of a line crop costs against a PP-OCR read of the same crop: about
+half (6 vs 12 ms for a short label, 42 vs 75 for a name line, on one core)."""
+
+
+@dataclass
+class ReadingBudget:
+    """Recogniser passes one image may take: a PP-OCR read of a line counts its input width
+    (48 px tall) in :data:`REC_MIN_WIDTH` columns, at least one pass; a tesseract read
+    :data:`TESSERACT_SHARE` of that. Counted in work, not seconds, so that an image gets the
+    same regions on any machine under any load: the CPU-seconds budget this replaced let
+    detection eat into it (1.2-1.7 of an ordinary screen's 2 s), ran out on a slower CI
+    machine and redacted the labels of ordinary screens. A pass's time is linear in its
+    width, so the budget bounds the time as well."""
+
+    passes: float
+    spent: float = 0.0
+
+    @property
+    def exhausted(self) -> bool:
+        return self.spent >= self.passes
+
+
+_BUDGET: contextvars.ContextVar[ReadingBudget | None] = contextvars.ContextVar(
+    "medlens_reading_budget", default=None
+)
+
+
+@contextlib.contextmanager
+def reading_budget(passes: float) -> Iterator[ReadingBudget]:
+    """The budget every recogniser call of this block (in this thread) spends."""
+    budget = ReadingBudget(passes)
+    token = _BUDGET.set(budget)
+    try:
+        yield budget
+    finally:
+        _BUDGET.reset(token)
+
+
+def _spend(crop: np.ndarray, share: float = 1.0) -> None:
+    """Charge the block's budget (:func:`reading_budget`), if any, for reading ``crop``."""
+    budget = _BUDGET.get()
+    if budget is not None:
+        rows, cols = crop.shape[:2]
+        budget.spent += share * max(1.0, 48 * cols / max(1, rows) / REC_MIN_WIDTH)
+
+
 _LOCAL = threading.local()
 
 
 def engine(threads: int = 1) -> Any:
     """One RapidOCR pipeline per thread and thread count (ONNX sessions are not shared
     across threads here), built on first use from the models inside the wheel, all three
-    loaded then (RapidOCR loads each on its first call, ~4 CPU-s: that must not count in
-    the first image's time budget)."""
+    loaded then (RapidOCR loads each on its first call, ~4 CPU-s: a cost per process, which
+    benchmarks keep apart from the first image's)."""
     key = f"engine-{threads}"
     found = getattr(_LOCAL, key, None)
     if found is None:
@@ -209,6 +258,7 @@ def recognise(page: np.ndarray, corners: np.ndarray, *, threads: int = 1) -> tup
     from rapidocr.utils.process_img import get_rotate_crop_image
 
     crop = get_rotate_crop_image(page, corners.astype(np.float32))
+    _spend(crop)
     result = engine(threads)(crop, use_det=False, use_cls=True, use_rec=True)
     texts = getattr(result, "txts", None) or ("",)
     scores = getattr(result, "scores", None) or (0.0,)
@@ -535,13 +585,12 @@ def read_pages(
     pages: list[np.ndarray],
     *,
     threads: int = 1,
-    deadline: float | None = None,
+    budget: ReadingBudget | None = None,
     tallest: float | None = None,
 ) -> list[OcrLine]:
     """Every text line the detector finds on any of ``pages`` (views of one image: the image
-    itself, a smoothed or colour page, same size), read once each until ``deadline`` (of
-    :func:`time.thread_time`: CPU seconds of this thread, which runs the models when
-    ``threads`` is 1).
+    itself, a smoothed or colour page, same size), read once each while ``budget`` (the
+    block's :func:`reading_budget`) lasts.
 
     Detection runs on every page, and again at twice the scale where the pages' probability
     maps show a line too faint to box (:func:`small_text_boxes`, on the image itself); boxes
@@ -555,8 +604,8 @@ def read_pages(
     the 5-8 px lines under it were never looked at again).
     Reading each line once instead of once per page halves the recogniser's time on images
     with many lines (radiographs carry a dozen). Detection is bounded by the image's size;
-    reading grows with its lines, so past the deadline the lines not yet read come back
-    unread (``read=False``) for the caller to redact as they are."""
+    reading grows with its lines, so once the budget is spent the lines not yet read come
+    back unread (``read=False``) for the caller to redact as they are."""
     views = [bgr_page(page) for page in pages]
     found: list[_Found] = []
     faint: np.ndarray | None = None
@@ -575,7 +624,7 @@ def read_pages(
             _add(found, corners, 0, small=True)
     lines = []
     for item in _join_pieces(found):
-        if deadline is not None and time.thread_time() > deadline:
+        if budget is not None and budget.exhausted:
             lines.append(_line(item.corners, "", 0.0, read=False))
             continue
         line = _read(item, views, threads)
@@ -663,6 +712,7 @@ def _words(
     label, score = turned[0] if turned else ("0", 0.0)
     flipped = "180" in str(label) and float(score) > TURN_SCORE
     upright = np.ascontiguousarray(strip[::-1, ::-1]) if flipped else strip
+    _spend(upright)
     result = eng(upright, use_det=False, use_cls=False, use_rec=True, return_word_box=True)
     found = getattr(result, "word_results", None) or ()
     if not found or not found[0] or not found[0].line_txt_len:
@@ -800,6 +850,7 @@ def _tesseract_read(reader: Any, crop: np.ndarray) -> tuple[str, float]:
     import cv2
     from PIL import Image
 
+    _spend(crop, TESSERACT_SHARE)
     grey = np.asarray(crop, np.float32).mean(axis=-1).astype(np.uint8)
     pad = max(2, grey.shape[0] // 2)
     grey = np.pad(grey, pad, mode="edge")
@@ -853,8 +904,8 @@ def second_reads(
 
 
 def stretch(line: OcrLine, by: float = EXTEND) -> OcrLine:
-    """``line`` longer by ``by`` line heights at each end, unread: where there was no time
-    to look for more of it, the conservative guess."""
+    """``line`` longer by ``by`` line heights at each end, unread: where the reading budget
+    left no pass to look for more of it, the conservative guess."""
     centre, unit, normal, length, height = _frame(np.asarray(line.corners))
     reach = length / 2 + by * height
     corners = _span(centre, unit, normal, height, -reach, reach)

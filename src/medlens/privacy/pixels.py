@@ -30,9 +30,10 @@ that identify the patient, keep the clinical labels.
    kept line's box (never inside its own: :func:`clear_of`), and its axis-aligned hull is
    filled with the image minimum.
 
-Each image has a budget of CPU seconds (:attr:`DetectorSettings.budget_s`): detection always
-runs, lines it leaves unread are redacted unread and lines to redact not yet grown are
-grown blindly, and the study is marked for review ("time-budget").
+Each image has a budget of recogniser passes (:attr:`DetectorSettings.reading_budget`,
+counted in work, not seconds: the same image gets the same regions on any machine):
+detection always runs, lines it leaves unread are redacted unread, lines to redact not yet
+grown are grown blindly, and the study is marked for review ("reading-budget").
 
 A trained detector replaced the stroke-width heuristics of earlier versions (medlens issue
 12): they were tuned on radiographs and read ultrasound speckle, Doppler colour and brain
@@ -54,7 +55,6 @@ import json
 import math
 import os
 import threading
-import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -67,7 +67,7 @@ if TYPE_CHECKING:
     from PIL import Image
 
     from medlens.privacy.labels import Identifiers, LineDecision
-    from medlens.privacy.ocr import OcrLine
+    from medlens.privacy.ocr import OcrLine, ReadingBudget
 
 MAX_OCR_PIXELS = 64_000_000
 """Above this, detection would take minutes and gigabytes; such images are refused."""
@@ -99,7 +99,7 @@ class TextRegion:
     """A keyed hash (HMAC-SHA256 under the project key, 16 hex digits) of the normalised
     text, so two audits can tell the same line without holding it."""
     hurried: bool = False
-    """The time budget ran out before this line was read ("time-budget") or looked along
+    """The reading budget ran out before this line was read ("reading-budget") or looked along
     for more of it (its box then grown blindly by :data:`medlens.privacy.ocr.EXTEND`
     heights at each end): the study needs review."""
 
@@ -112,6 +112,14 @@ class TextRegion:
             "confidence": self.confidence,
             "text_hash": self.text_hash,
         }
+
+
+READING_BUDGET = 160.0
+"""Recogniser passes (:class:`medlens.privacy.ocr.ReadingBudget`) a 1024x768 image may take:
+2.5 times the most an ordinary screen took (17-34 passes on generated screens of every
+background kind, up to 64 on VQA-RAD radiographs with captions, 36-55 on pydicom's three
+ultrasound screens), about 3 CPU-s of reading on one core past the 1.2-1.7 s detection
+takes. What it bounds is the image that reads as hundreds of lines."""
 
 
 @dataclass(frozen=True)
@@ -128,19 +136,13 @@ class DetectorSettings:
     """Redaction margin around a line, as a share of its height."""
     threads: int = 1
     """ONNX Runtime threads per image: parallelism belongs to the caller (``--workers``)."""
-    budget_s: float = 3.0
-    """CPU seconds one 1024x768 image may take (scaled with its pixel count: detection
-    time grows with it). Such an image takes 1.2-1.7 s (medlens issue 12's target is 2 s;
-    deid_recall's generated images, seeds 0 and 1: median 1.29, max 1.68); the bound sits
-    higher so that contention on a busy core does not trip it on ordinary screens
-    (pydicom's 18-line Doppler example takes 1.9 CPU-s at load 4 on two cores). Detection
-    always runs; lines the budget leaves unread are redacted unread and lines to redact not
-    yet looked along are grown blindly, both marked ``hurried`` (the study then needs
-    review)."""
+    reading_budget: float = READING_BUDGET
+    """Recogniser passes (:class:`medlens.privacy.ocr.ReadingBudget`) one 1024x768 image
+    may take, scaled with its pixel count."""
 
 
 BUDGET_PIXELS = 1024 * 768
-"""The image size :attr:`DetectorSettings.budget_s` is for."""
+"""The image size :attr:`DetectorSettings.reading_budget` is for."""
 
 
 def to_grey8(image: np.ndarray | Image.Image) -> np.ndarray:
@@ -254,7 +256,7 @@ def _decide(
     if line.height > limit:
         return None
     if not line.read:
-        return LineDecision(True, "time-budget")
+        return LineDecision(True, "reading-budget")
     if (
         line.score < settings.min_score
         or sum(ch.isalnum() for ch in line.text) < settings.min_chars
@@ -265,13 +267,13 @@ def _decide(
 
 def unsettled(decision: LineDecision) -> LineDecision:
     """The decision on a line whose first read was a guess (``needs_second_reading``) when
-    the time budget leaves no second reading to settle it: redacted. A two-letter code kept
-    on its first read is as often a three-letter name read short ("OT" of "OTT"), and a line
-    is never kept for want of time (a 768x1024 page of 16 words takes about the whole 3 s
-    budget on a 2-core machine, and "OTT" came through when it ran out)."""
+    the reading budget leaves no second reading to settle it: redacted. A two-letter code
+    kept on its first read is as often a three-letter name read short ("OT" of "OTT"), and a
+    line is never kept for want of reading ("OTT" came through when a budget ran out between
+    the two readings)."""
     from medlens.privacy.labels import LineDecision
 
-    return decision if decision.redact else LineDecision(True, "time-budget")
+    return decision if decision.redact else LineDecision(True, "reading-budget")
 
 
 def _find_regions(
@@ -280,31 +282,21 @@ def _find_regions(
     identifiers: Identifiers | None,
     redact_all: bool,
     key: bytes,
+    budget: ReadingBudget,
 ) -> list[TextRegion]:
     from medlens.privacy.labels import needs_second_reading, second_reading
-    from medlens.privacy.ocr import (
-        bgr_page,
-        engine,
-        extend_line,
-        read_pages,
-        second_reader,
-        second_reads,
-        stretch,
-    )
+    from medlens.privacy.ocr import bgr_page, extend_line, read_pages, second_reads, stretch
 
     rows, cols = image.shape[:2]
-    engine(settings.threads)  # loading the models is not the image's time
-    second_reader()
-    deadline = time.thread_time() + settings.budget_s * max(1.0, rows * cols / BUDGET_PIXELS)
     page_list = pages(image)
     limit = settings.max_height * min(rows, cols)
-    lines = read_pages(page_list, threads=settings.threads, deadline=deadline, tallest=limit)
+    lines = read_pages(page_list, threads=settings.threads, budget=budget, tallest=limit)
     views = [bgr_page(page) for page in page_list]
     decided = []
     for line, decision in (
         (line, _decide(line, settings, identifiers, redact_all, limit)) for line in lines
     ):
-        if decision is None or redact_all or time.thread_time() > deadline:
+        if decision is None or redact_all or budget.exhausted:
             decided.append((line, decision))
         else:
             decided += _labels_apart(line, decision, views, lines, identifiers, settings.threads)
@@ -312,8 +304,9 @@ def _find_regions(
     redacted = [line for line, decision in decided if decision is not None and decision.redact]
 
     def grow(line: OcrLine) -> tuple[OcrLine, bool]:
-        """``line`` looked along for more of it, or stretched blindly past the deadline."""
-        if time.thread_time() > deadline:
+        """``line`` looked along for more of it, or stretched blindly once the budget is
+        spent."""
+        if budget.exhausted:
             return stretch(line), True
         others = [other for other in lines if other is not line]
         return extend_line(views[0], line, others, threads=settings.threads), False
@@ -335,7 +328,7 @@ def _find_regions(
         if decision.redact and growable:
             line, hurried = grow(first)
         if first.read and needs_second_reading(first.text, decision):
-            if hurried or time.thread_time() > deadline:  # no time to settle the guess
+            if hurried or budget.exhausted:  # no pass left to settle the guess
                 stretched = stretch(first) if line is first and growable else line
                 grown.append((stretched, unsettled(decision), True))  # redacted, reviewed
                 continue
@@ -562,9 +555,13 @@ def detect_text(
         cached = cache.get(digest)
         if cached is not None:
             return cached
-    found = _find_regions(array, settings, identifiers, redact_all, key)
-    if cache is not None and not any(r.hurried for r in found):
-        cache.put(digest, found)  # a hurried result is not kept: next time may have time
+    from medlens.privacy.ocr import reading_budget
+
+    passes = settings.reading_budget * max(1.0, rows * cols / BUDGET_PIXELS)
+    with reading_budget(passes) as budget:
+        found = _find_regions(array, settings, identifiers, redact_all, key, budget)
+    if cache is not None:
+        cache.put(digest, found)
     return found
 
 

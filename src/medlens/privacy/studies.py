@@ -197,8 +197,8 @@ def redact_slices(
     there (the same pixels on each frame read). The union of the boxes found is blacked out
     on every frame: exact for burned-in text, which does not move, conservative where text
     does. Frames the ``budget_s`` seconds did not reach are covered by that union too, and
-    the summary says "time-budget", as it does when a frame's own budget
-    (``settings.budget_s``) left lines unread or not looked along (``hurried``).
+    the summary says "time-budget"; it says "reading-budget" when a frame's own budget
+    (``settings.reading_budget``) left lines unread or not looked along (``hurried``).
     ``fixed`` regions (a recipe's) go on every frame."""
     from medlens.privacy.pixels import body_overlap, detect_text, redaction_mask
 
@@ -244,7 +244,7 @@ def redact_slices(
             out[index][mask] = pixels[index].min()
             blacked += int(mask.sum())
     if any(r.hurried for regions in found.values() for r in regions):
-        reasons.add("time-budget")
+        reasons.add("reading-budget")
     middle = found.get(sample[len(sample) // 2], union)
     if body_overlap(pixels[sample[len(sample) // 2]], middle + extra):
         reasons.add("body")
