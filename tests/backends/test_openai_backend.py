@@ -55,7 +55,20 @@ class Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:  # keep pytest output clean
         pass
 
+    counted = False
+    """Whether this request is counted in ``state.inflight`` (until its answer is sent)."""
+
+    def _leave(self) -> None:
+        """The request no longer in flight: called before its answer is written, so that a
+        client which has its answer never sees its old slot still counted (counting until
+        after the write made a client with 3 requests out meet 4 in flight on a busy CPU)."""
+        if self.counted:
+            self.counted = False
+            with self.server.state.lock:
+                self.server.state.inflight -= 1
+
     def _send(self, status: int, payload: Any, headers: dict[str, str] | None = None) -> None:
+        self._leave()
         body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
@@ -108,11 +121,11 @@ class Handler(BaseHTTPRequestHandler):
             hits = state.hits[command]
             state.inflight += 1
             state.max_inflight = max(state.max_inflight, state.inflight)
+            self.counted = True
         try:
             self._answer(body, texts, command, hits)
         finally:
-            with state.lock:
-                state.inflight -= 1
+            self._leave()
 
     def _answer(self, body: dict[str, Any], texts: list[str], command: str, hits: int) -> None:
         sleep = re.search(r"SLEEP=([\d.]+)", command)
