@@ -81,13 +81,16 @@ class OcrLine:
         return (y1 - y0) >= 1.5 * (x1 - x0)
 
 
+REC_HEIGHT = 48
+"""The recogniser's input height (PP-OCR's): every line crop is scaled to it."""
+
 REC_MIN_WIDTH = 160
-"""The recogniser's input is 48 px tall and as wide as the line (RapidOCR pads it to 320,
-PaddleOCR's default, at least): padding to 160 instead halves its time on short lines
-(the cost is linear in the width: 32 ms at 320, 17 at 160 on one core), a fifth of it on
-the lines of the benchmark's images (96 crops of every background kind and pydicom's two
-ultrasound screens, 3.3 to 2.6 CPU-s), and changed no decision there (10 reads differ,
-"GerardoGibert" for "Gerardo Gibert" and the like)."""
+"""The recogniser's input is :data:`REC_HEIGHT` px tall and as wide as the line (RapidOCR
+pads it to 320, PaddleOCR's default, at least): padding to 160 instead halves its time on
+short lines (the cost is linear in the width: 32 ms at 320, 17 at 160 on one core), a fifth
+of it on the lines of the benchmark's images (96 crops of every background kind and
+pydicom's two ultrasound screens, 3.3 to 2.6 CPU-s), and changed no decision there (10 reads
+differ, "GerardoGibert" for "Gerardo Gibert" and the like)."""
 
 TESSERACT_SHARE = 0.5
 """What a tesseract read of a line crop costs against a PP-OCR read of the same crop: about
@@ -97,12 +100,12 @@ half (6 vs 12 ms for a short label, 42 vs 75 for a name line, on one core)."""
 @dataclass
 class ReadingBudget:
     """Recogniser passes one image may take: a PP-OCR read of a line counts its input width
-    (48 px tall) in :data:`REC_MIN_WIDTH` columns, at least one pass; a tesseract read
-    :data:`TESSERACT_SHARE` of that. Counted in work, not seconds, so that an image gets the
-    same regions on any machine under any load: the CPU-seconds budget this replaced let
-    detection eat into it (1.2-1.7 of an ordinary screen's 2 s), ran out on a slower CI
-    machine and redacted the labels of ordinary screens. A pass's time is linear in its
-    width, so the budget bounds the time as well."""
+    (:data:`REC_HEIGHT` px tall) in :data:`REC_MIN_WIDTH` columns, at least one pass; a
+    tesseract read :data:`TESSERACT_SHARE` of that. Counted in work, not seconds, so that an
+    image gets the same regions on any machine under any load: the CPU-seconds budget this
+    replaced let detection eat into it (1.2-1.7 of an ordinary screen's 2 s), ran out on a
+    slower CI machine and redacted the labels of ordinary screens. A pass's time is linear
+    in its width, so the budget bounds the time as well."""
 
     passes: float
     spent: float = 0.0
@@ -133,7 +136,7 @@ def _spend(crop: np.ndarray, share: float = 1.0) -> None:
     budget = _BUDGET.get()
     if budget is not None:
         rows, cols = crop.shape[:2]
-        budget.spent += share * max(1.0, 48 * cols / max(1, rows) / REC_MIN_WIDTH)
+        budget.spent += share * max(1.0, REC_HEIGHT * cols / max(1, rows) / REC_MIN_WIDTH)
 
 
 _LOCAL = threading.local()
@@ -155,7 +158,7 @@ def engine(threads: int = 1) -> Any:
                 "EngineConfig.onnxruntime.intra_op_num_threads": threads,
                 "EngineConfig.onnxruntime.inter_op_num_threads": 1,
                 "Det.limit_side_len": MIN_SIDE,
-                "Rec.rec_img_shape": [3, 48, REC_MIN_WIDTH],
+                "Rec.rec_img_shape": [3, REC_HEIGHT, REC_MIN_WIDTH],
             }
         )
         blank = np.zeros((48, 96, 3), np.uint8)
